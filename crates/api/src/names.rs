@@ -1,0 +1,150 @@
+//! Every name the module reads or writes on Kubernetes objects, in one place.
+//!
+//! Users and other components see these strings (annotations on their Services, labels on
+//! nodes, condition types in `kubectl describe`), so they are part of the module's public
+//! contract: changing one is a breaking change. Names inherited from the Deckhouse Go module
+//! and from MetalLB keep their exact spelling so an upgrade keeps working.
+
+/// The module itself.
+pub mod module {
+    /// Module name: `module.yaml`, `Chart.yaml`, the `module` label value.
+    pub const NAME: &str = "metallb";
+    /// Namespace of the module's workloads.
+    pub const NAMESPACE: &str = "d8-metallb";
+    /// Top-level key of the module's values.
+    pub const VALUES_KEY: &str = "metallb";
+    /// Name of the speakers' DaemonSet and the `app` label of its pods.
+    pub const SPEAKER_APP: &str = "l2lb-speaker";
+    /// Secret in [`NAMESPACE`] holding the speakers' shared gossip key.
+    pub const GOSSIP_KEY_SECRET: &str = "l2lb-speaker-gossip-key";
+    /// Data key of the gossip key inside [`GOSSIP_KEY_SECRET`].
+    pub const GOSSIP_KEY_SECRET_KEY: &str = "key";
+}
+
+/// API groups and kinds.
+pub mod api {
+    /// Group of the user-facing custom resources.
+    pub const GROUP: &str = "network.deckhouse.io";
+    /// Group of the module's internal custom resources.
+    pub const INTERNAL_GROUP: &str = "internal.network.deckhouse.io";
+    /// Version served for both groups.
+    pub const VERSION: &str = "v1alpha1";
+    /// `apiVersion` of `MetalLoadBalancerClass`.
+    pub const CLASS_API_VERSION: &str = "network.deckhouse.io/v1alpha1";
+    /// Kind of the user-facing class.
+    pub const CLASS_KIND: &str = "MetalLoadBalancerClass";
+    /// `apiVersion` of `SDNInternalL2LBService`.
+    pub const CHILD_API_VERSION: &str = "internal.network.deckhouse.io/v1alpha1";
+    /// Kind of the per-IP child object.
+    pub const CHILD_KIND: &str = "SDNInternalL2LBService";
+    /// `spec.loadBalancerClass` written into every child; the value the previous
+    /// implementation's controller and speaker were started with (`--lb-class`).
+    pub const CHILD_LOAD_BALANCER_CLASS: &str = "l2-load-balancer-class.network.deckhouse.io";
+    /// `apiVersion` of the platform's `ModuleConfig`.
+    pub const MODULE_CONFIG_API_VERSION: &str = "deckhouse.io/v1alpha1";
+    /// Kind of the platform's module configuration.
+    pub const MODULE_CONFIG_KIND: &str = "ModuleConfig";
+    /// `apiVersion` of MetalLB's native L2 objects read by the v1 migration.
+    pub const METALLB_API_VERSION: &str = "metallb.io/v1beta1";
+}
+
+/// Annotations read from user Services.
+pub mod annotations {
+    /// How many public IPs a Service wants (an integer in `1..=64`).
+    pub const EXTERNAL_IPS_COUNT: &str = "network.deckhouse.io/l2-load-balancer-external-ips-count";
+    /// Comma-separated IPs a Service asks for, index by index.
+    pub const LOAD_BALANCER_IPS: &str = "network.deckhouse.io/load-balancer-ips";
+    /// Services with the same key may share IPs.
+    pub const SHARED_IP_KEY: &str = "network.deckhouse.io/load-balancer-shared-ip-key";
+    /// Names the `MetalLoadBalancerClass` of a Service (below `spec.loadBalancerClass`).
+    pub const METAL_LOAD_BALANCER_CLASS: &str = "network.deckhouse.io/metal-load-balancer-class";
+
+    /// Preferred announcing node of a child written by the previous implementation; read
+    /// when adopting its children.
+    pub const PREFERRED_L2_SPEAKER_NODE: &str = "metallb.io/preferredL2SpeakerNode";
+
+    /// MetalLB's pool annotations (both prefixes); read by the v1 adoption, unsupported otherwise.
+    pub const METALLB_ADDRESS_POOL: &str = "metallb.io/address-pool";
+    /// Legacy prefix of [`METALLB_ADDRESS_POOL`].
+    pub const METALLB_UNIVERSE_ADDRESS_POOL: &str = "metallb.universe.tf/address-pool";
+    /// Pool MetalLB allocated a Service's IP from.
+    pub const METALLB_IP_ALLOCATED_FROM_POOL: &str = "metallb.io/ip-allocated-from-pool";
+    /// Legacy prefix of [`METALLB_IP_ALLOCATED_FROM_POOL`].
+    pub const METALLB_UNIVERSE_IP_ALLOCATED_FROM_POOL: &str =
+        "metallb.universe.tf/ip-allocated-from-pool";
+    /// MetalLB's requested-IPs annotation; unsupported here (alerted).
+    pub const METALLB_LOAD_BALANCER_IPS: &str = "metallb.io/loadBalancerIPs";
+    /// Legacy prefix of [`METALLB_LOAD_BALANCER_IPS`].
+    pub const METALLB_UNIVERSE_LOAD_BALANCER_IPS: &str = "metallb.universe.tf/loadBalancerIPs";
+    /// MetalLB's sharing annotation; unsupported here (alerted).
+    pub const METALLB_ALLOW_SHARED_IP: &str = "metallb.io/allow-shared-ip";
+    /// Legacy prefix of [`METALLB_ALLOW_SHARED_IP`].
+    pub const METALLB_UNIVERSE_ALLOW_SHARED_IP: &str = "metallb.universe.tf/allow-shared-ip";
+
+    /// MetalLB annotations on Services that this module does not honour; their presence is
+    /// reported by an alert so users move to the `network.deckhouse.io/*` ones.
+    pub const UNSUPPORTED_METALLB: [&str; 6] = [
+        METALLB_ADDRESS_POOL,
+        METALLB_UNIVERSE_ADDRESS_POOL,
+        METALLB_LOAD_BALANCER_IPS,
+        METALLB_UNIVERSE_LOAD_BALANCER_IPS,
+        METALLB_ALLOW_SHARED_IP,
+        METALLB_UNIVERSE_ALLOW_SHARED_IP,
+    ];
+}
+
+/// Finalizers.
+pub mod finalizers {
+    /// MetalLB's finalizer on Services; the v1 adoption removes exactly this one.
+    pub const LOAD_BALANCER_CLEANUP: &str = "service.kubernetes.io/load-balancer-cleanup";
+}
+
+/// Labels.
+pub mod labels {
+    /// On every node some class selects; the speaker DaemonSet runs there.
+    pub const MEMBER: &str = "l2-load-balancer.network.deckhouse.io/member";
+    /// Standard Kubernetes label: the node must not carry load-balancer traffic.
+    pub const EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS: &str =
+        "node.kubernetes.io/exclude-from-external-load-balancers";
+    /// `heritage: deckhouse` marks objects the platform manages.
+    pub const HERITAGE: &str = "heritage";
+    /// Value of [`HERITAGE`].
+    pub const HERITAGE_VALUE: &str = "deckhouse";
+    /// `module: metallb` marks objects of this module.
+    pub const MODULE: &str = "module";
+    /// Marks classes generated by the v1 migration; only those are ever updated or deleted
+    /// by it.
+    pub const AUTO_GENERATED_BY: &str = "auto-generated-by";
+    /// Value of [`AUTO_GENERATED_BY`].
+    pub const AUTO_GENERATED_BY_VALUE: &str = "d8-migration-hook";
+    /// Name of the parent Service, on every child.
+    pub const PARENT_SERVICE: &str = "parent-service";
+    /// Name of the class, on every child.
+    pub const CLASS: &str = "network.deckhouse.io/metal-load-balancer-class";
+    /// Marks configuration objects for the platform's backups.
+    pub const BACKUP_CLUSTER_CONFIG: &str = "backup.deckhouse.io/cluster-config";
+    /// Pod label of the speakers.
+    pub const APP: &str = "app";
+}
+
+/// Condition types and reasons.
+pub mod conditions {
+    /// On a Service: which class it is bound to (the message names it).
+    pub const LOAD_BALANCER_CLASS: &str = "network.deckhouse.io/load-balancer-class";
+    /// Reason of [`LOAD_BALANCER_CLASS`] when bound.
+    pub const REASON_CLASS_BOUND: &str = "LoadBalancerClassBound";
+    /// On a Service: whether every requested public IP was assigned.
+    pub const ALL_PUBLIC_IPS_ASSIGNED: &str = "AllPublicIPsAssigned";
+    /// Reason of [`ALL_PUBLIC_IPS_ASSIGNED`] when true.
+    pub const REASON_ALL_IPS_ASSIGNED: &str = "AllIPsAssigned";
+    /// Reason of [`ALL_PUBLIC_IPS_ASSIGNED`] when false.
+    pub const REASON_NOT_ALL_IPS_ASSIGNED: &str = "NotAllIPsAssigned";
+}
+
+/// Names used by the v1 → v2 migration.
+pub mod migration {
+    /// The default class generated from v1 `layer2` pools.
+    pub const DEFAULT_CLASS: &str = "l2-default";
+    /// Prefix of classes generated from MetalLB `L2Advertisement` objects.
+    pub const GENERATED_CLASS_PREFIX: &str = "autogenerated-";
+}
