@@ -3,4 +3,15 @@
 //!
 //! No I/O lives here; the hooks, the speaker and the code generator all share these types.
 
+pub mod child;
+pub mod class;
 pub mod names;
+pub mod schema;
+pub mod settings;
+pub mod values;
+
+pub use child::{SDNInternalL2LBService, SDNInternalL2LBServiceSpec, SDNInternalL2LBServiceStatus};
+pub use class::{MetalLoadBalancerClass, MetalLoadBalancerClassSpec, MetalLoadBalancerClassStatus};
+
+/// Re-exported so users of these types name the same versions.
+pub use k8s_openapi;

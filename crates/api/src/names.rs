@@ -139,6 +139,58 @@ pub mod conditions {
     pub const REASON_ALL_IPS_ASSIGNED: &str = "AllIPsAssigned";
     /// Reason of [`ALL_PUBLIC_IPS_ASSIGNED`] when false.
     pub const REASON_NOT_ALL_IPS_ASSIGNED: &str = "NotAllIPsAssigned";
+    /// Reason of [`LOAD_BALANCER_CLASS`] when the bound class vanished and another was chosen.
+    pub const REASON_CLASS_REBOUND: &str = "LoadBalancerClassRebound";
+    /// Reason of [`LOAD_BALANCER_CLASS`] (false) when the bound class vanished and none applies.
+    pub const REASON_CLASS_NOT_FOUND: &str = "LoadBalancerClassNotFound";
+    /// On a Service: whether every assigned public IP is announced by some node.
+    pub const ALL_PUBLIC_IPS_ANNOUNCED: &str = "AllPublicIPsAnnounced";
+    /// Reason of [`ALL_PUBLIC_IPS_ANNOUNCED`] when true.
+    pub const REASON_ALL_IPS_ANNOUNCED: &str = "AllIPsAnnounced";
+    /// Reason of [`ALL_PUBLIC_IPS_ANNOUNCED`] when false.
+    pub const REASON_NOT_ALL_IPS_ANNOUNCED: &str = "NotAllIPsAnnounced";
+    /// On a Service: whether the module's annotations were used as written.
+    pub const ANNOTATIONS_VALID: &str = "AnnotationsValid";
+    /// Reason of [`ANNOTATIONS_VALID`] when true.
+    pub const REASON_ANNOTATIONS_ACCEPTED: &str = "AnnotationsAccepted";
+    /// Reason of [`ANNOTATIONS_VALID`]: the IP count was not an integer in `1..=64`.
+    pub const REASON_INVALID_EXTERNAL_IPS_COUNT: &str = "InvalidExternalIPsCount";
+    /// Reason of [`ANNOTATIONS_VALID`]: a requested IP was not given.
+    pub const REASON_REQUESTED_IPS_REJECTED: &str = "RequestedIPsRejected";
+    /// Reason of [`ANNOTATIONS_VALID`]: the sharing key could not be honoured.
+    pub const REASON_SHARING_REJECTED: &str = "SharingRejected";
+    /// Reason of [`ANNOTATIONS_VALID`]: the class annotation names no class.
+    pub const REASON_UNKNOWN_CLASS_ANNOTATION: &str = "UnknownClassAnnotation";
+    /// On a child: whether a node announces its IP.
+    pub const ANNOUNCED: &str = "Announced";
+    /// Reason of [`ANNOUNCED`] when true.
+    pub const REASON_NODE_ASSIGNED: &str = "NodeAssigned";
+    /// Reason of [`ANNOUNCED`]: no node is eligible.
+    pub const REASON_NO_CANDIDATE_NODE: &str = "NoCandidateNode";
+    /// Reason of [`ANNOUNCED`]: the child has no IP.
+    pub const REASON_NO_IP_ASSIGNED: &str = "NoIPAssigned";
+    /// On a class: whether every pool entry parsed and the pool is not empty.
+    pub const POOL_VALID: &str = "PoolValid";
+    /// Reason of [`POOL_VALID`] when true.
+    pub const REASON_POOL_PARSED: &str = "PoolParsed";
+    /// Reason of [`POOL_VALID`]: some entries did not parse.
+    pub const REASON_INVALID_POOL_ENTRIES: &str = "InvalidPoolEntries";
+    /// Reason of [`POOL_VALID`]: no usable address.
+    pub const REASON_EMPTY_POOL: &str = "EmptyPool";
+    /// On a class: whether its pool shares no address with another class's pool.
+    pub const POOL_DISJOINT: &str = "PoolDisjoint";
+    /// Reason of [`POOL_DISJOINT`] when true.
+    pub const REASON_NO_OVERLAP: &str = "NoOverlap";
+    /// Reason of [`POOL_DISJOINT`] when false.
+    pub const REASON_POOL_OVERLAP: &str = "PoolOverlap";
+    /// On a class: whether it is the default class in use.
+    pub const DEFAULT_CLASS: &str = "DefaultClass";
+    /// Reason of [`DEFAULT_CLASS`] when true.
+    pub const REASON_DEFAULT_CLASS_ACTIVE: &str = "DefaultClassActive";
+    /// Reason of [`DEFAULT_CLASS`]: default, but another default class wins (first by name).
+    pub const REASON_DEFAULT_CLASS_SHADOWED: &str = "DefaultClassShadowed";
+    /// Reason of [`DEFAULT_CLASS`]: `isDefault` is not set.
+    pub const REASON_NOT_DEFAULT: &str = "NotDefault";
 }
 
 /// Names used by the v1 → v2 migration.

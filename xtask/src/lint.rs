@@ -1,0 +1,541 @@
+//! The module conventions of the platform's linter (dmt) that apply to this module.
+//!
+//! Each check returns findings instead of failing at the first one, so one run lists every
+//! problem. The rules and their reasons are in `shared/reference/addon-operator.md` §7.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// One broken convention.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    /// File (relative to the repository root) the finding is about.
+    pub file: String,
+    /// What is wrong, and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)
+    }
+}
+
+/// Root entries that are chart content; everything else must be in `.helmignore`.
+const CHART_CONTENT: [&str; 5] = ["templates", "charts", "monitoring", "Chart.yaml", "values.yaml"];
+/// Keys `module.yaml` may have (the platform parses it strictly).
+const MODULE_YAML_KEYS: [&str; 13] = [
+    "name",
+    "namespace",
+    "stage",
+    "descriptions",
+    "weight",
+    "critical",
+    "tags",
+    "subsystems",
+    "exclusiveGroup",
+    "requirements",
+    "accessibility",
+    "update",
+    "disable",
+];
+/// Values of `stage` the platform knows.
+const STAGES: [&str; 4] = ["Experimental", "Preview", "General Availability", "Deprecated"];
+
+/// Runs every check over the module at `root`.
+pub fn run(root: &Path) -> Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    let enum_exclusions = enum_exclusions(root)?;
+    check_module_yaml(root, &mut findings)?;
+    check_helmignore(root, &mut findings)?;
+    for file in yaml_files(root, "crds")? {
+        check_crd(root, &file, &enum_exclusions, &mut findings)?;
+    }
+    for file in yaml_files(root, "openapi")? {
+        check_openapi(root, &file, &enum_exclusions, &mut findings)?;
+    }
+    check_conversions(root, &mut findings)?;
+    check_bilingual_docs(root, &mut findings)?;
+    check_no_cyrillic(root, &mut findings)?;
+    findings.sort();
+    findings.dedup();
+    Ok(findings)
+}
+
+/// Prints the findings; fails when there are any.
+pub fn report(findings: &[Finding]) -> Result<()> {
+    for finding in findings {
+        eprintln!("{finding}");
+    }
+    if !findings.is_empty() {
+        bail!("{} module convention(s) broken", findings.len());
+    }
+    eprintln!("module conventions: ok");
+    Ok(())
+}
+
+fn finding(root: &Path, file: &Path, message: impl Into<String>) -> Finding {
+    Finding { file: relative(root, file), message: message.into() }
+}
+
+fn relative(root: &Path, file: &Path) -> String {
+    file.strip_prefix(root).unwrap_or(file).display().to_string()
+}
+
+fn read_yaml(path: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Every `*.yaml` below `root/dir`, sorted.
+fn yaml_files(root: &Path, dir: &str) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    walk(&root.join(dir), &mut |path| {
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path.to_path_buf());
+        }
+    })?;
+    out.sort();
+    Ok(out)
+}
+
+fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, visit)?;
+        } else {
+            visit(&path);
+        }
+    }
+    Ok(())
+}
+
+fn is_doc_ru(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("doc-ru-"))
+}
+
+fn doc_ru_twin(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    path.with_file_name(format!("doc-ru-{name}"))
+}
+
+/// Schema paths (`properties.a.items.properties.b`) excluded from the enum rule in
+/// `.dmtlint.yaml`, so this lint and the platform's agree.
+fn enum_exclusions(root: &Path) -> Result<BTreeSet<String>> {
+    let path = root.join(".dmtlint.yaml");
+    if !path.exists() {
+        return Ok(BTreeSet::new());
+    }
+    let config = read_yaml(&path)?;
+    let list = config.pointer("/linters-settings/openapi/exclude-rules/enum");
+    Ok(list
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect())
+}
+
+fn check_module_yaml(root: &Path, findings: &mut Vec<Finding>) -> Result<()> {
+    let path = root.join("module.yaml");
+    let module = read_yaml(&path)?;
+    let Some(map) = module.as_object() else {
+        findings.push(finding(root, &path, "must be a mapping"));
+        return Ok(());
+    };
+    for key in map.keys().filter(|k| !MODULE_YAML_KEYS.contains(&k.as_str())) {
+        findings.push(finding(root, &path, format!("unknown key `{key}`")));
+    }
+    if map.get("name").and_then(Value::as_str) != Some(metallb_api::names::module::NAME) {
+        findings.push(finding(root, &path, "`name` must be `metallb`"));
+    }
+    if map.get("namespace").and_then(Value::as_str) != Some(metallb_api::names::module::NAMESPACE) {
+        findings.push(finding(root, &path, "`namespace` must be `d8-metallb`"));
+    }
+    if !map.get("stage").and_then(Value::as_str).is_some_and(|s| STAGES.contains(&s)) {
+        findings.push(finding(root, &path, format!("`stage` must be one of {STAGES:?}")));
+    }
+    for lang in ["en", "ru"] {
+        if map.get("descriptions").and_then(|d| d.get(lang)).and_then(Value::as_str).is_none() {
+            findings.push(finding(root, &path, format!("`descriptions.{lang}` is missing")));
+        }
+    }
+    let chart = read_yaml(&root.join("Chart.yaml"))?;
+    if chart.get("name").and_then(Value::as_str) != Some(metallb_api::names::module::NAME) {
+        findings.push(finding(root, &root.join("Chart.yaml"), "`name` must equal the module name"));
+    }
+    Ok(())
+}
+
+/// Whether a `.helmignore` pattern (no slashes; `*` as the only wildcard) matches `name`.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let pattern = pattern.trim_end_matches('/');
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((prefix, rest)) => {
+            let Some(tail) = name.strip_prefix(prefix) else { return false };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| glob_matches(rest, &tail[i..]))
+        }
+    }
+}
+
+fn check_helmignore(root: &Path, findings: &mut Vec<Finding>) -> Result<()> {
+    let path = root.join(".helmignore");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        findings.push(finding(root, &path, "is missing"));
+        return Ok(());
+    };
+    let patterns: Vec<&str> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    if patterns.is_empty() {
+        findings.push(finding(root, &path, "is empty"));
+    }
+    for pattern in &patterns {
+        if matches!(*pattern, "*" | "**" | "/*" | "**/*") {
+            findings.push(finding(root, &path, format!("`{pattern}` ignores the whole chart")));
+        }
+        for content in CHART_CONTENT {
+            if glob_matches(pattern, content) {
+                findings.push(finding(root, &path, format!("`{pattern}` ignores `{content}`")));
+            }
+        }
+    }
+    let mut entries: Vec<String> = std::fs::read_dir(root)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name != ".helmignore" && name != ".git")
+        .collect();
+    entries.sort();
+    for entry in entries {
+        let covered = CHART_CONTENT.contains(&entry.as_str())
+            || patterns.iter().any(|pattern| glob_matches(pattern, &entry));
+        if !covered {
+            findings.push(finding(
+                root,
+                &path,
+                format!("`{entry}` is neither chart content nor ignored; add it to .helmignore"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Walks a schema, calling `visit(path, schema)` for every (sub)schema; `path` uses the
+/// `properties.x.items.properties.y` form of the platform's linter.
+fn walk_schema(schema: &Value, path: &str, visit: &mut dyn FnMut(&str, &Value)) {
+    visit(path, schema);
+    let join = |a: &str, b: &str| if a.is_empty() { b.to_owned() } else { format!("{a}.{b}") };
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (name, sub) in props {
+            walk_schema(sub, &join(path, &format!("properties.{name}")), visit);
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(sub) = schema.get(key).filter(|s| s.is_object()) {
+            walk_schema(sub, &join(path, key), visit);
+        }
+    }
+}
+
+/// An enum value in the platform's spelling: CamelCase, capital first, letters and digits.
+fn is_camel_case(value: &str) -> bool {
+    let mut chars = value.chars();
+    chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+}
+
+fn check_enums(
+    root: &Path,
+    file: &Path,
+    schema: &Value,
+    exclusions: &BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) {
+    walk_schema(schema, "", &mut |path, sub| {
+        if exclusions.contains(path) {
+            return;
+        }
+        for value in sub.get("enum").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(text) = value.as_str().filter(|v| !is_camel_case(v)) {
+                findings.push(finding(
+                    root,
+                    file,
+                    format!("enum value `{text}` at `{path}` must be CamelCase with a capital first letter"),
+                ));
+            }
+        }
+    });
+}
+
+/// Checks that every property path of a doc-ru twin exists in the English schema, so a
+/// renamed field cannot leave a stale translation behind.
+fn check_twin_paths(
+    root: &Path,
+    twin_path: &Path,
+    twin: &Value,
+    original: &Value,
+    findings: &mut Vec<Finding>,
+) {
+    let mut known = BTreeSet::new();
+    walk_schema(original, "", &mut |path, _| {
+        known.insert(path.to_owned());
+    });
+    walk_schema(twin, "", &mut |path, _| {
+        if !known.contains(path) {
+            findings.push(finding(
+                root,
+                twin_path,
+                format!("`{path}` does not exist in the English schema"),
+            ));
+        }
+    });
+}
+
+/// The `openAPIV3Schema` of every version of a CRD, by version name.
+fn crd_schemas(crd: &Value) -> Vec<(String, Value)> {
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let name = v.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let schema = v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(Value::Null);
+            (name, schema)
+        })
+        .collect()
+}
+
+fn check_crd(
+    root: &Path,
+    file: &Path,
+    exclusions: &BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    if is_doc_ru(file) {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let original = file.with_file_name(name.trim_start_matches("doc-ru-"));
+        if !original.exists() {
+            findings.push(finding(root, file, "translation of a file that does not exist"));
+            return Ok(());
+        }
+        let (twin, crd) = (read_yaml(file)?, read_yaml(&original)?);
+        let originals = crd_schemas(&crd);
+        for (version, schema) in crd_schemas(&twin) {
+            match originals.iter().find(|(v, _)| *v == version) {
+                Some((_, english)) => check_twin_paths(root, file, &schema, english, findings),
+                None => {
+                    findings.push(finding(root, file, format!("no version `{version}` in the CRD")))
+                }
+            }
+        }
+        return Ok(());
+    }
+    let crd = read_yaml(file)?;
+    if crd.get("apiVersion").and_then(Value::as_str) != Some("apiextensions.k8s.io/v1") {
+        findings.push(finding(root, file, "CRDs must be apiextensions.k8s.io/v1"));
+    }
+    for (label, value) in [("module", "metallb"), ("heritage", "deckhouse")] {
+        if crd.pointer(&format!("/metadata/labels/{label}")).and_then(Value::as_str) != Some(value)
+        {
+            findings.push(finding(root, file, format!("missing label `{label}: {value}`")));
+        }
+    }
+    if !doc_ru_twin(file).exists() {
+        findings.push(finding(root, file, "has no doc-ru- twin with Russian descriptions"));
+    }
+    for (_, schema) in crd_schemas(&crd) {
+        check_enums(root, file, &schema, exclusions, findings);
+        walk_schema(&schema, "", &mut |path, sub| {
+            if sub.get("deprecated").is_some() {
+                findings.push(finding(
+                    root,
+                    file,
+                    format!("`{path}` uses `deprecated`; use `x-doc-deprecated`"),
+                ));
+            }
+        });
+    }
+    Ok(())
+}
+
+fn check_openapi(
+    root: &Path,
+    file: &Path,
+    exclusions: &BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let in_conversions = file.parent().is_some_and(|p| p.ends_with("conversions"));
+    if in_conversions || name == "openapi-case-tests.yaml" {
+        return Ok(());
+    }
+    if is_doc_ru(file) {
+        let original = file.with_file_name(name.trim_start_matches("doc-ru-"));
+        if !original.exists() {
+            findings.push(finding(root, file, "translation of a file that does not exist"));
+        } else {
+            check_twin_paths(root, file, &read_yaml(file)?, &read_yaml(&original)?, findings);
+        }
+        return Ok(());
+    }
+    let schema = read_yaml(file)?;
+    check_enums(root, file, &schema, exclusions, findings);
+    // The platform's linter wants a Russian twin for every schema except values.yaml, whose
+    // user-visible part comes from config-values.yaml through `x-extend`.
+    if name != "values.yaml" && !doc_ru_twin(file).exists() {
+        findings.push(finding(root, file, "has no doc-ru- twin with Russian descriptions"));
+    }
+    walk_schema(&schema, "", &mut |path, sub| {
+        if sub.get("x-kubernetes-validations").is_some() {
+            findings.push(finding(
+                root,
+                file,
+                format!("`{path}`: use x-deckhouse-validations in openapi/, not x-kubernetes-validations"),
+            ));
+        }
+    });
+    Ok(())
+}
+
+fn check_conversions(root: &Path, findings: &mut Vec<Finding>) -> Result<()> {
+    let config = read_yaml(&root.join("openapi/config-values.yaml"))?;
+    let current = config.get("x-config-version").and_then(Value::as_i64).unwrap_or(1);
+    for version in 2..=current {
+        let path = root.join(format!("openapi/conversions/v{version}.yaml"));
+        if !path.exists() {
+            findings.push(finding(
+                root,
+                &path,
+                "missing: conversions must be consecutive up to x-config-version",
+            ));
+            continue;
+        }
+        let conversion = read_yaml(&path)?;
+        if conversion.get("version").and_then(Value::as_i64) != Some(version) {
+            findings.push(finding(root, &path, format!("`version` must be {version}")));
+        }
+        for lang in ["en", "ru"] {
+            if conversion.pointer(&format!("/description/{lang}")).and_then(Value::as_str).is_none()
+            {
+                findings.push(finding(root, &path, format!("`description.{lang}` is missing")));
+            }
+        }
+    }
+    for file in yaml_files(root, "openapi/conversions")? {
+        let name = file.file_stem().and_then(|n| n.to_str()).unwrap_or_default();
+        let version = name.strip_prefix('v').and_then(|v| v.parse::<i64>().ok());
+        if name != "testcases" && !version.is_some_and(|v| (2..=current).contains(&v)) {
+            findings.push(finding(
+                root,
+                &file,
+                format!("not a conversion to a version in 2..={current}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_bilingual_docs(root: &Path, findings: &mut Vec<Finding>) -> Result<()> {
+    let docs = root.join("docs");
+    let mut files = Vec::new();
+    walk(&docs, &mut |path| {
+        // Developer notes under docs/internal are English only; user documents are bilingual.
+        if !path.starts_with(docs.join("internal")) && path.extension().is_some_and(|e| e == "md") {
+            files.push(path.to_path_buf());
+        }
+    })?;
+    for file in &files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if let Some(stem) = name.strip_suffix(".ru.md") {
+            if !file.with_file_name(format!("{stem}.md")).exists() {
+                findings.push(finding(root, file, "Russian document without an English original"));
+            }
+        } else if let Some(stem) = name.strip_suffix(".md")
+            && !file.with_file_name(format!("{stem}.ru.md")).exists()
+        {
+            findings.push(finding(root, file, format!("has no Russian version {stem}.ru.md")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a file is meant to be read in English only.
+fn is_english_file(root: &Path, path: &Path) -> bool {
+    let rel = relative(root, path);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let text_kind = [".yaml", ".yml", ".json", ".md"].iter().any(|ext| name.ends_with(ext));
+    text_kind
+        && !name.starts_with("doc-ru-")
+        && !name.contains(".ru.")
+        && name != "module.yaml"
+        && !rel.starts_with("openapi/conversions/")
+        && !rel.starts_with("target/")
+        && !rel.starts_with(".git/")
+}
+
+fn check_no_cyrillic(root: &Path, findings: &mut Vec<Finding>) -> Result<()> {
+    let mut files = Vec::new();
+    for dir in ["crds", "openapi", "docs", "templates", "monitoring", "examples"] {
+        walk(&root.join(dir), &mut |path| files.push(path.to_path_buf()))?;
+    }
+    files.extend(["README.md", "Chart.yaml"].map(|f| root.join(f)));
+    for file in files.iter().filter(|f| f.is_file() && is_english_file(root, f)) {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let cyrillic = |c: char| ('\u{0400}'..='\u{04FF}').contains(&c);
+        if let Some((number, _)) =
+            text.lines().enumerate().find(|(_, line)| line.chars().any(cyrillic))
+        {
+            findings.push(finding(
+                root,
+                file,
+                format!("line {}: Cyrillic in an English file; Russian text goes to the .ru/doc-ru- twin", number + 1),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_helmignore() {
+        let cases = [
+            ("*.md", "README.md", true),
+            ("*.md", "README.ru.md", true),
+            ("werf*.yaml", "werf.yaml", true),
+            ("werf*.yaml", "werf.inc.yaml", true),
+            ("crds", "crds", true),
+            ("crds/", "crds", true),
+            ("crds", "crds2", false),
+            ("*.rs", "Cargo.toml", false),
+        ];
+        for (pattern, name, expected) in cases {
+            assert_eq!(glob_matches(pattern, name), expected, "{pattern} ~ {name}");
+        }
+    }
+
+    #[test]
+    fn camel_case_rule() {
+        for ok in ["L2", "NoSchedule", "Exists", "V1.2"] {
+            assert!(is_camel_case(ok), "{ok}");
+        }
+        for bad in ["layer2", "no-schedule", "", "Foo_Bar", "Ready!"] {
+            assert!(!is_camel_case(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `cargo xtask test`: every check and test of the repository, in the order CI runs them.
+//!
+//! It installs the few system packages the on-the-wire tests use when it runs as root and
+//! they are missing, so a fresh machine needs nothing but this command.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{codegen, lint};
+
+/// Debian packages of the commands the network tests call, by command.
+const SYSTEM_PACKAGES: [(&str, &str); 2] = [("ip", "iproute2"), ("ping", "iputils-ping")];
+
+/// Runs every step; stops at the first failure.
+pub fn run(root: &Path) -> Result<()> {
+    ensure_system_packages()?;
+    step("rustfmt", || cargo(root, &["fmt", "--all", "--", "--check"]))?;
+    step("clippy", || {
+        cargo(root, &["clippy", "--workspace", "--all-targets", "-j2", "--", "-D", "warnings"])
+    })?;
+    step("codegen --check", || codegen::run(root, codegen::Mode::Check))?;
+    step("lint", || lint::report(&lint::run(root)?))?;
+    step("tests", || cargo(root, &["nextest", "run", "--workspace", "-j2", "--no-fail-fast"]))?;
+    Ok(())
+}
+
+fn step(name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("==> {name}");
+    body().with_context(|| format!("step `{name}` failed"))
+}
+
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo).args(args).current_dir(root).status()?;
+    if !status.success() {
+        bail!("cargo {} exited with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn has_command(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| dir.join(name).is_file())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn ensure_system_packages() -> Result<()> {
+    let missing: Vec<&str> = SYSTEM_PACKAGES
+        .iter()
+        .filter(|(command, _)| {
+            !has_command(command) && !has_command(&format!("/usr/sbin/{command}"))
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() || !has_command("apt-get") {
+        eprintln!(
+            "note: {} not installed and cannot be installed here (needs root and apt-get); \
+             the on-the-wire tests will skip",
+            missing.join(", ")
+        );
+        return Ok(());
+    }
+    eprintln!("==> installing {}", missing.join(", "));
+    let update = Command::new("apt-get").args(["update", "-qq"]).status()?;
+    let install = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?;
+    if !update.success() || !install.success() {
+        bail!("installing {} failed", missing.join(", "));
+    }
+    Ok(())
+}
