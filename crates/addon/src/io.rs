@@ -1,0 +1,322 @@
+//! What a hook run reads ([`HookInput`]) and writes ([`HookOutput`]).
+//!
+//! Input files: `BINDING_CONTEXT_PATH`, `VALUES_PATH`, `CONFIG_VALUES_PATH`. Output files (pre-created
+//! empty by the framework; empty means "no result"): `VALUES_JSON_PATCH_PATH`,
+//! `KUBERNETES_PATCH_PATH`, `METRICS_PATH` (`reference/addon-operator.md` §2.1). The config values
+//! patch is never written: Deckhouse fails any hook that changes config values (§3.2).
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::context::{self, BindingContext, SnapshotItem};
+use crate::kube::{self, KubeOperation};
+use crate::metrics::{self, MetricOperation};
+use crate::values::PatchableValues;
+use crate::{Error, Result};
+
+/// Deckhouse's Go test harness passes the kubernetes output file under this name instead of
+/// `KUBERNETES_PATCH_PATH` (`reference/addon-operator.md` §6.1).
+pub const D8_TEST_KUBERNETES_PATCH_SET_FILE: &str = "D8_TEST_KUBERNETES_PATCH_SET_FILE";
+
+/// Everything the framework hands to one hook run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HookInput {
+    root_key: String,
+    contexts: Vec<BindingContext>,
+    values: Value,
+    global_values: Value,
+    config_values: Value,
+}
+
+impl HookInput {
+    /// An input from parts, for unit tests of hooks; `values`/`config_values` are the module parts.
+    pub fn new(
+        root_key: impl Into<String>,
+        contexts: Vec<BindingContext>,
+        values: Value,
+        config_values: Value,
+    ) -> Self {
+        Self {
+            root_key: root_key.into(),
+            contexts,
+            values: object_or_empty(values),
+            global_values: Value::Object(Map::new()),
+            config_values: object_or_empty(config_values),
+        }
+    }
+
+    /// Reads the input files named by the environment.
+    pub fn from_env(root_key: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let path = |name: &'static str| env(name).map(PathBuf::from).ok_or(Error::MissingEnv(name));
+        let contexts_path = path("BINDING_CONTEXT_PATH")?;
+        let contexts = context::parse_contexts(&read(&contexts_path)?)
+            .map_err(|source| Error::Json { what: "binding context", source })?;
+        let values = read_json(&path("VALUES_PATH")?, "values")?;
+        let config_values = match env("CONFIG_VALUES_PATH") {
+            Some(p) => read_json(Path::new(&p), "config values")?,
+            None => Value::Null,
+        };
+        Ok(Self {
+            root_key: root_key.to_owned(),
+            contexts,
+            global_values: object_or_empty(values.get("global").cloned().unwrap_or_default()),
+            values: object_or_empty(values.get(root_key).cloned().unwrap_or_default()),
+            config_values: object_or_empty(
+                config_values.get(root_key).cloned().unwrap_or_default(),
+            ),
+        })
+    }
+
+    /// The values root key.
+    pub fn root_key(&self) -> &str {
+        &self.root_key
+    }
+
+    /// Every binding context of this run, in order.
+    pub fn binding_contexts(&self) -> &[BindingContext] {
+        &self.contexts
+    }
+
+    /// The module's values (`{}` if the framework sent none).
+    pub fn values(&self) -> &Value {
+        &self.values
+    }
+
+    /// `global` values.
+    pub fn global_values(&self) -> &Value {
+        &self.global_values
+    }
+
+    /// The module's config values: the user's settings (`{}` when `null`).
+    pub fn config_values(&self) -> &Value {
+        &self.config_values
+    }
+
+    /// Whether any context carries the snapshot of `binding`.
+    pub fn has_snapshot(&self, binding: &str) -> bool {
+        self.contexts.iter().any(|c| c.snapshot(binding).is_some())
+    }
+
+    /// Raw snapshot items of `binding`, from the last context that carries them (snapshots are
+    /// re-read at execution time, so every context of a run carries the same state).
+    pub fn snapshot_items(&self, binding: &str) -> Result<&[SnapshotItem]> {
+        self.contexts
+            .iter()
+            .rev()
+            .find_map(|c| c.snapshot(binding))
+            .ok_or_else(|| Error::NoSnapshot(binding.to_owned()))
+    }
+
+    /// The snapshot of `binding` deserialized item by item from `filterResult` (when the binding has
+    /// a jq filter), else from `object`. Use `Option<T>` to accept filters that yield `null`.
+    pub fn snapshot<T: DeserializeOwned>(&self, binding: &str) -> Result<Vec<T>> {
+        self.snapshot_items(binding)?
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let err = |reason: String| Error::SnapshotItem {
+                    binding: binding.to_owned(),
+                    index,
+                    reason,
+                };
+                let value = item
+                    .filter_result
+                    .as_ref()
+                    .or(item.object.as_ref())
+                    .ok_or_else(|| err("neither filterResult nor object".into()))?;
+                T::deserialize(value).map_err(|e| err(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// An empty output whose values patch starts from this run's module values.
+    pub fn output(&self) -> HookOutput {
+        HookOutput {
+            values: PatchableValues::from_object(
+                self.root_key.clone(),
+                self.values.as_object().cloned().unwrap_or_default(),
+            ),
+            kubernetes: Vec::new(),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+fn object_or_empty(v: Value) -> Value {
+    if v.is_object() { v } else { Value::Object(Map::new()) }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.into(),
+        source,
+    })
+}
+
+fn read_json(path: &Path, what: &'static str) -> Result<Value> {
+    let text = read(path)?;
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&text).map_err(|source| Error::Json { what, source })
+}
+
+/// Everything one hook run produces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HookOutput {
+    /// Values changes, as a minimal strict patch.
+    pub values: PatchableValues,
+    /// Kubernetes operations, executed by the framework in order.
+    pub kubernetes: Vec<KubeOperation>,
+    /// Metric operations.
+    pub metrics: Vec<MetricOperation>,
+}
+
+impl HookOutput {
+    /// Appends a Kubernetes operation.
+    pub fn kube(&mut self, op: KubeOperation) {
+        self.kubernetes.push(op);
+    }
+
+    /// Appends a metric operation.
+    pub fn metric(&mut self, op: MetricOperation) {
+        self.metrics.push(op);
+    }
+
+    /// The values patch file content: one JSON array, or nothing when values are unchanged.
+    pub fn values_patch_text(&self) -> Result<String> {
+        if self.values.is_empty() {
+            return Ok(String::new());
+        }
+        serde_json::to_string(self.values.ops()).map(|s| s + "\n").map_err(Error::Serialize)
+    }
+
+    /// Writes the output files named by the environment.
+    ///
+    /// A file whose variable is unset is skipped when there is nothing to write and is an error
+    /// otherwise, so output is never lost silently. `KUBERNETES_PATCH_PATH` falls back to
+    /// `D8_TEST_KUBERNETES_PATCH_SET_FILE`.
+    pub fn write(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+        let kube_var = if env("KUBERNETES_PATCH_PATH").is_some() {
+            "KUBERNETES_PATCH_PATH"
+        } else {
+            D8_TEST_KUBERNETES_PATCH_SET_FILE
+        };
+        let files: [(&'static str, String); 3] = [
+            ("VALUES_JSON_PATCH_PATH", self.values_patch_text()?),
+            (kube_var, kube::to_json_lines(&self.kubernetes).map_err(Error::Serialize)?),
+            ("METRICS_PATH", metrics::to_json_lines(&self.metrics).map_err(Error::Serialize)?),
+        ];
+        for (var, content) in files {
+            match env(var) {
+                Some(path) => std::fs::write(&path, content).map_err(|source| Error::Io {
+                    action: "write",
+                    path: path.into(),
+                    source,
+                })?,
+                None if content.is_empty() => {}
+                None => {
+                    return Err(Error::MissingEnv(if var == D8_TEST_KUBERNETES_PATCH_SET_FILE {
+                        "KUBERNETES_PATCH_PATH"
+                    } else {
+                        var
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::ObjectRef;
+    use serde::Deserialize;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn env_of<'a>(map: &'a BTreeMap<&'static str, String>) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_files_and_deserializes_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).display().to_string();
+        std::fs::write(
+            p("ctx"),
+            r#"[{"binding":"nodes","type":"Group","groupName":"main","snapshots":{
+                "nodes":[{"filterResult":{"name":"a"}},{"object":{"name":"b","extra":1}}],
+                "maybe":[{"filterResult":null}]}}]"#,
+        )
+        .unwrap();
+        std::fs::write(
+            p("values"),
+            r#"{"global":{"enabledModules":["x"]},"myModule":{"internal":{}}}"#,
+        )
+        .unwrap();
+        std::fs::write(p("config"), r#"{"global":{},"myModule":null}"#).unwrap();
+        let env: BTreeMap<&str, String> = [
+            ("BINDING_CONTEXT_PATH", p("ctx")),
+            ("VALUES_PATH", p("values")),
+            ("CONFIG_VALUES_PATH", p("config")),
+        ]
+        .into();
+        let input = HookInput::from_env("myModule", &env_of(&env)).unwrap();
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Node {
+            name: String,
+        }
+        let nodes: Vec<Node> = input.snapshot("nodes").unwrap();
+        assert_eq!(nodes, vec![Node { name: "a".into() }, Node { name: "b".into() }]);
+        let maybe: Vec<Option<Node>> = input.snapshot("maybe").unwrap();
+        assert_eq!(maybe, vec![None]);
+        assert!(input.snapshot::<Node>("maybe").is_err());
+        assert!(matches!(input.snapshot::<Node>("absent"), Err(Error::NoSnapshot(_))));
+        assert_eq!(input.values(), &json!({"internal": {}}));
+        assert_eq!(input.config_values(), &json!({}));
+        assert_eq!(input.global_values()["enabledModules"], json!(["x"]));
+    }
+
+    #[test]
+    fn writes_outputs_with_d8_test_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).display().to_string();
+        let env: BTreeMap<&str, String> = [
+            ("VALUES_JSON_PATCH_PATH", p("values-patch")),
+            (D8_TEST_KUBERNETES_PATCH_SET_FILE, p("kube")),
+            ("METRICS_PATH", p("metrics")),
+        ]
+        .into();
+        let input = HookInput::new("m", vec![], json!({"internal": {}}), Value::Null);
+        let mut out = input.output();
+        out.values.set("internal.x", 1).unwrap();
+        out.kube(KubeOperation::DeleteInBackground(ObjectRef::cluster("v1", "Node", "n")));
+        out.metric(MetricOperation::set("g", "n", 1.0));
+        out.write(&env_of(&env)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(p("values-patch")).unwrap(),
+            "[{\"op\":\"add\",\"path\":\"/m/internal/x\",\"value\":1}]\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(p("kube")).unwrap(),
+            "{\"operation\":\"DeleteInBackground\",\"apiVersion\":\"v1\",\"kind\":\"Node\",\"name\":\"n\"}\n"
+        );
+        assert!(std::fs::read_to_string(p("metrics")).unwrap().contains("\"group\":\"g\""));
+    }
+
+    #[test]
+    fn missing_output_variable_is_an_error_only_with_content() {
+        let empty: BTreeMap<&str, String> = BTreeMap::new();
+        let input = HookInput::new("m", vec![], Value::Null, Value::Null);
+        let mut out = input.output();
+        out.write(&env_of(&empty)).unwrap();
+        out.kube(KubeOperation::DeleteInBackground(ObjectRef::cluster("v1", "Node", "n")));
+        let err = out.write(&env_of(&empty)).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable KUBERNETES_PATCH_PATH is not set");
+    }
+}
