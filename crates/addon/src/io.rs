@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::context::{self, BindingContext, SnapshotItem};
-use crate::kube::{self, KubeOperation};
-use crate::metrics::{self, MetricOperation};
+use crate::kube::KubeOperation;
+use crate::metrics::MetricOperation;
 use crate::values::PatchableValues;
 use crate::{Error, Result};
 
@@ -207,8 +207,8 @@ impl HookOutput {
         };
         let files: [(&'static str, String); 3] = [
             ("VALUES_JSON_PATCH_PATH", self.values_patch_text()?),
-            (kube_var, kube::to_json_lines(&self.kubernetes).map_err(Error::Serialize)?),
-            ("METRICS_PATH", metrics::to_json_lines(&self.metrics).map_err(Error::Serialize)?),
+            (kube_var, json_lines(&self.kubernetes).map_err(Error::Serialize)?),
+            ("METRICS_PATH", json_lines(&self.metrics).map_err(Error::Serialize)?),
         ];
         for (var, content) in files {
             match env(var) {
@@ -229,6 +229,17 @@ impl HookOutput {
         }
         Ok(())
     }
+}
+
+/// The content of `KUBERNETES_PATCH_PATH` and `METRICS_PATH`: one compact JSON object per line
+/// (the framework reads both files line by line).
+pub(crate) fn json_lines<T: serde::Serialize>(items: &[T]) -> Result<String, serde_json::Error> {
+    let mut out = String::new();
+    for item in items {
+        out.push_str(&serde_json::to_string(item)?);
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -196,16 +196,6 @@ impl KubeOperation {
     }
 }
 
-/// The content of `KUBERNETES_PATCH_PATH`: one compact JSON object per line.
-pub fn to_json_lines(ops: &[KubeOperation]) -> Result<String, serde_json::Error> {
-    let mut out = String::new();
-    for op in ops {
-        out.push_str(&serde_json::to_string(op)?);
-        out.push('\n');
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,7 +236,7 @@ mod tests {
 {"operation":"JSONPatch","apiVersion":"apps/v1","kind":"Deployment","namespace":"ns","name":"app","jsonPatch":[{"op":"remove","path":"/spec/paused","value":null},{"op":"replace","path":"/spec/replicas","value":2}]}
 {"operation":"JQPatch","apiVersion":"batch/v1","kind":"Job","namespace":"ns","name":"old","jqFilter":".metadata.labels.managed = \"true\"","ignoreMissingObject":true}
 "#;
-        assert_eq!(to_json_lines(&ops).unwrap(), expected);
+        assert_eq!(crate::io::json_lines(&ops).unwrap(), expected);
     }
 
     #[test]

@@ -83,16 +83,6 @@ impl MetricOperation {
     }
 }
 
-/// The content of `METRICS_PATH`: one compact JSON object per line.
-pub fn to_json_lines(ops: &[MetricOperation]) -> Result<String, serde_json::Error> {
-    let mut out = String::new();
-    for op in ops {
-        out.push_str(&serde_json::to_string(op)?);
-        out.push('\n');
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,7 +95,7 @@ mod tests {
             MetricOperation::expire("old"),
         ];
         assert_eq!(
-            to_json_lines(&ops).unwrap(),
+            crate::io::json_lines(&ops).unwrap(),
             "{\"group\":\"g\",\"name\":\"d8_nodes\",\"action\":\"set\",\"value\":3.0,\"labels\":{\"role\":\"master\"}}\n\
              {\"group\":\"g\",\"name\":\"d8_runs_total\",\"action\":\"add\",\"value\":1.0}\n\
              {\"group\":\"old\",\"action\":\"expire\"}\n"
