@@ -1,4 +1,5 @@
-//! Files generated from the Rust types: `crds/*.yaml` (internal ones under `crds/internal/`).
+//! Files generated from the Rust types: `crds/*.yaml` (internal ones under `crds/internal/`,
+//! MetalLB's kinds read by the migration under `crds/native/`).
 //!
 //! Generated files are never edited by hand; `--check` fails when one differs, naming it.
 
@@ -6,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use kube::CustomResourceExt;
+use metallb_api::metallb::{IPAddressPool, L2Advertisement};
 use metallb_api::{MetalLoadBalancerClass, SDNInternalL2LBService};
 
 /// Whether to write the files or only compare them.
@@ -38,6 +40,14 @@ pub fn generate() -> Result<Vec<Generated>> {
         Generated {
             path: "crds/internal/sdninternall2lbservices.yaml",
             content: crd_yaml(&SDNInternalL2LBService::crd())?,
+        },
+        Generated {
+            path: "crds/native/ipaddresspools.yaml",
+            content: crd_yaml(&IPAddressPool::crd())?,
+        },
+        Generated {
+            path: "crds/native/l2advertisements.yaml",
+            content: crd_yaml(&L2Advertisement::crd())?,
         },
     ])
 }

@@ -1,0 +1,219 @@
+//! Command line (every flag also from a `METALLB_*` environment variable) and the top-level
+//! `run` the binary calls. The gossip flags of ARCHITECTURE §5 (`--gossip-bind`,
+//! `--gossip-peers`, `--gossip-key-file`) arrive with the gossip layer; until then they are
+//! refused as unknown rather than accepted and ignored.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::announce::AnnounceConfig;
+use crate::interfaces::{DEFAULT_EXCLUDE, Pattern};
+use crate::metrics::Metrics;
+use crate::source::SourceSpec;
+use crate::source::file::FileSource;
+use crate::speaker::{self, Config, Error};
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log collectors).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// A refresh period, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refresh(pub Option<Duration>);
+
+/// The metallb L2 speaker: answers ARP and NDP for the load-balancer IPs this node owns.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "metallb-speaker", version, about)]
+pub struct Args {
+    /// This node's name; the speaker announces the addresses whose `node` equals it.
+    #[arg(long, env = "METALLB_NODE_NAME")]
+    pub node_name: String,
+    /// Desired-state source: `file:PATH` (YAML or JSON, reloaded on change) or `kubernetes`
+    /// (not available in this build yet).
+    #[arg(long, env = "METALLB_SOURCE", value_parser = parse_source)]
+    pub source: SourceSpec,
+    /// Address of the HTTP endpoint serving /metrics, /healthz and /readyz. Loopback by default:
+    /// the speaker runs on the host network, where an open port is open to the whole segment.
+    #[arg(long, env = "METALLB_METRICS_ADDR", default_value = "127.0.0.1:7472")]
+    pub metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "METALLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// Gratuitous ARP / unsolicited NA sent after acquiring an address (first one at once).
+    #[arg(long, env = "METALLB_ANNOUNCE_COUNT", default_value_t = AnnounceConfig::default().count,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub announce_count: u32,
+    /// Spacing of the announcement burst, e.g. `1100ms`, `2s`.
+    #[arg(long, env = "METALLB_ANNOUNCE_INTERVAL", default_value = "1100ms", value_parser = parse_period)]
+    pub announce_interval: Duration,
+    /// Period of one more announcement for as long as an address is owned, e.g. `60s`; `off`
+    /// disables it. Useful where switch FDB entries age out before the router's ARP entries
+    /// (MetalLB #2910).
+    #[arg(long, env = "METALLB_ANNOUNCE_REFRESH", default_value = "off", value_parser = parse_refresh)]
+    pub announce_refresh: Refresh,
+    /// Comma-separated interface name patterns (`*` wildcard) never chosen automatically;
+    /// replaces the default list of CNI and virtual devices.
+    #[arg(long, env = "METALLB_INTERFACE_EXCLUDE", value_delimiter = ',',
+          default_values = DEFAULT_EXCLUDE)]
+    pub interface_exclude: Vec<String>,
+    /// How often interfaces are re-read, e.g. `2s`.
+    #[arg(long, env = "METALLB_INTERFACE_RESCAN_INTERVAL", default_value = "2s", value_parser = parse_period)]
+    pub interface_rescan_interval: Duration,
+    /// How often the file source is re-read, e.g. `1s`.
+    #[arg(long, env = "METALLB_SOURCE_POLL_INTERVAL", default_value = "1s", value_parser = parse_period)]
+    pub source_poll_interval: Duration,
+}
+
+fn parse_source(text: &str) -> Result<SourceSpec, String> {
+    text.parse().map_err(|e: crate::source::SourceSpecError| e.to_string())
+}
+
+/// Parses `250ms`, `2s`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let value: u64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration like 250ms, 2s, 5m"))?;
+    let millis = match unit {
+        "ms" => Some(value),
+        "s" => value.checked_mul(1_000),
+        "m" => value.checked_mul(60_000),
+        "h" => value.checked_mul(3_600_000),
+        _ => return Err(format!("{text:?}: unit must be ms, s, m or h")),
+    };
+    millis.map(Duration::from_millis).ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// A duration that must not be zero (it paces a timer).
+fn parse_period(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?} must be greater than zero")),
+        period => Ok(period),
+    }
+}
+
+fn parse_refresh(text: &str) -> Result<Refresh, String> {
+    if text == "off" {
+        return Ok(Refresh(None));
+    }
+    parse_period(text).map(|p| Refresh(Some(p)))
+}
+
+/// Runs the speaker with `args` until SIGTERM/SIGINT (clean exit) or a fatal error.
+pub async fn run(args: Args) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|source| Error::Metrics { addr: args.metrics_addr, source })?;
+    tokio::spawn(crate::http::serve(listener, metrics.clone()));
+
+    let config = Config {
+        node_name: args.node_name,
+        announce: AnnounceConfig {
+            count: args.announce_count,
+            interval: args.announce_interval,
+            refresh: args.announce_refresh.0,
+        },
+        exclude: args
+            .interface_exclude
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .map(Pattern::new)
+            .collect(),
+        rescan_interval: args.interface_rescan_interval,
+        sys_class_net: PathBuf::from("/sys/class/net"),
+    };
+    let SourceSpec::File(path) = args.source;
+    let source = FileSource::new(path, args.source_poll_interval);
+    tokio::select! {
+        result = speaker::run(config, source, metrics) => result,
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        // Without a SIGTERM handler the default action still ends the process.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1100ms"), Ok(Duration::from_millis(1100)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "s", "10", "1.5s", "-1s", "3d", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_period("0s").is_err());
+        assert_eq!(parse_refresh("off"), Ok(Refresh(None)));
+        assert_eq!(parse_refresh("60s"), Ok(Refresh(Some(Duration::from_secs(60)))));
+    }
+
+    #[test]
+    fn flags_and_defaults() {
+        let args = Args::try_parse_from([
+            "metallb-speaker",
+            "--node-name",
+            "front-0",
+            "--source",
+            "file:/s.yaml",
+        ])
+        .expect("valid");
+        assert_eq!(args.source, SourceSpec::File("/s.yaml".into()));
+        assert_eq!(args.announce_count, 5);
+        assert_eq!(args.announce_interval, Duration::from_millis(1100));
+        assert_eq!(args.announce_refresh, Refresh(None));
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.interface_exclude.len(), DEFAULT_EXCLUDE.len());
+        assert_eq!(args.metrics_addr.to_string(), "127.0.0.1:7472");
+    }
+
+    #[test]
+    fn kubernetes_source_is_refused_clearly() {
+        let error =
+            Args::try_parse_from(["metallb-speaker", "--node-name", "n", "--source", "kubernetes"])
+                .expect_err("not built yet");
+        assert!(error.to_string().contains("not available in this build yet"), "{error}");
+    }
+
+    #[test]
+    fn gossip_flags_are_not_accepted_yet() {
+        let error = Args::try_parse_from([
+            "metallb-speaker",
+            "--node-name",
+            "n",
+            "--source",
+            "file:/s",
+            "--gossip-bind",
+            "0.0.0.0:4200",
+        ])
+        .expect_err("gossip arrives with the control-plane issue");
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+}

@@ -1,0 +1,36 @@
+//! The metallb L2 speaker: answers ARP requests and IPv6 neighbour solicitations for the
+//! load-balancer IPs its node owns, and announces take-overs with gratuitous packets.
+//!
+//! ```text
+//!  source (file / kubernetes) ─► DesiredState ─► owned(state, node) ─► OwnedSet ─┐
+//!                                                                                 ▼
+//!  link (AF_PACKET per interface) ─► frame ─► responder::decide ─► Reply ─► link
+//!  interfaces (sysfs rescan) ─► plan ─► open/close links, join solicited-node groups
+//!  announce::Announcer (injected clock) ─► gratuitous ARP / unsolicited NA ─► link
+//! ```
+//!
+//! Only [`link`] touches sockets; [`packet`], [`responder`], [`announce`] and [`interfaces`]
+//! are pure.
+
+pub mod announce;
+pub mod cli;
+pub mod http;
+pub mod interfaces;
+pub mod link;
+pub mod metrics;
+pub mod packet;
+pub mod responder;
+pub mod source;
+pub mod speaker;
+
+/// An error with its causes, `: `-separated, for one log field.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}

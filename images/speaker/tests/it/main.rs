@@ -1,0 +1,5 @@
+//! Integration tests of the speaker binary: start-up failures and on-the-wire behaviour.
+
+mod lab;
+mod startup;
+mod wire;
