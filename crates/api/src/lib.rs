@@ -5,6 +5,7 @@
 
 pub mod child;
 pub mod class;
+pub mod metallb;
 pub mod names;
 pub mod schema;
 pub mod settings;
