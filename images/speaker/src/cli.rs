@@ -1,7 +1,5 @@
 //! Command line (every flag also from a `METALLB_*` environment variable) and the top-level
-//! `run` the binary calls. The gossip flags of ARCHITECTURE §5 (`--gossip-bind`,
-//! `--gossip-peers`, `--gossip-key-file`) arrive with the gossip layer; until then they are
-//! refused as unknown rather than accepted and ignored.
+//! `run` the binary calls.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use tokio::sync::{oneshot, watch};
 
 use crate::announce::AnnounceConfig;
+use crate::gossip::{Gossip, GossipConfig, Key, Liveness};
 use crate::interfaces::{DEFAULT_EXCLUDE, Pattern};
 use crate::metrics::Metrics;
 use crate::source::SourceSpec;
@@ -71,6 +71,24 @@ pub struct Args {
     /// How often the file source is re-read, e.g. `1s`.
     #[arg(long, env = "METALLB_SOURCE_POLL_INTERVAL", default_value = "1s", value_parser = parse_period)]
     pub source_poll_interval: Duration,
+    /// UDP address of the gossip socket on the host network, e.g. `$(HOST_IP):4218` (the module
+    /// uses a port in 4200–4299). Without it gossip is off: no liveness view, no take-overs.
+    #[arg(long, env = "METALLB_GOSSIP_BIND", requires = "gossip_key_file")]
+    pub gossip_bind: Option<SocketAddr>,
+    /// Comma-separated static gossip peers `ADDR:PORT` to join through (this node's own address
+    /// may be listed; it is skipped).
+    #[arg(long, env = "METALLB_GOSSIP_PEERS", value_delimiter = ',', requires = "gossip_bind")]
+    pub gossip_peers: Vec<SocketAddr>,
+    /// File holding the raw gossip key (at least 16 bytes): the mounted `key` of the Secret
+    /// `l2lb-speaker-gossip-key`.
+    #[arg(long, env = "METALLB_GOSSIP_KEY_FILE")]
+    pub gossip_key_file: Option<PathBuf>,
+    /// This speaker's pod name (downward API), logged to identify the instance.
+    #[arg(long, env = "METALLB_POD_NAME")]
+    pub pod_name: Option<String>,
+    /// This speaker's namespace (downward API), logged to identify the instance.
+    #[arg(long, env = "METALLB_NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 fn parse_source(text: &str) -> Result<SourceSpec, String> {
@@ -116,6 +134,26 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .map_err(|source| Error::Metrics { addr: args.metrics_addr, source })?;
     tokio::spawn(crate::http::serve(listener, metrics.clone()));
 
+    tracing::info!(
+        node = %args.node_name,
+        pod = args.pod_name.as_deref().unwrap_or("-"),
+        namespace = args.namespace.as_deref().unwrap_or("-"),
+        "speaker starting"
+    );
+    // Bound before the data plane starts, so readiness implies the gossip socket is open.
+    let (liveness, gossip) = match args.gossip_bind {
+        Some(bind) => {
+            let path = args.gossip_key_file.clone().unwrap_or_default();
+            let key = Key::from_file(&path)?;
+            let config = GossipConfig::new(args.node_name.clone(), bind, args.gossip_peers, key);
+            let gossip = Gossip::bind(config, metrics.clone()).await?;
+            (gossip.liveness(), Some(gossip))
+        }
+        None => {
+            tracing::warn!("gossip is off (no --gossip-bind): no take-over by backups");
+            (watch::channel(Arc::new(Liveness::everyone())).1, None)
+        }
+    };
     let config = Config {
         node_name: args.node_name,
         announce: AnnounceConfig {
@@ -134,14 +172,39 @@ pub async fn run(args: Args) -> Result<(), Error> {
     };
     let SourceSpec::File(path) = args.source;
     let source = FileSource::new(path, args.source_poll_interval);
-    tokio::select! {
-        result = speaker::run(config, source, metrics) => result,
+    let (stop, stopped) = oneshot::channel();
+    let mut gossip_task = gossip.map(|g| tokio::spawn(g.run(stopped)));
+    let gossip_ended = async {
+        match gossip_task.as_mut() {
+            Some(task) => match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(Error::Gossip(error)),
+                Err(error) => Err(Error::GossipTask(error)),
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        result = speaker::run(config, source, liveness, metrics) => result,
+        result = gossip_ended => result,
         () = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())
         }
+    };
+    // A stopping speaker says so, so that backups take over at once instead of after the
+    // failure detection; bounded, as the kubelet's grace period is.
+    let _ = stop.send(());
+    if let Some(task) = gossip_task
+        && !task.is_finished()
+    {
+        let _ = tokio::time::timeout(LEAVE_TIMEOUT, task).await;
     }
+    result
 }
+
+/// Upper bound of sending `leave`: a handful of UDP sends, which take microseconds.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -203,17 +266,29 @@ mod tests {
     }
 
     #[test]
-    fn gossip_flags_are_not_accepted_yet() {
-        let error = Args::try_parse_from([
-            "metallb-speaker",
-            "--node-name",
-            "n",
-            "--source",
-            "file:/s",
+    fn gossip_flags() {
+        let base = ["metallb-speaker", "--node-name", "n", "--source", "file:/s"];
+        let args = Args::try_parse_from(base).expect("gossip is optional");
+        assert_eq!((args.gossip_bind, args.gossip_peers.len()), (None, 0));
+        let error = Args::try_parse_from(base.into_iter().chain(["--gossip-bind", "0.0.0.0:4218"]))
+            .expect_err("a key is required with gossip");
+        assert_eq!(error.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let args = Args::try_parse_from(base.into_iter().chain([
             "--gossip-bind",
-            "0.0.0.0:4200",
-        ])
-        .expect_err("gossip arrives with the control-plane issue");
-        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+            "198.51.100.1:4218",
+            "--gossip-key-file",
+            "/etc/gossip/key",
+            "--gossip-peers",
+            "198.51.100.1:4218,198.51.100.2:4218",
+            "--pod-name",
+            "speaker-x",
+            "--namespace",
+            "d8-metallb",
+        ]))
+        .expect("valid");
+        assert_eq!(args.gossip_bind, Some("198.51.100.1:4218".parse().expect("addr")));
+        assert_eq!(args.gossip_peers.len(), 2);
+        assert_eq!(args.gossip_key_file, Some(PathBuf::from("/etc/gossip/key")));
+        assert_eq!(args.pod_name.as_deref(), Some("speaker-x"));
     }
 }

@@ -7,13 +7,16 @@
 //!  link (AF_PACKET per interface) ─► frame ─► responder::decide ─► Reply ─► link
 //!  interfaces (sysfs rescan) ─► plan ─► open/close links, join solicited-node groups
 //!  announce::Announcer (injected clock) ─► gratuitous ARP / unsolicited NA ─► link
+//!
+//!  gossip (SWIM over authenticated UDP) ─► Liveness ─► owned(state, node, live)
 //! ```
 //!
-//! Only [`link`] touches sockets; [`packet`], [`responder`], [`announce`] and [`interfaces`]
-//! are pure.
+//! Only [`link`] touches packet sockets and only [`gossip::driver`] the gossip UDP socket;
+//! [`packet`], [`responder`], [`announce`], [`interfaces`] and [`gossip::membership`] are pure.
 
 pub mod announce;
 pub mod cli;
+pub mod gossip;
 pub mod http;
 pub mod interfaces;
 pub mod link;

@@ -39,6 +39,20 @@ pub struct FamilyLabel {
     pub family: &'static str,
 }
 
+/// Drop reason alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The reason.
+    pub reason: &'static str,
+}
+
+/// Gossip member state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct StateLabel {
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub state: &'static str,
+}
+
 /// Interface alone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct IfaceLabel {
@@ -68,6 +82,12 @@ pub struct Metrics {
     pub source_errors: Counter,
     /// Failed sends and receive errors, by interface.
     pub link_errors: Family<IfaceLabel, Counter>,
+    /// Gossip members by state in this speaker's view, itself included.
+    pub gossip_members: Family<StateLabel, Gauge>,
+    /// Addresses this node started announcing as a backup of a dead node.
+    pub takeovers: Counter,
+    /// Gossip datagrams dropped, by reason.
+    pub gossip_dropped: Family<ReasonLabel, Counter>,
     ready: AtomicBool,
 }
 
@@ -90,6 +110,9 @@ impl Metrics {
         let source_loads = Counter::default();
         let source_errors = Counter::default();
         let link_errors = Family::<IfaceLabel, Counter>::default();
+        let gossip_members = Family::<StateLabel, Gauge>::default();
+        let takeovers = Counter::default();
+        let gossip_dropped = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "requests_received",
             "ARP requests and neighbour solicitations received",
@@ -119,6 +142,21 @@ impl Metrics {
             "Packet socket send or receive errors",
             link_errors.clone(),
         );
+        registry.register(
+            "gossip_members",
+            "Gossip members by state in this speaker's view, itself included",
+            gossip_members.clone(),
+        );
+        registry.register(
+            "takeovers",
+            "Addresses this node started announcing as the first live backup of a dead node",
+            takeovers.clone(),
+        );
+        registry.register(
+            "gossip_dropped",
+            "Gossip datagrams dropped, by reason",
+            gossip_dropped.clone(),
+        );
         for family in ["ipv4", "ipv6"] {
             owned.get_or_create(&FamilyLabel { family }).set(0);
         }
@@ -133,6 +171,9 @@ impl Metrics {
             source_loads,
             source_errors,
             link_errors,
+            gossip_members,
+            takeovers,
+            gossip_dropped,
             ready: AtomicBool::new(false),
         }
     }

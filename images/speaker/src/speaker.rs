@@ -24,6 +24,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::announce::{AnnounceConfig, Announcer, Target};
 use crate::error_chain;
+use crate::gossip::Liveness;
 use crate::interfaces::{self, InterfaceInfo, Pattern};
 use crate::link::{self, LinkError, LinkRx, LinkTx, Memberships};
 use crate::metrics::{FamilyLabel, IfaceLabel, Metrics};
@@ -80,6 +81,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The gossip key file is unusable.
+    #[error(transparent)]
+    Key(#[from] crate::gossip::codec::KeyError),
+    /// Gossip could not start or failed.
+    #[error(transparent)]
+    Gossip(#[from] crate::gossip::GossipError),
+    /// The gossip task panicked.
+    #[error("the gossip task ended unexpectedly")]
+    GossipTask(#[source] tokio::task::JoinError),
     /// The source task panicked or was cancelled.
     #[error("the desired-state source task ended unexpectedly")]
     SourceTask(#[from] tokio::task::JoinError),
@@ -91,8 +101,15 @@ type SharedOwned = Arc<RwLock<Arc<OwnedSet>>>;
 type SharedTx = Arc<Mutex<Box<dyn LinkTx>>>;
 
 /// Runs the speaker until the source fails or the future is dropped. `metrics` becomes ready
-/// once the first state is applied and the sockets are open.
-pub async fn run<S: Source>(config: Config, source: S, metrics: Arc<Metrics>) -> Result<(), Error> {
+/// once the first state is applied and the sockets are open. `liveness` is the gossip view
+/// (or [`Liveness::everyone`] without gossip); every change re-derives the owned set, which
+/// is how a backup takes over.
+pub async fn run<S: Source>(
+    config: Config,
+    source: S,
+    mut liveness: watch::Receiver<Arc<Liveness>>,
+    metrics: Arc<Metrics>,
+) -> Result<(), Error> {
     let (updates, mut rx) = watch::channel(None);
     let mut source_task = tokio::spawn(source.run(updates, metrics.clone()));
     let first = loop {
@@ -104,6 +121,7 @@ pub async fn run<S: Source>(config: Config, source: S, metrics: Arc<Metrics>) ->
         }
     };
     let mut plane = Dataplane::new(config.clone(), first, metrics.clone());
+    plane.liveness = liveness.borrow_and_update().clone();
     plane.reconcile(true)?;
     metrics.set_ready();
     tracing::info!(node = %config.node_name, interfaces = plane.workers.len(), "speaker ready");
@@ -119,6 +137,15 @@ pub async fn run<S: Source>(config: Config, source: S, metrics: Arc<Metrics>) ->
                 }
                 if let Some(state) = rx.borrow_and_update().clone() {
                     plane.state = state;
+                    plane.reconcile(false)?;
+                }
+            }
+            changed = liveness.changed(), if plane.gossip_open => {
+                if changed.is_err() {
+                    // Gossip stopped (shutdown): keep the last view rather than a stale guess.
+                    plane.gossip_open = false;
+                } else {
+                    plane.liveness = liveness.borrow_and_update().clone();
                     plane.reconcile(false)?;
                 }
             }
@@ -161,6 +188,11 @@ impl Drop for Worker {
 struct Dataplane {
     config: Config,
     state: Arc<DesiredState>,
+    liveness: Arc<Liveness>,
+    /// Whether the liveness channel can still change.
+    gossip_open: bool,
+    /// Addresses currently held as a backup, to count take-overs once each.
+    taken_over: BTreeSet<IpAddr>,
     metrics: Arc<Metrics>,
     owned: SharedOwned,
     workers: BTreeMap<String, Worker>,
@@ -176,6 +208,9 @@ impl Dataplane {
         Self {
             config,
             state,
+            liveness: Arc::new(Liveness::everyone()),
+            gossip_open: true,
+            taken_over: BTreeSet::new(),
             metrics,
             owned: Arc::new(RwLock::new(Arc::new(OwnedSet::default()))),
             workers: BTreeMap::new(),
@@ -191,8 +226,27 @@ impl Dataplane {
     fn reconcile(&mut self, startup: bool) -> Result<(), Error> {
         // Publish first: a released address stops being answered before anything else happens,
         // even when the interface list cannot be read.
-        let owned = Arc::new(source::owned(&self.state, &self.config.node_name));
+        let me = self.config.node_name.as_str();
+        let liveness = self.liveness.clone();
+        let owned = Arc::new(source::owned(&self.state, me, &|node| liveness.is_live(node)));
         *self.owned.write().unwrap_or_else(PoisonError::into_inner) = owned.clone();
+        let taken_over: BTreeSet<IpAddr> = self
+            .state
+            .addresses
+            .iter()
+            .filter(|a| a.node != me && owned.get(a.ip).is_some())
+            .map(|a| a.ip)
+            .collect();
+        for address in self
+            .state
+            .addresses
+            .iter()
+            .filter(|a| taken_over.contains(&a.ip) && !self.taken_over.contains(&a.ip))
+        {
+            self.metrics.takeovers.inc();
+            tracing::info!(ip = %address.ip, dead = %address.node, "taking over as backup");
+        }
+        self.taken_over = taken_over;
         for (family, count) in [(Family::Ipv4, owned.len_v4()), (Family::Ipv6, owned.len_v6())] {
             let count = i64::try_from(count).unwrap_or(i64::MAX);
             self.metrics.owned.get_or_create(&FamilyLabel { family: family.label() }).set(count);

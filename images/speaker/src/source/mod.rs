@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  FileSource (file:PATH)  ─┐
-//!  Kubernetes (next issue) ─┴─► watch<Option<Arc<DesiredState>>> ─► owned(state, node) ─► OwnedSet
+//!  Kubernetes (next issue) ─┴─► watch<Option<Arc<DesiredState>>> ─► owned(state, node, live) ─► OwnedSet
 //! ```
 
 pub mod file;
@@ -56,8 +56,7 @@ pub struct AddressSpec {
     pub class: Option<String>,
     /// The announcing node.
     pub node: String,
-    /// Nodes that take over in this order while `node` is dead in the gossip view. Carried for
-    /// the gossip layer (next issue); unused until then.
+    /// Nodes that take over in this order while `node` is dead in the gossip view.
     #[serde(default)]
     pub backups: Vec<String>,
 }
@@ -182,11 +181,28 @@ impl DesiredState {
     }
 }
 
-/// The addresses `node` announces. Until gossip exists (control-plane issue) ownership is
-/// exactly `address.node == node`; the gossip layer will extend this with the first live backup
-/// of a dead node.
-pub fn owned(state: &DesiredState, node: &str) -> OwnedSet {
-    OwnedSet::new(state.addresses.iter().filter(|a| a.node == node).map(|a| (a.ip, state.scope(a))))
+/// The node announcing `address`: its `node` while that node is live, else the first live
+/// entry of `backups`, else nobody (answering from a dead node is impossible anyway, and a
+/// non-backup taking over would fight the hooks' placement).
+pub fn announcer<'a>(address: &'a AddressSpec, live: &impl Fn(&str) -> bool) -> Option<&'a str> {
+    std::iter::once(&address.node)
+        .chain(&address.backups)
+        .find(|node| live(node.as_str()))
+        .map(String::as_str)
+}
+
+/// The addresses `node` announces: its own while it runs (this node always counts as live),
+/// plus those whose node is dead in `live` and of which it is the first live backup. The
+/// take-over lasts until the hooks move the address (or the node comes back).
+pub fn owned(state: &DesiredState, node: &str, live: &impl Fn(&str) -> bool) -> OwnedSet {
+    let live = |name: &str| name == node || live(name);
+    OwnedSet::new(
+        state
+            .addresses
+            .iter()
+            .filter(|a| announcer(a, &live) == Some(node))
+            .map(|a| (a.ip, state.scope(a))),
+    )
 }
 
 #[cfg(test)]
@@ -219,7 +235,7 @@ mod tests {
              - {ip: 2001:db8::10, node: b, backups: [a]}\n",
         )
         .expect("valid");
-        let mine = owned(&state, "a");
+        let mine = owned(&state, "a", &|_| true);
         assert_eq!((mine.len_v4(), mine.len_v6()), (4, 0));
         assert_eq!(mine.get("192.0.2.10".parse().expect("ip")), Some(&Scope::Automatic));
         assert_eq!(
@@ -228,7 +244,39 @@ mod tests {
         );
         assert_eq!(mine.get("192.0.2.12".parse().expect("ip")), Some(&Scope::Automatic));
         assert_eq!(mine.get("192.0.2.13".parse().expect("ip")), Some(&Scope::Automatic));
-        assert_eq!(owned(&state, "b").len_v6(), 1);
+        assert_eq!(owned(&state, "b", &|_| true).len_v6(), 1);
         assert_eq!(state.named_interfaces(), BTreeSet::from(["eth1".to_string()]));
+    }
+
+    #[test]
+    fn the_first_live_backup_takes_over_a_dead_node() {
+        let state = file::parse(
+            "addresses:\n\
+             - {ip: 192.0.2.10, node: a, backups: [b, c]}\n\
+             - {ip: 192.0.2.11, node: b, backups: [a]}\n\
+             - {ip: 192.0.2.12, node: a}\n",
+        )
+        .expect("valid");
+        let ips = |set: OwnedSet| {
+            ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+                .into_iter()
+                .filter(|ip| set.get(ip.parse().expect("ip")).is_some())
+                .collect::<Vec<_>>()
+        };
+        let all = |_: &str| true;
+        assert_eq!(ips(owned(&state, "a", &all)), ["192.0.2.10", "192.0.2.12"]);
+        assert_eq!(ips(owned(&state, "b", &all)), ["192.0.2.11"]);
+        assert!(ips(owned(&state, "c", &all)).is_empty());
+        // a dead: b takes .10 (first backup); .12 has no backup and is announced by nobody.
+        let a_dead = |n: &str| n != "a";
+        assert_eq!(ips(owned(&state, "b", &a_dead)), ["192.0.2.10", "192.0.2.11"]);
+        assert!(ips(owned(&state, "c", &a_dead)).is_empty());
+        // a and b dead: c takes .10; nobody else may.
+        let c_only = |n: &str| n == "c";
+        assert_eq!(ips(owned(&state, "c", &c_only)), ["192.0.2.10"]);
+        // A node always counts itself live: a view where everybody else is dead never makes it
+        // drop its own addresses, and it backs up b.
+        assert_eq!(ips(owned(&state, "a", &|_| false)), ["192.0.2.10", "192.0.2.11", "192.0.2.12"]);
+        assert_eq!(announcer(&state.addresses[0], &|_: &str| false), None);
     }
 }

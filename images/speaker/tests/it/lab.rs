@@ -89,6 +89,25 @@ impl Lab {
     }
 
     /// Marks the test passed (the speakers' logs are printed otherwise) and says it really ran.
+    /// `kill -9` of the speaker in `name`: no leave, no cleanup, like a crashed node.
+    pub(crate) fn kill(&mut self, name: &str) -> Result<()> {
+        let (_, child, _) =
+            self.speakers.iter_mut().find(|(n, _, _)| n == name).context("no such speaker")?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM to the speaker in `name` (a graceful stop, as the kubelet does), waiting for its
+    /// exit; returns whether it exited successfully.
+    pub(crate) fn terminate(&mut self, name: &str) -> Result<bool> {
+        let (_, child, _) =
+            self.speakers.iter_mut().find(|(n, _, _)| n == name).context("no such speaker")?;
+        // `ip netns exec` execs the speaker, so the child's pid is the speaker's.
+        run("kill", &["-TERM", &child.id().to_string()])?;
+        Ok(child.wait()?.success())
+    }
+
     pub(crate) fn passed(&mut self, test: &str) {
         self.passed = true;
         println!("RAN: {test} (root, network namespaces)");
@@ -163,6 +182,17 @@ impl Lab {
     /// Starts the speaker binary in namespace `name` as node `node` with fast pacing, and
     /// waits for `/readyz`.
     pub(crate) fn speaker(&mut self, name: &str, node: &str, state: &Path) -> Result<()> {
+        self.speaker_with(name, node, state, &[])
+    }
+
+    /// [`Lab::speaker`] with extra flags (gossip).
+    pub(crate) fn speaker_with(
+        &mut self,
+        name: &str,
+        node: &str,
+        state: &Path,
+        extra: &[&str],
+    ) -> Result<()> {
         let ns = self.ns(name);
         let log = self.dir().join(format!("speaker-{name}.log"));
         let source = format!("file:{}", state.display());
@@ -172,6 +202,7 @@ impl Lab {
             // Fast pacing keeps the tests short; the behaviour is the same as the defaults'.
             .args(["--announce-count", "3", "--announce-interval", "200ms"])
             .args(["--source-poll-interval", "100ms", "--interface-rescan-interval", "500ms"])
+            .args(extra)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

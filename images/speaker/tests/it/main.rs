@@ -1,5 +1,7 @@
 //! Integration tests of the speaker binary: start-up failures and on-the-wire behaviour.
 
+mod failover;
+mod gossip;
 mod lab;
 mod startup;
 mod wire;

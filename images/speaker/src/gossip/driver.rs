@@ -1,0 +1,239 @@
+//! The UDP side of gossip: one socket, one task. Receives and authenticates datagrams, feeds
+//! the [`Membership`] state machine, sends what it returns, runs its timers, and publishes the
+//! [`Liveness`] view on every change. A stop request sends `leave` before returning.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use super::Liveness;
+use super::codec::{self, Envelope, Key, ReplayGuard};
+use super::membership::{MemberState, Membership, Outgoing, Tuning};
+use crate::metrics::{Metrics, ReasonLabel, StateLabel};
+
+/// Largest datagram accepted: the UDP maximum, so a full-view reply is never truncated.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Gossip settings.
+#[derive(Debug, Clone)]
+pub struct GossipConfig {
+    /// This node's name, the member name.
+    pub node: String,
+    /// Local address and port of the UDP socket.
+    pub bind: SocketAddr,
+    /// Static peers to join through (this node's own address may be among them).
+    pub peers: Vec<SocketAddr>,
+    /// The shared key.
+    pub key: Key,
+    /// Protocol timing.
+    pub tuning: Tuning,
+    /// How long nodes never seen count as live after start ([`Liveness`]). 5 s: static peers
+    /// are pinged every second, so a running peer is seen within one or two seconds.
+    pub join_grace: Duration,
+    /// Accepted clock difference between speakers, either way. 10 s: node clocks run NTP
+    /// (skew of milliseconds), and a replayed recording older than this is dropped.
+    pub replay_window: Duration,
+}
+
+impl GossipConfig {
+    /// Settings with the default timing.
+    pub fn new(node: String, bind: SocketAddr, peers: Vec<SocketAddr>, key: Key) -> Self {
+        Self {
+            node,
+            bind,
+            peers,
+            key,
+            tuning: Tuning::default(),
+            join_grace: Duration::from_secs(5),
+            replay_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why gossip could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GossipError {
+    /// The UDP socket could not be bound.
+    #[error("cannot bind the gossip socket to {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Receiving failed for good.
+    #[error("gossip socket receive failed")]
+    Receive(#[source] std::io::Error),
+}
+
+/// A bound gossip member, ready to [`Gossip::run`].
+#[derive(Debug)]
+pub struct Gossip {
+    socket: UdpSocket,
+    key: Key,
+    membership: Membership,
+    guard: ReplayGuard,
+    metrics: Arc<Metrics>,
+    view: watch::Sender<Arc<Liveness>>,
+    seq: u64,
+    grace_end: Option<Instant>,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Gossip {
+    /// Binds the socket. The view starts as "everyone live" (join grace).
+    pub async fn bind(config: GossipConfig, metrics: Arc<Metrics>) -> Result<Self, GossipError> {
+        let socket = UdpSocket::bind(config.bind)
+            .await
+            .map_err(|source| GossipError::Bind { addr: config.bind, source })?;
+        let local = socket.local_addr().ok();
+        let peers = config.peers.into_iter().filter(|p| Some(*p) != local).collect();
+        let boot = unix_ms();
+        let now = Instant::now();
+        // Boot time as incarnation and sequence base: a restarted speaker outranks its
+        // previous life in every peer's view and replay window without remembering anything.
+        let membership =
+            Membership::new(config.node.clone(), boot, peers, config.tuning, now.into_std());
+        let millis = u64::try_from(config.replay_window.as_millis()).unwrap_or(u64::MAX);
+        let (view, _) = watch::channel(Arc::new(Liveness::new(membership.view(), true)));
+        let gossip = Self {
+            socket,
+            key: config.key,
+            membership,
+            guard: ReplayGuard::new(millis),
+            metrics,
+            view,
+            seq: boot.saturating_mul(1_000),
+            grace_end: Some(now + config.join_grace),
+        };
+        gossip.update_metrics();
+        Ok(gossip)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The liveness view, updated on every membership change.
+    pub fn liveness(&self) -> watch::Receiver<Arc<Liveness>> {
+        self.view.subscribe()
+    }
+
+    /// Runs until `stop` fires (or its sender is dropped), then announces the departure.
+    pub async fn run(mut self, mut stop: oneshot::Receiver<()>) -> Result<(), GossipError> {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        tracing::info!(node = %self.membership.me(), addr = ?self.local_addr().ok(), "gossip started");
+        loop {
+            let mut deadline = Instant::from_std(self.membership.next_deadline());
+            if let Some(grace) = self.grace_end {
+                deadline = deadline.min(grace);
+            }
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, source)) => {
+                        let out = self.receive(&buf[..len], source);
+                        self.send(out).await;
+                    }
+                    // ICMP port unreachable from a dead peer surfaces here on Linux; it says
+                    // nothing about our socket.
+                    Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                    Err(error) => return Err(GossipError::Receive(error)),
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if self.grace_end.is_some_and(|g| now >= g) {
+                        self.grace_end = None;
+                        tracing::info!("join grace over: nodes never seen in gossip count as dead");
+                    }
+                    let out = self.membership.tick(now.into_std());
+                    self.send(out).await;
+                }
+                _ = &mut stop => {
+                    let out = self.membership.leave();
+                    tracing::info!(peers = out.len(), "gossip leaving");
+                    self.send(out).await;
+                    self.publish();
+                    return Ok(());
+                }
+            }
+            self.publish();
+        }
+    }
+
+    fn receive(&mut self, datagram: &[u8], source: SocketAddr) -> Vec<Outgoing> {
+        let checked = codec::open(&self.key, datagram)
+            .and_then(|envelope| self.guard.check(&envelope, unix_ms()).map(|()| envelope));
+        match checked {
+            Ok(envelope) => {
+                self.membership.receive(source, envelope.message, Instant::now().into_std())
+            }
+            Err(reason) => {
+                self.metrics
+                    .gossip_dropped
+                    .get_or_create(&ReasonLabel { reason: reason.label() })
+                    .inc();
+                tracing::debug!(%source, reason = reason.label(), "gossip datagram dropped");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn send(&mut self, out: Vec<Outgoing>) {
+        for outgoing in out {
+            self.seq += 1;
+            let envelope =
+                Envelope { seq: self.seq, time_ms: unix_ms(), message: outgoing.message };
+            let datagram = codec::seal(&self.key, &envelope);
+            if let Err(error) = self.socket.send_to(&datagram, outgoing.to).await {
+                // A peer's unreachable network is what probing is for; not our failure.
+                tracing::debug!(to = %outgoing.to, %error, "gossip send failed");
+            }
+        }
+    }
+
+    /// Logs the view changes and publishes the view when it changed.
+    fn publish(&mut self) {
+        let changes = self.membership.take_changes();
+        for change in &changes {
+            tracing::info!(
+                member = %change.name,
+                from = change.from.map_or("unknown", MemberState::label),
+                to = change.to.label(),
+                "gossip member state changed"
+            );
+        }
+        let liveness = Liveness::new(self.membership.view(), self.grace_end.is_some());
+        self.view.send_if_modified(|current| {
+            if **current == liveness {
+                return false;
+            }
+            *current = Arc::new(liveness);
+            true
+        });
+        if !changes.is_empty() {
+            self.update_metrics();
+        }
+    }
+
+    fn update_metrics(&self) {
+        let view = self.membership.view();
+        for state in MemberState::ALL {
+            let count = view.values().filter(|s| **s == state).count();
+            self.metrics
+                .gossip_members
+                .get_or_create(&StateLabel { state: state.label() })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+}
