@@ -10,6 +10,8 @@ use kube::CustomResourceExt;
 use metallb_api::metallb::{IPAddressPool, L2Advertisement};
 use metallb_api::{MetalLoadBalancerClass, SDNInternalL2LBService};
 
+use crate::docs;
+
 /// Whether to write the files or only compare them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -48,6 +50,22 @@ pub fn generate() -> Result<Vec<Generated>> {
         Generated {
             path: "crds/native/l2advertisements.yaml",
             content: crd_yaml(&L2Advertisement::crd())?,
+        },
+        Generated {
+            path: "docs/CONFIGURATION.md",
+            content: docs::configuration(&crate::repo_root(), docs::Lang::En)?,
+        },
+        Generated {
+            path: "docs/CONFIGURATION.ru.md",
+            content: docs::configuration(&crate::repo_root(), docs::Lang::Ru)?,
+        },
+        Generated {
+            path: "docs/CR.md",
+            content: docs::custom_resources(&crate::repo_root(), docs::Lang::En)?,
+        },
+        Generated {
+            path: "docs/CR.ru.md",
+            content: docs::custom_resources(&crate::repo_root(), docs::Lang::Ru)?,
         },
     ])
 }

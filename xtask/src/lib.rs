@@ -1,6 +1,7 @@
 //! Development tasks of the metallb module, as a library so tests run them too.
 
 pub mod codegen;
+pub mod docs;
 pub mod lint;
 pub mod test;
 

@@ -11,7 +11,16 @@ fn copy_module(dest: &Path) {
     for entry in ["module.yaml", "Chart.yaml", ".helmignore", ".dmtlint.yaml", "crds", "openapi"] {
         copy_recursively(&root.join(entry), &dest.join(entry));
     }
+    // The generated reference documents, which `codegen --check` compares like the CRDs.
+    std::fs::create_dir_all(dest.join("docs")).unwrap();
+    for doc in GENERATED_DOCS {
+        copy_recursively(&root.join(doc), &dest.join(doc));
+    }
 }
+
+/// Documents `cargo xtask codegen` writes from the schemas.
+const GENERATED_DOCS: [&str; 4] =
+    ["docs/CONFIGURATION.md", "docs/CONFIGURATION.ru.md", "docs/CR.md", "docs/CR.ru.md"];
 
 fn copy_recursively(from: &Path, to: &Path) {
     if from.is_dir() {
@@ -97,4 +106,30 @@ fn broken_conventions_are_each_reported() {
         assert!(found.iter().any(|f| f.starts_with(prefix)), "missing `{prefix}` in {found:#?}");
     }
     assert_eq!(found.len(), expected.len(), "{found:#?}");
+}
+
+#[test]
+fn a_hand_edit_of_a_generated_document_fails_the_check_naming_it() {
+    let generated: Vec<_> = codegen::generate().unwrap().into_iter().map(|g| g.path).collect();
+    for doc in GENERATED_DOCS {
+        assert!(generated.contains(&doc), "`{doc}` is not generated");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_module(dir.path());
+    codegen::run(dir.path(), codegen::Mode::Check).unwrap();
+
+    let edited = dir.path().join("docs/CR.ru.md");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    assert!(text.contains("### `spec`"), "{text}");
+    std::fs::write(&edited, text.replace("### `spec`", "### `spec` (edited)")).unwrap();
+    std::fs::remove_file(dir.path().join("docs/CONFIGURATION.md")).unwrap();
+    let error = codegen::run(dir.path(), codegen::Mode::Check).unwrap_err().to_string();
+    assert!(error.contains("docs/CR.ru.md"), "{error}");
+    assert!(error.contains("docs/CONFIGURATION.md"), "{error}");
+    assert!(!error.contains("docs/CR.md,"), "{error}");
+    assert!(!error.contains("docs/CONFIGURATION.ru.md"), "{error}");
+
+    codegen::run(dir.path(), codegen::Mode::Write).unwrap();
+    codegen::run(dir.path(), codegen::Mode::Check).unwrap();
 }
