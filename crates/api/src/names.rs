@@ -211,16 +211,30 @@ pub mod metrics {
     /// Addresses of a class allocated to Services (`class` label).
     pub const CLASS_ALLOCATED_IPS: &str = "d8_metallb_class_allocated_ips";
     /// Services of a class that did not get every IP they asked for (`class` label).
-    pub const CLASS_SERVICES_NOT_FULLY_ASSIGNED: &str = "d8_metallb_class_services_not_fully_assigned";
+    pub const CLASS_SERVICES_NOT_FULLY_ASSIGNED: &str =
+        "d8_metallb_class_services_not_fully_assigned";
     /// Public IPs a Service asked for but did not get (`namespace`, `name`, `class` labels);
     /// exported only while above zero.
     pub const SERVICE_UNASSIGNED_IPS: &str = "d8_metallb_service_unassigned_ips";
+    /// A member node (some class selects it) without a Ready speaker pod (`node` label); exported
+    /// only while such nodes exist and once any speaker pod exists at all, so a fresh install
+    /// before the DaemonSet rolls out does not alert.
+    pub const MEMBER_NODE_WITHOUT_READY_SPEAKER: &str =
+        "d8_metallb_member_node_without_ready_speaker";
     /// Objects a hook skipped because they were malformed (`kind`, `namespace`, `name`,
     /// `reason` labels); exported only while such objects exist.
     pub const SKIPPED_OBJECTS: &str = "d8_metallb_skipped_objects";
 
+    /// Group of the v1 migration hook's [`SKIPPED_OBJECTS`] series.
+    pub const GROUP_MIGRATION: &str = "d8_metallb_migration";
+    /// Group of the adoption hook's [`SKIPPED_OBJECTS`] series.
+    pub const GROUP_ADOPTION: &str = "d8_metallb_adoption";
+    /// Group of the node membership hook's [`SKIPPED_OBJECTS`] series.
+    pub const GROUP_NODE_MEMBERSHIP: &str = "d8_metallb_node_membership";
+
     /// Group of [`NOT_SUPPORTED_SERVICE_ANNOTATIONS`]; the name of the previous implementation.
-    pub const GROUP_NOT_SUPPORTED_ANNOTATIONS: &str = "D8MetallbNotSupportedServiceAnnotationsDetected";
+    pub const GROUP_NOT_SUPPORTED_ANNOTATIONS: &str =
+        "D8MetallbNotSupportedServiceAnnotationsDetected";
     /// A Service carries a MetalLB annotation this module ignores (`namespace`, `name`,
     /// `annotation` labels).
     pub const NOT_SUPPORTED_SERVICE_ANNOTATIONS: &str =
