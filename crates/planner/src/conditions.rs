@@ -1,0 +1,114 @@
+//! Kubernetes condition semantics: merge ours into the existing list, keep everything else.
+//!
+//! `lastTransitionTime` changes only when `status` changes (so re-planning an unchanged state
+//! writes byte-identical conditions), conditions of other types and their order are kept, and
+//! ours are replaced in place or appended — the fix for the previous implementation's
+//! zero timestamps and whole-list overwrites.
+
+use crate::model::{Condition, ConditionStatus, Timestamp};
+
+/// A condition the planner wants, before merging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Wanted {
+    pub(crate) type_: &'static str,
+    pub(crate) status: ConditionStatus,
+    pub(crate) reason: &'static str,
+    pub(crate) message: String,
+}
+
+impl Wanted {
+    pub(crate) fn new(
+        type_: &'static str,
+        status: ConditionStatus,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self { type_, status, reason, message: message.into() }
+    }
+}
+
+/// Merges `wanted` into `existing`.
+pub(crate) fn merge(
+    existing: &[Condition],
+    wanted: Vec<Wanted>,
+    now: &Timestamp,
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    let mut out = existing.to_vec();
+    for w in wanted {
+        let slot = out.iter().position(|c| c.type_ == w.type_);
+        let last_transition_time = match slot.map(|i| &out[i]) {
+            Some(old) if old.status == w.status => old.last_transition_time.clone(),
+            _ => now.clone(),
+        };
+        let condition = Condition {
+            type_: w.type_.to_owned(),
+            status: w.status,
+            reason: w.reason.to_owned(),
+            message: w.message,
+            last_transition_time,
+            observed_generation: generation,
+        };
+        match slot {
+            Some(i) => out[i] = condition,
+            None => out.push(condition),
+        }
+    }
+    out
+}
+
+/// The existing condition of a type, if any.
+pub(crate) fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(type_: &str, status: ConditionStatus, time: &str) -> Condition {
+        Condition {
+            type_: type_.to_owned(),
+            status,
+            reason: "Old".to_owned(),
+            message: "old".to_owned(),
+            last_transition_time: Timestamp(time.to_owned()),
+            observed_generation: Some(1),
+        }
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_status_changes() {
+        let existing = vec![
+            cond("Foreign", ConditionStatus::True, "t0"),
+            cond("A", ConditionStatus::True, "t0"),
+            cond("B", ConditionStatus::True, "t0"),
+        ];
+        let now = Timestamp("t1".to_owned());
+        let merged = merge(
+            &existing,
+            vec![
+                Wanted::new("A", ConditionStatus::True, "Same", "new message"),
+                Wanted::new("B", ConditionStatus::False, "Changed", "x"),
+                Wanted::new("C", ConditionStatus::True, "New", "y"),
+            ],
+            &now,
+            Some(7),
+        );
+        let summary: Vec<_> = merged
+            .iter()
+            .map(|c| (c.type_.as_str(), c.reason.as_str(), c.last_transition_time.0.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("Foreign", "Old", "t0"),
+                ("A", "Same", "t0"),
+                ("B", "Changed", "t1"),
+                ("C", "New", "t1"),
+            ]
+        );
+        assert_eq!(merged[0].observed_generation, Some(1), "foreign kept as is");
+        assert_eq!(merged[1].observed_generation, Some(7));
+    }
+}

@@ -1,0 +1,1234 @@
+//! The planning pipeline: bind → count → allocate → place → statuses.
+//!
+//! ```text
+//!  classes ─► pools, candidates, default          nodes ─► eligibility, membership
+//!  services ─► binding ─► slots (service, index) ◄─ existing children (kept IP / node)
+//!  slots ─► pass A kept IPs ─► pass B requested IPs ─► pass C shared or lowest free IPs
+//!  IPs ─► keep node ─► place new (rendezvous + load cap) ─► backups ─► children + statuses
+//! ```
+//!
+//! Every loop runs over sorted data, so the output is a pure function of the input.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use metallb_api::names::{annotations, conditions as cond, labels};
+
+use crate::annotations::{parse_count, parse_requested};
+use crate::conditions::{Wanted, find, merge};
+use crate::diag::{Diagnostic, RequestRejection};
+use crate::model::{
+    ChildAction, ChildDeletion, ChildSpec, ChildStatus, ClassInput, ClassStatusPlan,
+    ConditionStatus, DeleteReason, DesiredChild, ExistingChild, Input, NodeInput, NodeMembership,
+    Plan, ServiceInput, ServiceRef, ServiceStatusPlan, Timestamp, TrafficPolicy,
+};
+use crate::naming::{child_name, legacy_index};
+use crate::place;
+use crate::pool::{Addr, Family, FreeSet, Pool};
+
+use ConditionStatus::{False, True};
+
+/// A class with its parsed pool and nodes.
+struct Class<'a> {
+    input: &'a ClassInput,
+    pool: Pool,
+    /// Node ids the selector matches (not excluded).
+    members: Vec<usize>,
+    /// Members that can announce now.
+    candidates: Vec<usize>,
+    /// Other classes whose pools overlap this one.
+    overlaps: Vec<String>,
+}
+
+/// A Service bound to one of our classes.
+struct Svc<'a> {
+    input: &'a ServiceInput,
+    key: ServiceRef,
+    class: usize,
+    class_reason: &'static str,
+    count: u32,
+    requested: Vec<Option<String>>,
+    sharing_key: Option<&'a str>,
+    families: Vec<Family>,
+    ports: BTreeSet<(String, i32)>,
+    /// `(reason, message)` for `AnnotationsValid`, first one gives the reason.
+    issues: Vec<(&'static str, String)>,
+    /// Extra text for `AllPublicIPsAssigned`.
+    assign_notes: Vec<String>,
+    first_slot: usize,
+}
+
+/// One public IP of one Service.
+struct Slot {
+    svc: usize,
+    index: u32,
+    existing: Option<usize>,
+    request: Option<Result<Addr, RequestRejection>>,
+    ip: Option<Addr>,
+    /// The request was rejected: this index stays without IP.
+    rejected: bool,
+    node: Option<usize>,
+    backups: Vec<usize>,
+}
+
+/// How a Service relates to our classes.
+enum Binding {
+    Bound {
+        class: usize,
+        reason: &'static str,
+    },
+    /// Not ours; leave it alone.
+    NotOurs,
+    /// It was ours (our condition is on it) but no class applies now: clear our status.
+    Orphaned {
+        message: String,
+    },
+}
+
+/// Runs the whole pipeline.
+pub(crate) fn run(input: &Input) -> Plan {
+    let mut planner = Planner::new(input);
+    planner.bind_services();
+    planner.match_children();
+    planner.allocate();
+    planner.place();
+    planner.finish()
+}
+
+/// Working state of one plan; each phase is a method, called in order by [`run`].
+struct Planner<'a> {
+    input: &'a Input,
+    diags: Vec<Diagnostic>,
+    /// Nodes sorted by name; a node id is an index here.
+    node_names: Vec<&'a str>,
+    node_id: BTreeMap<&'a str, usize>,
+    /// Nodes sorted by name, parallel to `node_names`.
+    nodes: Vec<&'a NodeInput>,
+    /// Classes sorted by name; a class id is an index here.
+    classes: Vec<Class<'a>>,
+    class_id: BTreeMap<&'a str, usize>,
+    /// Default classes by name; the first one is used.
+    defaults: Vec<usize>,
+    /// Bound Services sorted by namespace and name.
+    svcs: Vec<Svc<'a>>,
+    /// Services that were ours but have no class now, with the binding condition's message.
+    orphaned: Vec<(&'a ServiceInput, String)>,
+    /// Services we must not manage (foreign, classless or orphaned): their children go.
+    unmanaged: BTreeSet<ServiceRef>,
+    /// All slots, contiguous per Service.
+    slots: Vec<Slot>,
+    /// Existing children sorted by namespace and name; a child id is an index here.
+    existing: Vec<&'a ExistingChild>,
+    deletions: Vec<(usize, DeleteReason)>,
+    alloc: Alloc,
+    /// Distinct allocated IPs in placement order: `(leader slot, IP)`.
+    units: Vec<(usize, Addr)>,
+}
+
+impl<'a> Planner<'a> {
+    /// Indexes nodes and classes: pools, members, candidates, overlaps, defaults.
+    fn new(input: &'a Input) -> Self {
+        let mut diags = Vec::new();
+        let mut nodes: Vec<&NodeInput> = input.nodes.iter().collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes.dedup_by(|a, b| a.name == b.name);
+        let node_names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        let node_id = node_names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let excluded: Vec<bool> = nodes
+            .iter()
+            .map(|n| n.labels.contains_key(labels::EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS))
+            .collect();
+        let eligible: Vec<bool> =
+            nodes.iter().zip(&excluded).map(|(n, ex)| n.ready && n.speaker_ready && !ex).collect();
+
+        let mut class_inputs: Vec<&ClassInput> = input.classes.iter().collect();
+        class_inputs.sort_by(|a, b| a.name.cmp(&b.name));
+        class_inputs.dedup_by(|a, b| a.name == b.name);
+        let mut classes: Vec<Class<'_>> = class_inputs
+            .iter()
+            .map(|c| {
+                let members: Vec<usize> = (0..nodes.len())
+                    .filter(|&n| {
+                        !excluded[n]
+                            && c.node_selector
+                                .iter()
+                                .all(|(k, v)| nodes[n].labels.get(k) == Some(v))
+                    })
+                    .collect();
+                let candidates = members.iter().copied().filter(|&n| eligible[n]).collect();
+                Class {
+                    input: c,
+                    pool: Pool::parse(&c.address_pool),
+                    members,
+                    candidates,
+                    overlaps: Vec::new(),
+                }
+            })
+            .collect();
+        for class in &classes {
+            for err in class.pool.errors() {
+                diags.push(Diagnostic::InvalidPoolEntry {
+                    class: class.input.name.clone(),
+                    error: err.to_string(),
+                });
+            }
+        }
+        for a in 0..classes.len() {
+            for b in a + 1..classes.len() {
+                if classes[a].pool.overlaps(&classes[b].pool) {
+                    let (name_a, name_b) =
+                        (classes[a].input.name.clone(), classes[b].input.name.clone());
+                    diags.push(Diagnostic::PoolOverlap {
+                        class: name_a.clone(),
+                        other: name_b.clone(),
+                    });
+                    classes[a].overlaps.push(name_b);
+                    classes[b].overlaps.push(name_a);
+                }
+            }
+        }
+        let class_id = class_inputs.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+        let defaults: Vec<usize> =
+            (0..classes.len()).filter(|&i| classes[i].input.is_default).collect();
+        for &shadowed in defaults.iter().skip(1) {
+            diags.push(Diagnostic::DefaultClassShadowed {
+                class: classes[shadowed].input.name.clone(),
+                winner: classes[defaults[0]].input.name.clone(),
+            });
+        }
+        Self {
+            input,
+            diags,
+            node_names,
+            node_id,
+            nodes,
+            classes,
+            class_id,
+            defaults,
+            svcs: Vec::new(),
+            orphaned: Vec::new(),
+            unmanaged: BTreeSet::new(),
+            slots: Vec::new(),
+            existing: Vec::new(),
+            deletions: Vec::new(),
+            alloc: Alloc { holders: BTreeMap::new(), shareable: BTreeMap::new() },
+            units: Vec::new(),
+        }
+    }
+
+    /// Binds every Service and opens one slot per wanted IP.
+    fn bind_services(&mut self) {
+        let mut services: Vec<&ServiceInput> = self.input.services.iter().collect();
+        services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        services.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+        let default_class = self.defaults.first().copied();
+        for s in services {
+            let key = s.key();
+            match bind(s, &key, &self.class_id, &self.classes, default_class, &mut self.diags) {
+                Binding::NotOurs => {
+                    self.unmanaged.insert(key);
+                }
+                Binding::Orphaned { message } => {
+                    self.unmanaged.insert(key);
+                    self.orphaned.push((s, message));
+                }
+                Binding::Bound { class, reason } => {
+                    let first_slot = self.slots.len();
+                    let svc =
+                        new_svc(s, key, class, reason, &self.class_id, first_slot, &mut self.diags);
+                    for index in 0..svc.count {
+                        let request = svc.requested.get(index as usize).and_then(|entry| {
+                            let class = &self.classes[class];
+                            entry.as_deref().map(|text| validate_request(text, &svc, class))
+                        });
+                        self.slots.push(Slot {
+                            svc: self.svcs.len(),
+                            index,
+                            existing: None,
+                            request,
+                            ip: None,
+                            rejected: false,
+                            node: None,
+                            backups: Vec::new(),
+                        });
+                    }
+                    self.svcs.push(svc);
+                }
+            }
+        }
+    }
+
+    /// Matches existing children to slots; the rest are deleted with a reason.
+    fn match_children(&mut self) {
+        let mut existing: Vec<&ExistingChild> = self.input.children.iter().collect();
+        existing.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        existing.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+        self.existing = existing;
+        let svc_id: BTreeMap<&ServiceRef, usize> =
+            self.svcs.iter().enumerate().map(|(i, s)| (&s.key, i)).collect();
+        let mut per_slot: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (id, child) in self.existing.iter().enumerate() {
+            let parent = ServiceRef {
+                namespace: child.namespace.clone(),
+                name: child.spec.service_ref.name.clone(),
+            };
+            let Some(&sid) = svc_id.get(&parent) else {
+                let reason = if self.unmanaged.contains(&parent) {
+                    DeleteReason::ParentNotManaged
+                } else {
+                    DeleteReason::ParentGone
+                };
+                self.deletions.push((id, reason));
+                continue;
+            };
+            let svc = &self.svcs[sid];
+            if child.owner_uid.as_ref().is_some_and(|uid| *uid != svc.input.uid) {
+                self.deletions.push((id, DeleteReason::ParentGone));
+                continue;
+            }
+            // Children of the previous implementation carry no index: read it from the name,
+            // with the class they name or, when the hooks could not tell, the class bound now.
+            let bound = &self.classes[svc.class].input.name;
+            let index = child
+                .spec
+                .index
+                .or_else(|| legacy_index(&child.name, &parent.name, &child.spec.class))
+                .or_else(|| legacy_index(&child.name, &parent.name, bound));
+            match index {
+                Some(i) if i < svc.count => {
+                    per_slot.entry(svc.first_slot + i as usize).or_default().push(id);
+                }
+                _ => self.deletions.push((id, DeleteReason::IndexUnused)),
+            }
+        }
+        for (slot_id, ids) in per_slot {
+            let slot = &self.slots[slot_id];
+            let svc = &self.svcs[slot.svc];
+            let want = child_name(&svc.key.name, &self.classes[svc.class].input.name, slot.index);
+            let chosen =
+                ids.iter().copied().find(|&id| self.existing[id].name == want).unwrap_or(ids[0]);
+            // The chosen child hands its IP and node on; under another name it is replaced
+            // too (deletions of names that stay desired are dropped in `finish`).
+            for &id in ids.iter().filter(|&&id| id != chosen || self.existing[id].name != want) {
+                self.deletions.push((id, DeleteReason::Superseded));
+            }
+            self.slots[slot_id].existing = Some(chosen);
+        }
+    }
+
+    /// Gives IPs in three passes: kept, requested, then shared or lowest free.
+    fn allocate(&mut self) {
+        let mut free = FreeSet::new(self.classes.iter().map(|c| &c.pool));
+        self.keep_ips(&mut free);
+        let rejected = self.grant_requests(&mut free);
+        let exhausted = self.allocate_rest(&mut free);
+        self.report_refusals(rejected);
+        self.report_sharing();
+        self.report_exhaustion(&exhausted);
+    }
+
+    /// Pass A: an IP stays with its child while it is in the pool, of an allowed family,
+    /// agrees with the request for its index, and is not held by a Service it may not share
+    /// with.
+    fn keep_ips(&mut self, free: &mut FreeSet) {
+        for sid in 0..self.slots.len() {
+            let Some(ex) = self.slots[sid].existing else { continue };
+            let Some(ip) =
+                self.existing[ex].status.ip.as_deref().and_then(|t| Addr::parse(t.trim()))
+            else {
+                continue;
+            };
+            let svc = &self.svcs[self.slots[sid].svc];
+            let in_pool = self.classes[svc.class].pool.contains(ip) && family_ok(&svc.families, ip);
+            let matches_request = match &self.slots[sid].request {
+                None => true,
+                Some(Ok(addr)) => *addr == ip,
+                Some(Err(_)) => false,
+            };
+            if !in_pool || !matches_request {
+                continue;
+            }
+            if free.take(ip) {
+                self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
+            } else if self.alloc.holders.contains_key(&ip) {
+                match self.alloc.can_share(&self.slots, &self.svcs, sid, ip) {
+                    Ok(()) => self.alloc.assign(&mut self.slots, &self.svcs, sid, ip),
+                    Err(holder) => self.diags.push(Diagnostic::IpConflict {
+                        service: svc.key.clone(),
+                        index: self.slots[sid].index,
+                        ip: ip.to_string(),
+                        holder: self.svcs[holder].key.clone(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Pass B: requested IPs that are free or legally shared. Refusals are reported after
+    /// pass C: "taken by" names the first final holder in Service order, which a re-plan
+    /// (where the passes assign in another order) reproduces.
+    fn grant_requests(&mut self, free: &mut FreeSet) -> Vec<(usize, Refusal)> {
+        let mut rejected = Vec::new();
+        for sid in 0..self.slots.len() {
+            if self.slots[sid].ip.is_some() {
+                continue;
+            }
+            let Some(request) = self.slots[sid].request.clone() else { continue };
+            let outcome = match request {
+                Err(why) => Err(Refusal::Invalid(why)),
+                Ok(ip)
+                    if free.take(ip)
+                        || self.alloc.can_share(&self.slots, &self.svcs, sid, ip).is_ok() =>
+                {
+                    Ok(ip)
+                }
+                Ok(ip) => Err(Refusal::Taken(ip)),
+            };
+            match outcome {
+                Ok(ip) => self.alloc.assign(&mut self.slots, &self.svcs, sid, ip),
+                Err(refusal) => {
+                    self.slots[sid].rejected = true;
+                    rejected.push((sid, refusal));
+                }
+            }
+        }
+        rejected
+    }
+
+    /// Pass C: join a compatible IP of the same sharing key and index, else take the lowest
+    /// free address of the class pool. Returns the Services the pool could not serve.
+    fn allocate_rest(&mut self, free: &mut FreeSet) -> BTreeSet<usize> {
+        let mut exhausted = BTreeSet::new();
+        for sid in 0..self.slots.len() {
+            if self.slots[sid].ip.is_some() || self.slots[sid].rejected {
+                continue;
+            }
+            let svc_index = self.slots[sid].svc;
+            let (class, index) = (self.svcs[svc_index].class, self.slots[sid].index);
+            if let Some(key) = self.svcs[svc_index].sharing_key {
+                let offers = self
+                    .alloc
+                    .shareable
+                    .get(&(class, key.to_owned(), index))
+                    .cloned()
+                    .unwrap_or_default();
+                let joined = offers
+                    .into_iter()
+                    .find(|&ip| self.alloc.can_share(&self.slots, &self.svcs, sid, ip).is_ok());
+                if let Some(ip) = joined {
+                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
+                    continue;
+                }
+            }
+            match free.lowest_in(&self.classes[class].pool, &self.svcs[svc_index].families) {
+                Some(ip) => {
+                    free.take(ip);
+                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
+                }
+                None => {
+                    exhausted.insert(svc_index);
+                }
+            }
+        }
+        exhausted
+    }
+
+    /// Turns refused requests into condition text and diagnostics.
+    fn report_refusals(&mut self, rejected: Vec<(usize, Refusal)>) {
+        for (sid, refusal) in rejected {
+            let why = match refusal {
+                Refusal::Invalid(why) => why,
+                Refusal::Taken(ip) => {
+                    let holder = self
+                        .alloc
+                        .holders
+                        .get(&ip)
+                        .and_then(|h| h.iter().map(|&x| self.slots[x].svc).min());
+                    match holder {
+                        Some(h) => RequestRejection::Taken { by: self.svcs[h].key.clone() },
+                        // Not free and held by nobody cannot happen for an address of the
+                        // pool; say the closest true thing rather than panic.
+                        None => RequestRejection::OutsidePool {
+                            class: self.classes[self.svcs[self.slots[sid].svc].class]
+                                .input
+                                .name
+                                .clone(),
+                        },
+                    }
+                }
+            };
+            let svc = &mut self.svcs[self.slots[sid].svc];
+            let index = self.slots[sid].index;
+            let entry = svc.requested[index as usize].clone().unwrap_or_default();
+            let text = format!("index {index}: requested IP {entry:?} {why}");
+            svc.issues.push((cond::REASON_REQUESTED_IPS_REJECTED, text.clone()));
+            svc.assign_notes.push(text);
+            self.diags.push(Diagnostic::RequestedIpRejected {
+                service: svc.key.clone(),
+                index,
+                entry,
+                why,
+            });
+        }
+    }
+
+    /// Sharing refusals are judged on the final allocation, not inside a pass, so that
+    /// re-planning (where the IP is simply kept) reports the same thing.
+    fn report_sharing(&mut self) {
+        for sid in 0..self.slots.len() {
+            let svc_index = self.slots[sid].svc;
+            let (Some(key), Some(ip)) = (self.svcs[svc_index].sharing_key, self.slots[sid].ip)
+            else {
+                continue;
+            };
+            if self.alloc.holders[&ip].len() > 1 {
+                continue;
+            }
+            let index = self.slots[sid].index;
+            let offers = self
+                .alloc
+                .shareable
+                .get(&(self.svcs[svc_index].class, key.to_owned(), index))
+                .cloned()
+                .unwrap_or_default();
+            let refused = offers
+                .iter()
+                .filter(|&&other| other != ip)
+                .find_map(|&other| self.alloc.can_share(&self.slots, &self.svcs, sid, other).err());
+            if let Some(holder) = refused {
+                let with = self.svcs[holder].key.clone();
+                let svc = &mut self.svcs[svc_index];
+                svc.issues.push((
+                    cond::REASON_SHARING_REJECTED,
+                    format!(
+                        "index {index}: cannot share key {key:?} with {with}: ports overlap or traffic policies differ"
+                    ),
+                ));
+                self.diags.push(Diagnostic::SharingRejected {
+                    service: svc.key.clone(),
+                    index,
+                    key: key.to_owned(),
+                    with,
+                });
+            }
+        }
+    }
+
+    /// Notes for Services whose pool ran out.
+    fn report_exhaustion(&mut self, exhausted: &BTreeSet<usize>) {
+        for &s in exhausted {
+            let svc = &mut self.svcs[s];
+            let assigned = self.slots[svc.first_slot..svc.first_slot + svc.count as usize]
+                .iter()
+                .filter(|slot| slot.ip.is_some())
+                .count();
+            let class = self.classes[svc.class].input.name.clone();
+            svc.assign_notes.push(format!("the pool of class {class} is exhausted"));
+            self.diags.push(Diagnostic::PoolExhausted {
+                service: svc.key.clone(),
+                class,
+                // At most 64 per Service (the count's upper bound), so it fits.
+                assigned: u32::try_from(assigned).unwrap_or(u32::MAX),
+                wanted: svc.count,
+            });
+        }
+    }
+
+    /// Places every distinct IP on a node (see [`place`] for the algorithm and its bound).
+    fn place(&mut self) {
+        // One unit per distinct IP; sharers follow the first holder (an IP has one
+        // announcer). Holders in slot order and the leader = the first slot, not the first
+        // assigned, so that a re-plan (where passes assign in another order) picks the same.
+        for holders in self.alloc.holders.values_mut() {
+            holders.sort_unstable();
+        }
+        let mut units: Vec<(usize, Addr)> =
+            self.alloc.holders.iter().map(|(ip, h)| (h[0], *ip)).collect();
+        units.sort_unstable();
+        let (slots, svcs, classes) = (&mut self.slots, &self.svcs, &self.classes);
+        let mut ips_per_class = vec![0usize; classes.len()];
+        let mut led = vec![0usize; svcs.len()];
+        for &(leader, _) in &units {
+            ips_per_class[svcs[slots[leader].svc].class] += 1;
+            led[slots[leader].svc] += 1;
+        }
+        let caps: Vec<u32> = classes
+            .iter()
+            .zip(&ips_per_class)
+            .map(|(c, &ips)| place::load_cap(ips, c.candidates.len()))
+            .collect();
+        let mut load = vec![vec![0u32; self.nodes.len()]; classes.len()];
+        let mut used: Vec<Vec<usize>> = vec![Vec::new(); svcs.len()];
+        // Each leading Service's candidates in its rendezvous order, computed once.
+        let orders: Vec<Vec<usize>> = svcs
+            .iter()
+            .zip(&led)
+            .map(|(svc, &count)| {
+                if count == 0 {
+                    return Vec::new();
+                }
+                let base = &classes[svc.class].candidates;
+                let filtered: Vec<usize> = match svc.input.external_traffic_policy {
+                    TrafficPolicy::Cluster => base.clone(),
+                    TrafficPolicy::Local => base
+                        .iter()
+                        .copied()
+                        .filter(|&n| svc.input.ready_endpoint_nodes.contains(self.node_names[n]))
+                        .collect(),
+                };
+                place::rendezvous(&svc.key.to_string(), &filtered, &self.node_names)
+            })
+            .collect();
+        // Keep nodes that are still eligible and not taken by a sibling. With more IPs than
+        // candidates a node may carry up to ceil(N / candidates) siblings: what
+        // `place::choose` produces, so a re-plan keeps it.
+        for &(leader, ip) in &units {
+            let s = slots[leader].svc;
+            let order = &orders[s];
+            let per_node = led[s].div_ceil(order.len().max(1));
+            let kept = self.alloc.holders[&ip].iter().find_map(|&sid| {
+                let ex = self.existing[slots[sid].existing?];
+                let name = ex.status.node.as_deref().or(ex.preferred_node.as_deref())?;
+                let node = *self.node_id.get(name)?;
+                let siblings = used[s].iter().filter(|&&n| n == node).count();
+                (order.contains(&node) && siblings < per_node).then_some(node)
+            });
+            if let Some(node) = kept {
+                slots[leader].node = Some(node);
+                used[s].push(node);
+                load[svcs[s].class][node] += 1;
+            }
+        }
+        for &(leader, _) in &units {
+            if slots[leader].node.is_some() {
+                continue;
+            }
+            let s = slots[leader].svc;
+            let class = svcs[s].class;
+            if let Some(node) = place::choose(&orders[s], &used[s], &load[class], caps[class]) {
+                slots[leader].node = Some(node);
+                used[s].push(node);
+                load[class][node] += 1;
+            }
+        }
+        for &(leader, ip) in &units {
+            let Some(node) = slots[leader].node else { continue };
+            let s = slots[leader].svc;
+            let backups = place::backups(&orders[s], node, &used[s]);
+            for &sid in &self.alloc.holders[&ip] {
+                slots[sid].node = Some(node);
+                slots[sid].backups = backups.clone();
+            }
+        }
+        self.units = units;
+    }
+
+    /// Builds the plan: children with actions, deletions, statuses, membership.
+    fn finish(mut self) -> Plan {
+        let existing_by_name: BTreeMap<(&str, &str), &ExistingChild> =
+            self.existing.iter().map(|c| ((c.namespace.as_str(), c.name.as_str()), *c)).collect();
+        let mut children = Vec::with_capacity(self.slots.len());
+        let mut statuses = Vec::with_capacity(self.svcs.len() + self.orphaned.len());
+        for svc in &self.svcs {
+            let my_slots = &self.slots[svc.first_slot..svc.first_slot + svc.count as usize];
+            for slot in my_slots {
+                if slot.ip.is_some() && slot.node.is_none() {
+                    self.diags.push(Diagnostic::NoCandidateNode {
+                        service: svc.key.clone(),
+                        index: slot.index,
+                    });
+                }
+                children.push(self.child(svc, slot, &existing_by_name));
+            }
+            statuses.push(self.service_status(svc, my_slots));
+        }
+        for (s, message) in &self.orphaned {
+            let raw_count = s.annotations.get(annotations::EXTERNAL_IPS_COUNT);
+            let (count, _) = parse_count(raw_count.map(String::as_str));
+            let wanted = vec![
+                Wanted::new(
+                    cond::LOAD_BALANCER_CLASS,
+                    False,
+                    cond::REASON_CLASS_NOT_FOUND,
+                    message.clone(),
+                ),
+                Wanted::new(
+                    cond::ALL_PUBLIC_IPS_ASSIGNED,
+                    False,
+                    cond::REASON_NOT_ALL_IPS_ASSIGNED,
+                    format!(
+                        "0 of {count} public IPs were assigned; no MetalLoadBalancerClass applies"
+                    ),
+                ),
+            ];
+            statuses.push(merged_status(s, Vec::new(), wanted, &self.input.now));
+        }
+        statuses.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        children.sort_by(|a, b| {
+            (&a.namespace, &a.spec.service_ref.name, &a.spec.class, a.spec.index).cmp(&(
+                &b.namespace,
+                &b.spec.service_ref.name,
+                &b.spec.class,
+                b.spec.index,
+            ))
+        });
+        let desired: BTreeSet<(&str, &str)> =
+            children.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).collect();
+        let mut deletions: Vec<ChildDeletion> = self
+            .deletions
+            .iter()
+            .map(|&(id, reason)| (self.existing[id], reason))
+            .filter(|(c, _)| !desired.contains(&(c.namespace.as_str(), c.name.as_str())))
+            .map(|(c, reason)| ChildDeletion {
+                namespace: c.namespace.clone(),
+                name: c.name.clone(),
+                reason,
+            })
+            .collect();
+        deletions.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        deletions.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+
+        let mut allocated = vec![0u64; self.classes.len()];
+        for &(leader, _) in &self.units {
+            allocated[self.svcs[self.slots[leader].svc].class] += 1;
+        }
+        let classes = (0..self.classes.len()).map(|i| self.class_status(i, allocated[i])).collect();
+        let nodes = self.membership();
+        Plan { children, deletions, services: statuses, classes, nodes, diagnostics: self.diags }
+    }
+
+    /// One desired child with its action.
+    fn child(
+        &self,
+        svc: &Svc<'_>,
+        slot: &Slot,
+        existing_by_name: &BTreeMap<(&str, &str), &ExistingChild>,
+    ) -> DesiredChild {
+        let class = &self.classes[svc.class];
+        let name = child_name(&svc.key.name, &class.input.name, slot.index);
+        let ip_text = slot.ip.map(|ip| ip.to_string());
+        let announced = match (&ip_text, slot.node) {
+            (None, _) => Wanted::new(
+                cond::ANNOUNCED,
+                False,
+                cond::REASON_NO_IP_ASSIGNED,
+                "no public IP is assigned",
+            ),
+            (Some(_), None) => Wanted::new(
+                cond::ANNOUNCED,
+                False,
+                cond::REASON_NO_CANDIDATE_NODE,
+                no_candidate_text(svc),
+            ),
+            (Some(ip), Some(node)) => Wanted::new(
+                cond::ANNOUNCED,
+                True,
+                cond::REASON_NODE_ASSIGNED,
+                format!("{ip} is announced by node {}", self.node_names[node]),
+            ),
+        };
+        let same_name = existing_by_name.get(&(svc.key.namespace.as_str(), name.as_str())).copied();
+        let old_conditions = same_name.map(|c| c.status.conditions.as_slice()).unwrap_or_default();
+        let status = ChildStatus {
+            ip: ip_text,
+            node: slot.node.map(|n| self.node_names[n].to_owned()),
+            backups: slot.backups.iter().map(|&n| self.node_names[n].to_owned()).collect(),
+            conditions: merge(old_conditions, vec![announced], &self.input.now, None),
+        };
+        let spec = ChildSpec {
+            service_ref: svc.key.clone(),
+            class: class.input.name.clone(),
+            index: Some(slot.index),
+            desired_ip: svc.requested.get(slot.index as usize).cloned().flatten(),
+            sharing_key: svc.sharing_key.map(str::to_owned),
+            ports: svc.input.ports.clone(),
+            selector: svc.input.selector.clone(),
+            external_traffic_policy: svc.input.external_traffic_policy,
+            internal_traffic_policy: svc.input.internal_traffic_policy,
+            publish_not_ready_addresses: svc.input.publish_not_ready_addresses,
+            cluster_ip: svc.input.cluster_ip.clone(),
+        };
+        let action = match same_name {
+            None => ChildAction::Create,
+            Some(old) => {
+                let spec_changed =
+                    old.spec != spec || old.owner_uid.as_deref() != Some(svc.input.uid.as_str());
+                let status_changed = old.status != status;
+                if spec_changed || status_changed {
+                    ChildAction::Update { spec: spec_changed, status: status_changed }
+                } else {
+                    ChildAction::Keep
+                }
+            }
+        };
+        DesiredChild {
+            namespace: svc.key.namespace.clone(),
+            name,
+            owner_uid: svc.input.uid.clone(),
+            action,
+            spec,
+            status,
+        }
+    }
+
+    /// The parent's ingress and conditions.
+    fn service_status(&self, svc: &Svc<'_>, my_slots: &[Slot]) -> ServiceStatusPlan {
+        let mut ingress: Vec<String> = Vec::new();
+        let (mut assigned, mut announced) = (0u32, 0u32);
+        for slot in my_slots {
+            let Some(ip) = slot.ip else { continue };
+            assigned += 1;
+            announced += u32::from(slot.node.is_some());
+            let ip = ip.to_string();
+            if !ingress.contains(&ip) {
+                ingress.push(ip);
+            }
+        }
+        let count = svc.count;
+        let mut assigned_msg = format!("{assigned} of {count} public IPs were assigned");
+        for note in &svc.assign_notes {
+            assigned_msg.push_str("; ");
+            assigned_msg.push_str(note);
+        }
+        let (status, reason) = if assigned == count {
+            (True, cond::REASON_ALL_IPS_ASSIGNED)
+        } else {
+            (False, cond::REASON_NOT_ALL_IPS_ASSIGNED)
+        };
+        let assigned_cond =
+            Wanted::new(cond::ALL_PUBLIC_IPS_ASSIGNED, status, reason, assigned_msg);
+        let mut announced_msg =
+            format!("{announced} of {assigned} assigned public IPs are announced");
+        let (status, reason) = if announced == assigned {
+            (True, cond::REASON_ALL_IPS_ANNOUNCED)
+        } else {
+            announced_msg.push_str("; ");
+            announced_msg.push_str(&no_candidate_text(svc));
+            (False, cond::REASON_NOT_ALL_IPS_ANNOUNCED)
+        };
+        let announced_cond =
+            Wanted::new(cond::ALL_PUBLIC_IPS_ANNOUNCED, status, reason, announced_msg);
+        let annotations_cond = match svc.issues.first() {
+            None => Wanted::new(
+                cond::ANNOTATIONS_VALID,
+                True,
+                cond::REASON_ANNOTATIONS_ACCEPTED,
+                "annotations accepted",
+            ),
+            Some((reason, _)) => {
+                let text: Vec<&str> = svc.issues.iter().map(|(_, m)| m.as_str()).collect();
+                Wanted::new(cond::ANNOTATIONS_VALID, False, reason, text.join("; "))
+            }
+        };
+        let class_name = self.classes[svc.class].input.name.clone();
+        let wanted = vec![
+            Wanted::new(cond::LOAD_BALANCER_CLASS, True, svc.class_reason, class_name),
+            assigned_cond,
+            announced_cond,
+            annotations_cond,
+        ];
+        merged_status(svc.input, ingress, wanted, &self.input.now)
+    }
+
+    /// A class's conditions and counts.
+    fn class_status(&self, i: usize, allocated: u64) -> ClassStatusPlan {
+        let c = &self.classes[i];
+        let size = c.pool.size();
+        let pool_cond = if !c.pool.errors().is_empty() {
+            let errors: Vec<String> = c.pool.errors().iter().map(ToString::to_string).collect();
+            Wanted::new(
+                cond::POOL_VALID,
+                False,
+                cond::REASON_INVALID_POOL_ENTRIES,
+                errors.join("; "),
+            )
+        } else if c.pool.intervals().is_empty() {
+            Wanted::new(
+                cond::POOL_VALID,
+                False,
+                cond::REASON_EMPTY_POOL,
+                "the address pool has no address",
+            )
+        } else {
+            Wanted::new(
+                cond::POOL_VALID,
+                True,
+                cond::REASON_POOL_PARSED,
+                format!("{} addresses", size.to_decimal()),
+            )
+        };
+        let overlap_cond = if c.overlaps.is_empty() {
+            Wanted::new(
+                cond::POOL_DISJOINT,
+                True,
+                cond::REASON_NO_OVERLAP,
+                "no other class uses these addresses",
+            )
+        } else {
+            Wanted::new(
+                cond::POOL_DISJOINT,
+                False,
+                cond::REASON_POOL_OVERLAP,
+                format!(
+                    "the pool overlaps the pool of {}; each address is still given out once",
+                    c.overlaps.join(", ")
+                ),
+            )
+        };
+        let default_cond = match self.defaults.first() {
+            Some(&winner) if c.input.is_default => {
+                let (status, reason) = if winner == i {
+                    (True, cond::REASON_DEFAULT_CLASS_ACTIVE)
+                } else {
+                    (False, cond::REASON_DEFAULT_CLASS_SHADOWED)
+                };
+                let message = if self.defaults.len() == 1 {
+                    "the default class".to_owned()
+                } else {
+                    let names: Vec<&str> = self
+                        .defaults
+                        .iter()
+                        .map(|&d| self.classes[d].input.name.as_str())
+                        .collect();
+                    format!(
+                        "several default classes ({}); {} is used, the first by name",
+                        names.join(", "),
+                        self.classes[winner].input.name
+                    )
+                };
+                Wanted::new(cond::DEFAULT_CLASS, status, reason, message)
+            }
+            _ => Wanted::new(
+                cond::DEFAULT_CLASS,
+                False,
+                cond::REASON_NOT_DEFAULT,
+                "isDefault is not set",
+            ),
+        };
+        let conditions = merge(
+            &c.input.conditions,
+            vec![pool_cond, overlap_cond, default_cond],
+            &self.input.now,
+            Some(c.input.generation),
+        );
+        ClassStatusPlan {
+            name: c.input.name.clone(),
+            conditions_changed: conditions != c.input.conditions,
+            conditions,
+            pool_size: size.to_decimal(),
+            allocated,
+            member_nodes: c.members.iter().map(|&n| self.node_names[n].to_owned()).collect(),
+            candidate_nodes: c.candidates.iter().map(|&n| self.node_names[n].to_owned()).collect(),
+        }
+    }
+
+    /// The member label: nodes some class selects (excluded nodes never run a speaker).
+    fn membership(&self) -> NodeMembership {
+        let members: BTreeSet<String> = self
+            .classes
+            .iter()
+            .flat_map(|c| c.members.iter().map(|&n| self.node_names[n].to_owned()))
+            .collect();
+        let labelled = |n: &&&NodeInput| n.labels.contains_key(labels::MEMBER);
+        NodeMembership {
+            add_label: self
+                .nodes
+                .iter()
+                .filter(|n| members.contains(&n.name) && !labelled(n))
+                .map(|n| n.name.clone())
+                .collect(),
+            remove_label: self
+                .nodes
+                .iter()
+                .filter(|n| !members.contains(&n.name) && labelled(n))
+                .map(|n| n.name.clone())
+                .collect(),
+            members,
+        }
+    }
+}
+
+/// Why a requested IP was refused, before the final holders are known.
+enum Refusal {
+    /// Syntax, pool or family.
+    Invalid(RequestRejection),
+    /// Held by Services it may not share with.
+    Taken(Addr),
+}
+
+/// IP ownership during allocation.
+struct Alloc {
+    /// IP → slots holding it, first holder first.
+    holders: BTreeMap<Addr, Vec<usize>>,
+    /// `(class, sharing key, index)` → IPs other Services with that key may join.
+    /// A set, so that the order (lowest IP first) does not depend on which pass assigned it.
+    shareable: BTreeMap<(usize, String, u32), BTreeSet<Addr>>,
+}
+
+impl Alloc {
+    fn assign(&mut self, slots: &mut [Slot], svcs: &[Svc<'_>], sid: usize, ip: Addr) {
+        slots[sid].ip = Some(ip);
+        let holders = self.holders.entry(ip).or_default();
+        holders.push(sid);
+        let svc = &svcs[slots[sid].svc];
+        if let (Some(key), 1) = (svc.sharing_key, holders.len()) {
+            self.shareable
+                .entry((svc.class, key.to_owned(), slots[sid].index))
+                .or_default()
+                .insert(ip);
+        }
+    }
+
+    /// Whether `sid` may join the holders of `ip`: same class, key and index, another Service,
+    /// and compatible with every holder. `Err` names an incompatible holder's Service.
+    fn can_share(
+        &self,
+        slots: &[Slot],
+        svcs: &[Svc<'_>],
+        sid: usize,
+        ip: Addr,
+    ) -> Result<(), usize> {
+        let me = &svcs[slots[sid].svc];
+        let Some(holders) = self.holders.get(&ip) else {
+            return Ok(());
+        };
+        // The first incompatible holder in Service order, not holder order (which depends on
+        // the pass that assigned the IP), so messages are the same on every re-plan.
+        let mut refused: Option<usize> = None;
+        for &h in holders {
+            let other_index = slots[h].svc;
+            let other = &svcs[other_index];
+            let legal = other_index != slots[sid].svc
+                && other.class == me.class
+                && slots[h].index == slots[sid].index
+                && me.sharing_key.is_some()
+                && other.sharing_key == me.sharing_key
+                && compatible(me, other);
+            if !legal {
+                refused = Some(refused.map_or(other_index, |r| r.min(other_index)));
+            }
+        }
+        refused.map_or(Ok(()), Err)
+    }
+}
+
+/// The sharing rule: no common (protocol, port), and both `Cluster` or the same selector.
+fn compatible(a: &Svc<'_>, b: &Svc<'_>) -> bool {
+    let policies = (a.input.external_traffic_policy == TrafficPolicy::Cluster
+        && b.input.external_traffic_policy == TrafficPolicy::Cluster)
+        || a.input.selector == b.input.selector;
+    policies && a.ports.is_disjoint(&b.ports)
+}
+
+fn family_ok(families: &[Family], ip: Addr) -> bool {
+    families.is_empty() || families.contains(&ip.family)
+}
+
+/// Syntax, pool and family checks of a requested IP; whether it is free is decided later.
+fn validate_request(
+    text: &str,
+    svc: &Svc<'_>,
+    class: &Class<'_>,
+) -> Result<Addr, RequestRejection> {
+    let ip = Addr::parse(text).ok_or(RequestRejection::NotAnAddress)?;
+    if !class.pool.contains(ip) {
+        return Err(RequestRejection::OutsidePool { class: class.input.name.clone() });
+    }
+    if !family_ok(&svc.families, ip) {
+        return Err(RequestRejection::WrongFamily);
+    }
+    Ok(ip)
+}
+
+/// Class binding: `spec.loadBalancerClass` > annotation > recorded binding > default.
+///
+/// The recorded binding (our condition) sits below the explicit choices so that editing the
+/// annotation moves a Service, and above the default so that adding or switching a default
+/// class does not move already-served Services (§11.2 of the reference: the previous sticky
+/// binding ignored every later change and silently dropped Services whose class vanished).
+fn bind(
+    s: &ServiceInput,
+    key: &ServiceRef,
+    class_id: &BTreeMap<&str, usize>,
+    classes: &[Class<'_>],
+    default_class: Option<usize>,
+    diags: &mut Vec<Diagnostic>,
+) -> Binding {
+    if let Some(named) = s.load_balancer_class.as_deref().filter(|c| !c.is_empty()) {
+        // A foreign class belongs to another controller (§11.1): never hijack it.
+        let Some(&class) = class_id.get(named) else {
+            diags.push(Diagnostic::ForeignClass { service: key.clone(), class: named.to_owned() });
+            return Binding::NotOurs;
+        };
+        return Binding::Bound { class, reason: bound_reason(s, &classes[class], None) };
+    }
+    let ours = find(&s.conditions, cond::LOAD_BALANCER_CLASS);
+    let recorded = ours.filter(|c| c.status == True).map(|c| c.message.as_str());
+    let vanished = recorded.filter(|r| !class_id.contains_key(r));
+    let annotation = s
+        .annotations
+        .get(annotations::METAL_LOAD_BALANCER_CLASS)
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty());
+    if let Some(a) = annotation.filter(|a| !class_id.contains_key(a)) {
+        diags
+            .push(Diagnostic::UnknownClassAnnotation { service: key.clone(), class: a.to_owned() });
+    }
+    let chosen = annotation
+        .and_then(|a| class_id.get(a))
+        .or_else(|| recorded.and_then(|r| class_id.get(r)))
+        .copied()
+        .or(default_class);
+    match (chosen, vanished) {
+        (Some(class), _) => {
+            if let Some(from) = vanished {
+                diags.push(Diagnostic::ClassRebound {
+                    service: key.clone(),
+                    from: from.to_owned(),
+                    to: classes[class].input.name.clone(),
+                });
+            }
+            Binding::Bound { class, reason: bound_reason(s, &classes[class], vanished) }
+        }
+        (None, Some(gone)) => {
+            diags.push(Diagnostic::ClassGone { service: key.clone(), class: gone.to_owned() });
+            Binding::Orphaned {
+                message: format!(
+                    "MetalLoadBalancerClass {gone} no longer exists and no other class applies"
+                ),
+            }
+        }
+        (None, None) => match ours {
+            // Already reported as orphaned by an earlier plan: keep that condition as it is.
+            Some(c) => Binding::Orphaned { message: c.message.clone() },
+            None => {
+                diags.push(Diagnostic::NoClass { service: key.clone() });
+                Binding::NotOurs
+            }
+        },
+    }
+}
+
+/// Reason of the binding condition; an existing reason for the same class is kept so that
+/// re-planning writes the same condition.
+fn bound_reason(s: &ServiceInput, class: &Class<'_>, vanished: Option<&str>) -> &'static str {
+    let existing = find(&s.conditions, cond::LOAD_BALANCER_CLASS)
+        .filter(|c| c.status == True && c.message == class.input.name)
+        .map(|c| c.reason.as_str());
+    match existing {
+        Some(cond::REASON_CLASS_REBOUND) => cond::REASON_CLASS_REBOUND,
+        Some(_) => cond::REASON_CLASS_BOUND,
+        None if vanished.is_some() => cond::REASON_CLASS_REBOUND,
+        None => cond::REASON_CLASS_BOUND,
+    }
+}
+
+/// Reads a bound Service's annotations: count, requested IPs, sharing key, families.
+fn new_svc<'a>(
+    s: &'a ServiceInput,
+    key: ServiceRef,
+    class: usize,
+    class_reason: &'static str,
+    class_id: &BTreeMap<&str, usize>,
+    first_slot: usize,
+    diags: &mut Vec<Diagnostic>,
+) -> Svc<'a> {
+    let mut issues = Vec::new();
+    if let Some(a) = s.annotations.get(annotations::METAL_LOAD_BALANCER_CLASS) {
+        let a = a.trim();
+        if !a.is_empty() && !class_id.contains_key(a) {
+            issues.push((
+                cond::REASON_UNKNOWN_CLASS_ANNOTATION,
+                format!(
+                    "annotation {} names {a:?}, which is not a MetalLoadBalancerClass",
+                    annotations::METAL_LOAD_BALANCER_CLASS
+                ),
+            ));
+        }
+    }
+    let raw_count = s.annotations.get(annotations::EXTERNAL_IPS_COUNT).map(String::as_str);
+    let (count, count_issue) = parse_count(raw_count);
+    if let (Some(issue), Some(raw)) = (count_issue, raw_count) {
+        issues.push((
+            cond::REASON_INVALID_EXTERNAL_IPS_COUNT,
+            format!(
+                "{} {raw:?} {}; using {count}",
+                annotations::EXTERNAL_IPS_COUNT,
+                issue.describe()
+            ),
+        ));
+        diags.push(Diagnostic::CountAdjusted {
+            service: key.clone(),
+            value: raw.to_owned(),
+            used: count,
+        });
+    }
+    let requested =
+        parse_requested(s.annotations.get(annotations::LOAD_BALANCER_IPS).map(String::as_str));
+    if requested.len() > count as usize {
+        let ignored = requested.len() - count as usize;
+        issues.push((
+            cond::REASON_REQUESTED_IPS_REJECTED,
+            format!("{ignored} requested IPs beyond the IP count {count} are ignored"),
+        ));
+        diags.push(Diagnostic::RequestedIpsIgnored { service: key.clone(), ignored });
+    }
+    let mut families = Vec::new();
+    for f in &s.ip_families {
+        if !families.contains(f) {
+            families.push(*f);
+        }
+    }
+    Svc {
+        input: s,
+        key,
+        class,
+        class_reason,
+        count,
+        requested,
+        sharing_key: s
+            .annotations
+            .get(annotations::SHARED_IP_KEY)
+            .map(|k| k.trim())
+            .filter(|k| !k.is_empty()),
+        families,
+        ports: s
+            .ports
+            .iter()
+            .map(|p| {
+                let (protocol, port) = p.identity();
+                (protocol.to_owned(), port)
+            })
+            .collect(),
+        issues,
+        assign_notes: Vec::new(),
+        first_slot,
+    }
+}
+
+/// Why nothing announces an IP, for conditions.
+fn no_candidate_text(svc: &Svc<'_>) -> String {
+    let mut text = "no eligible node (matches the class nodeSelector, Ready, not excluded from load balancers, speaker ready".to_owned();
+    if svc.input.external_traffic_policy == TrafficPolicy::Local {
+        text.push_str(", holds a ready endpoint for externalTrafficPolicy Local");
+    }
+    text.push(')');
+    text
+}
+
+/// Merges `wanted` into the Service's conditions and says whether anything changed.
+fn merged_status(
+    s: &ServiceInput,
+    ingress: Vec<String>,
+    wanted: Vec<Wanted>,
+    now: &Timestamp,
+) -> ServiceStatusPlan {
+    let conditions = merge(&s.conditions, wanted, now, Some(s.generation));
+    let changed = conditions != s.conditions || ingress != s.ingress;
+    ServiceStatusPlan {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        ingress,
+        conditions,
+        changed,
+    }
+}

@@ -1,0 +1,6 @@
+//! The planner's integration tests: one binary (style rule 12), table tests per rule in
+//! `rules`, property tests over random clusters in `props`.
+
+mod common;
+mod props;
+mod rules;
