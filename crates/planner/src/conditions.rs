@@ -27,33 +27,38 @@ impl Wanted {
     }
 }
 
-/// Merges `wanted` into `existing`.
+/// Merges `wanted` into `existing`: replaced in place, appended in `wanted` order, other
+/// types cloned untouched.
 pub(crate) fn merge(
     existing: &[Condition],
     wanted: Vec<Wanted>,
     now: &Timestamp,
     generation: Option<i64>,
 ) -> Vec<Condition> {
-    let mut out = existing.to_vec();
-    for w in wanted {
-        let slot = out.iter().position(|c| c.type_ == w.type_);
-        let last_transition_time = match slot.map(|i| &out[i]) {
+    let build = |w: Wanted, old: Option<&Condition>| Condition {
+        type_: w.type_.to_owned(),
+        status: w.status,
+        reason: w.reason.to_owned(),
+        message: w.message,
+        last_transition_time: match old {
             Some(old) if old.status == w.status => old.last_transition_time.clone(),
             _ => now.clone(),
-        };
-        let condition = Condition {
-            type_: w.type_.to_owned(),
-            status: w.status,
-            reason: w.reason.to_owned(),
-            message: w.message,
-            last_transition_time,
-            observed_generation: generation,
-        };
-        match slot {
-            Some(i) => out[i] = condition,
-            None => out.push(condition),
-        }
+        },
+        observed_generation: generation,
+    };
+    let mut wanted: Vec<Option<Wanted>> = wanted.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(existing.len() + wanted.len());
+    for old in existing {
+        let mine = wanted
+            .iter_mut()
+            .find(|w| w.as_ref().is_some_and(|w| w.type_ == old.type_))
+            .and_then(Option::take);
+        out.push(match mine {
+            Some(w) => build(w, Some(old)),
+            None => old.clone(),
+        });
     }
+    out.extend(wanted.into_iter().flatten().map(|w| build(w, None)));
     out
 }
 

@@ -9,7 +9,7 @@
 //!
 //! Every loop runs over sorted data, so the output is a pure function of the input.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use metallb_api::names::{annotations, conditions as cond, labels};
 
@@ -263,9 +263,11 @@ impl<'a> Planner<'a> {
         existing.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         existing.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
         self.existing = existing;
-        let svc_id: BTreeMap<&ServiceRef, usize> =
+        // Lookup only, never iterated: a hash map keeps the output deterministic and avoids
+        // a log factor of string comparisons at 30k Services.
+        let svc_id: HashMap<&ServiceRef, usize> =
             self.svcs.iter().enumerate().map(|(i, s)| (&s.key, i)).collect();
-        let mut per_slot: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut per_slot: Vec<Vec<usize>> = vec![Vec::new(); self.slots.len()];
         for (id, child) in self.existing.iter().enumerate() {
             let parent = ServiceRef {
                 namespace: child.namespace.clone(),
@@ -295,12 +297,12 @@ impl<'a> Planner<'a> {
                 .or_else(|| legacy_index(&child.name, &parent.name, bound));
             match index {
                 Some(i) if i < svc.count => {
-                    per_slot.entry(svc.first_slot + i as usize).or_default().push(id);
+                    per_slot[svc.first_slot + i as usize].push(id);
                 }
                 _ => self.deletions.push((id, DeleteReason::IndexUnused)),
             }
         }
-        for (slot_id, ids) in per_slot {
+        for (slot_id, ids) in per_slot.into_iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
             let slot = &self.slots[slot_id];
             let svc = &self.svcs[slot.svc];
             let want = child_name(&svc.key.name, &self.classes[svc.class].input.name, slot.index);
@@ -624,7 +626,8 @@ impl<'a> Planner<'a> {
 
     /// Builds the plan: children with actions, deletions, statuses, membership.
     fn finish(mut self) -> Plan {
-        let existing_by_name: BTreeMap<(&str, &str), &ExistingChild> =
+        // Lookup only, never iterated (see `match_children`).
+        let existing_by_name: HashMap<(&str, &str), &ExistingChild> =
             self.existing.iter().map(|c| ((c.namespace.as_str(), c.name.as_str()), *c)).collect();
         let mut children = Vec::with_capacity(self.slots.len());
         let mut statuses = Vec::with_capacity(self.svcs.len() + self.orphaned.len());
@@ -671,7 +674,8 @@ impl<'a> Planner<'a> {
                 b.spec.index,
             ))
         });
-        let desired: BTreeSet<(&str, &str)> =
+        // Lookup only, never iterated.
+        let desired: HashSet<(&str, &str)> =
             children.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).collect();
         let mut deletions: Vec<ChildDeletion> = self
             .deletions
@@ -701,7 +705,7 @@ impl<'a> Planner<'a> {
         &self,
         svc: &Svc<'_>,
         slot: &Slot,
-        existing_by_name: &BTreeMap<(&str, &str), &ExistingChild>,
+        existing_by_name: &HashMap<(&str, &str), &ExistingChild>,
     ) -> DesiredChild {
         let class = &self.classes[svc.class];
         let name = child_name(&svc.key.name, &class.input.name, slot.index);
