@@ -1,7 +1,7 @@
 //! Command line (every flag also from a `METALLB_*` environment variable) and the top-level
 //! `run` the binary calls.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +13,9 @@ use crate::announce::AnnounceConfig;
 use crate::gossip::{Gossip, GossipConfig, Key, Liveness};
 use crate::interfaces::{DEFAULT_EXCLUDE, Pattern};
 use crate::metrics::Metrics;
-use crate::source::SourceSpec;
 use crate::source::file::FileSource;
+use crate::source::kubernetes::{KubernetesSource, PeerFeed};
+use crate::source::{Source, SourceError, SourceSpec, Updates};
 use crate::speaker::{self, Config, Error};
 
 /// Log line format.
@@ -37,13 +38,15 @@ pub struct Args {
     /// This node's name; the speaker announces the addresses whose `node` equals it.
     #[arg(long, env = "METALLB_NODE_NAME")]
     pub node_name: String,
-    /// Desired-state source: `file:PATH` (YAML or JSON, reloaded on change) or `kubernetes`
-    /// (not available in this build yet).
+    /// Desired-state source: `kubernetes` (watch the module's objects through the in-cluster
+    /// API, or the kubeconfig outside a cluster) or `file:PATH` (YAML or JSON, reloaded on
+    /// change).
     #[arg(long, env = "METALLB_SOURCE", value_parser = parse_source)]
     pub source: SourceSpec,
     /// Address of the HTTP endpoint serving /metrics, /healthz and /readyz. Loopback by default:
     /// the speaker runs on the host network, where an open port is open to the whole segment.
-    #[arg(long, env = "METALLB_METRICS_ADDR", default_value = "127.0.0.1:7472")]
+    #[arg(long, env = "METALLB_METRICS_ADDR", default_value = "127.0.0.1:7472",
+          value_parser = parse_host_port)]
     pub metrics_addr: SocketAddr,
     /// Log format.
     #[arg(long, env = "METALLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
@@ -73,10 +76,12 @@ pub struct Args {
     pub source_poll_interval: Duration,
     /// UDP address of the gossip socket on the host network, e.g. `$(HOST_IP):4218` (the module
     /// uses a port in 4200–4299). Without it gossip is off: no liveness view, no take-overs.
-    #[arg(long, env = "METALLB_GOSSIP_BIND", requires = "gossip_key_file")]
+    #[arg(long, env = "METALLB_GOSSIP_BIND", requires = "gossip_key_file",
+          value_parser = parse_host_port)]
     pub gossip_bind: Option<SocketAddr>,
     /// Comma-separated static gossip peers `ADDR:PORT` to join through (this node's own address
-    /// may be listed; it is skipped).
+    /// may be listed; it is skipped). With `--source kubernetes` the peers are the speaker pods
+    /// of `--namespace` instead.
     #[arg(long, env = "METALLB_GOSSIP_PEERS", value_delimiter = ',', requires = "gossip_bind")]
     pub gossip_peers: Vec<SocketAddr>,
     /// File holding the raw gossip key (at least 16 bytes): the mounted `key` of the Secret
@@ -86,9 +91,24 @@ pub struct Args {
     /// This speaker's pod name (downward API), logged to identify the instance.
     #[arg(long, env = "METALLB_POD_NAME")]
     pub pod_name: Option<String>,
-    /// This speaker's namespace (downward API), logged to identify the instance.
+    /// This speaker's namespace (downward API): logged, and where `--source kubernetes` looks
+    /// for the other speaker pods (default: the client's namespace, in a pod its own).
     #[arg(long, env = "METALLB_NAMESPACE")]
     pub namespace: Option<String>,
+}
+
+/// `IP:PORT`, with the IPv6 form either bracketed (`[2001:db8::1]:4226`) or bare
+/// (`2001:db8::1:4226`, the last colon separating the port): the DaemonSet builds the value
+/// from the downward API's host IP, which is never bracketed.
+pub fn parse_host_port(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bad = || format!("{text:?} is not IP:PORT");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let ip: IpAddr = host.parse().map_err(|_| bad())?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok(SocketAddr::new(ip, port))
 }
 
 fn parse_source(text: &str) -> Result<SourceSpec, String> {
@@ -170,8 +190,25 @@ pub async fn run(args: Args) -> Result<(), Error> {
         rescan_interval: args.interface_rescan_interval,
         sys_class_net: PathBuf::from("/sys/class/net"),
     };
-    let SourceSpec::File(path) = args.source;
-    let source = FileSource::new(path, args.source_poll_interval);
+    let (source, gossip) = match args.source {
+        SourceSpec::File(path) => {
+            (AnySource::File(FileSource::new(path, args.source_poll_interval)), gossip)
+        }
+        SourceSpec::Kubernetes => {
+            let client = kube::Client::try_default().await.map_err(SourceError::KubeConfig)?;
+            let namespace = args.namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+            // Peers come from the speaker pods; every speaker listens on the same port.
+            let (feed, gossip) = match gossip {
+                Some(gossip) => {
+                    let port = gossip.local_addr().map_or(0, |a| a.port());
+                    let (updates, seeds) = watch::channel(Vec::new());
+                    (Some(PeerFeed { port, updates }), Some(gossip.with_seed_updates(seeds)))
+                }
+                None => (None, None),
+            };
+            (AnySource::Kubernetes(KubernetesSource::new(client, namespace, feed)), gossip)
+        }
+    };
     let (stop, stopped) = oneshot::channel();
     let mut gossip_task = gossip.map(|g| tokio::spawn(g.run(stopped)));
     let gossip_ended = async {
@@ -201,6 +238,21 @@ pub async fn run(args: Args) -> Result<(), Error> {
         let _ = tokio::time::timeout(LEAVE_TIMEOUT, task).await;
     }
     result
+}
+
+/// The source chosen by `--source`.
+enum AnySource {
+    File(FileSource),
+    Kubernetes(KubernetesSource),
+}
+
+impl Source for AnySource {
+    async fn run(self, updates: Updates, metrics: Arc<Metrics>) -> Result<(), SourceError> {
+        match self {
+            AnySource::File(source) => source.run(updates, metrics).await,
+            AnySource::Kubernetes(source) => source.run(updates, metrics).await,
+        }
+    }
 }
 
 /// Upper bound of sending `leave`: a handful of UDP sends, which take microseconds.
@@ -258,11 +310,30 @@ mod tests {
     }
 
     #[test]
-    fn kubernetes_source_is_refused_clearly() {
-        let error =
-            Args::try_parse_from(["metallb-speaker", "--node-name", "n", "--source", "kubernetes"])
-                .expect_err("not built yet");
-        assert!(error.to_string().contains("not available in this build yet"), "{error}");
+    fn host_and_port() {
+        for (text, want) in [
+            ("192.0.2.1:4226", "192.0.2.1:4226"),
+            ("[2001:db8::1]:4226", "[2001:db8::1]:4226"),
+            ("2001:db8::1:4226", "[2001:db8::1]:4226"),
+            ("::1:7472", "[::1]:7472"),
+        ] {
+            assert_eq!(parse_host_port(text), Ok(want.parse().expect("addr")), "{text}");
+        }
+        for bad in ["", "192.0.2.1", "192.0.2.1:", "192.0.2.1:65536", "node:4226", "2001:db8::1"] {
+            assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
+        let args = Args::try_parse_from([
+            "metallb-speaker",
+            "--node-name",
+            "n",
+            "--source",
+            "kubernetes",
+            "--metrics-addr",
+            "2001:db8::7:4227",
+        ])
+        .expect("valid");
+        assert_eq!(args.source, SourceSpec::Kubernetes);
+        assert_eq!(args.metrics_addr.to_string(), "[2001:db8::7]:4227");
     }
 
     #[test]

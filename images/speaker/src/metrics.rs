@@ -53,6 +53,13 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
+/// Kind of a watched Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct KindLabel {
+    /// `SDNInternalL2LBService`, `MetalLoadBalancerClass` or `Pod`.
+    pub kind: &'static str,
+}
+
 /// Interface alone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct IfaceLabel {
@@ -88,6 +95,8 @@ pub struct Metrics {
     pub takeovers: Counter,
     /// Gossip datagrams dropped, by reason.
     pub gossip_dropped: Family<ReasonLabel, Counter>,
+    /// Failed Kubernetes lists and watches, by kind (each is retried with backoff).
+    pub watch_errors: Family<KindLabel, Counter>,
     ready: AtomicBool,
 }
 
@@ -113,6 +122,7 @@ impl Metrics {
         let gossip_members = Family::<StateLabel, Gauge>::default();
         let takeovers = Counter::default();
         let gossip_dropped = Family::<ReasonLabel, Counter>::default();
+        let watch_errors = Family::<KindLabel, Counter>::default();
         registry.register(
             "requests_received",
             "ARP requests and neighbour solicitations received",
@@ -157,6 +167,11 @@ impl Metrics {
             "Gossip datagrams dropped, by reason",
             gossip_dropped.clone(),
         );
+        registry.register(
+            "watch_errors",
+            "Failed Kubernetes lists and watches, by kind; the last view stays in force",
+            watch_errors.clone(),
+        );
         for family in ["ipv4", "ipv6"] {
             owned.get_or_create(&FamilyLabel { family }).set(0);
         }
@@ -174,6 +189,7 @@ impl Metrics {
             gossip_members,
             takeovers,
             gossip_dropped,
+            watch_errors,
             ready: AtomicBool::new(false),
         }
     }

@@ -82,6 +82,8 @@ pub struct Gossip {
     view: watch::Sender<Arc<Liveness>>,
     seq: u64,
     grace_end: Option<Instant>,
+    /// Peers discovered at run time (the Kubernetes source's speaker pods), if any.
+    seed_updates: Option<watch::Receiver<Vec<SocketAddr>>>,
 }
 
 fn unix_ms() -> u64 {
@@ -115,9 +117,17 @@ impl Gossip {
             view,
             seq: boot.saturating_mul(1_000),
             grace_end: Some(now + config.join_grace),
+            seed_updates: None,
         };
         gossip.update_metrics();
         Ok(gossip)
+    }
+
+    /// Follows `seeds`: every change replaces the seed list, static peers included (this
+    /// node's own address is skipped).
+    pub fn with_seed_updates(mut self, seeds: watch::Receiver<Vec<SocketAddr>>) -> Self {
+        self.seed_updates = Some(seeds);
+        self
     }
 
     /// The bound address.
@@ -158,6 +168,11 @@ impl Gossip {
                     }
                     let out = self.membership.tick(now.into_std());
                     self.send(out).await;
+                }
+                Some(seeds) = next_seeds(&mut self.seed_updates) => {
+                    let local = self.local_addr().ok();
+                    let seeds = seeds.into_iter().filter(|s| Some(*s) != local).collect();
+                    self.membership.set_seeds(seeds, Instant::now().into_std());
                 }
                 _ = &mut stop => {
                     let out = self.membership.leave();
@@ -236,4 +251,16 @@ impl Gossip {
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
+}
+
+/// The next seed list, or never when there is no feed or it is gone (the static peers stay).
+async fn next_seeds(
+    updates: &mut Option<watch::Receiver<Vec<SocketAddr>>>,
+) -> Option<Vec<SocketAddr>> {
+    let Some(receiver) = updates else { return std::future::pending().await };
+    if receiver.changed().await.is_err() {
+        *updates = None;
+        return None;
+    }
+    Some(receiver.borrow_and_update().clone())
 }

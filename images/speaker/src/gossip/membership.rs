@@ -266,6 +266,16 @@ impl Membership {
         }
     }
 
+    /// Replaces the seeds (peers discovered from the speaker pods as they come and go); new
+    /// ones are pinged at the next tick rather than after a full seed interval, so a speaker
+    /// joins as soon as it learns where its peers are.
+    pub fn set_seeds(&mut self, seeds: Vec<SocketAddr>, now: Instant) {
+        if seeds != self.seeds {
+            self.seeds = seeds;
+            self.next_seed_ping = now;
+        }
+    }
+
     /// This member's name.
     pub fn me(&self) -> &str {
         &self.me

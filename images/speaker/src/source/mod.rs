@@ -3,11 +3,12 @@
 //! snapshots; the speaker derives what *this* node owns with [`owned`].
 //!
 //! ```text
-//!  FileSource (file:PATH)  ─┐
-//!  Kubernetes (next issue) ─┴─► watch<Option<Arc<DesiredState>>> ─► owned(state, node, live) ─► OwnedSet
+//!  FileSource (file:PATH)         ─┐
+//!  KubernetesSource (kubernetes)   ─┴─► watch<Option<Arc<DesiredState>>> ─► owned(state, node, live) ─► OwnedSet
 //! ```
 
 pub mod file;
+pub mod kubernetes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -88,6 +89,10 @@ pub enum SourceError {
     /// The source ended (its publisher side is gone).
     #[error("the {0} source stopped")]
     Stopped(&'static str),
+    /// No Kubernetes client configuration (neither in-cluster nor a kubeconfig). Not a
+    /// `#[source]`: kube's message already carries its causes, chaining would repeat them.
+    #[error("cannot configure the Kubernetes client: {0}")]
+    KubeConfig(kube::Error),
 }
 
 /// The `--source` value.
@@ -95,15 +100,14 @@ pub enum SourceError {
 pub enum SourceSpec {
     /// `file:PATH`.
     File(PathBuf),
+    /// `kubernetes`: the in-cluster API (or the kubeconfig outside a cluster).
+    Kubernetes,
 }
 
 /// Why a `--source` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceSpecError {
-    /// `kubernetes` is accepted by the interface but not built yet.
-    #[error("the kubernetes source is not available in this build yet; use --source file:PATH")]
-    KubernetesNotAvailable,
-    /// Anything else.
+    /// Anything but `kubernetes` or `file:PATH`.
     #[error("unknown source {0:?}; expected `kubernetes` or `file:PATH`")]
     Unknown(String),
 }
@@ -114,7 +118,7 @@ impl FromStr for SourceSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.strip_prefix("file:") {
             Some(path) if !path.is_empty() => Ok(SourceSpec::File(PathBuf::from(path))),
-            _ if s == "kubernetes" => Err(SourceSpecError::KubernetesNotAvailable),
+            _ if s == "kubernetes" => Ok(SourceSpec::Kubernetes),
             _ => Err(SourceSpecError::Unknown(s.to_owned())),
         }
     }
@@ -215,10 +219,7 @@ mod tests {
             "file:/etc/speaker.yaml".parse(),
             Ok(SourceSpec::File("/etc/speaker.yaml".into()))
         );
-        assert_eq!(
-            "kubernetes".parse::<SourceSpec>(),
-            Err(SourceSpecError::KubernetesNotAvailable)
-        );
+        assert_eq!("kubernetes".parse(), Ok(SourceSpec::Kubernetes));
         assert!(matches!("file:".parse::<SourceSpec>(), Err(SourceSpecError::Unknown(_))));
         assert!(matches!("etcd".parse::<SourceSpec>(), Err(SourceSpecError::Unknown(_))));
     }

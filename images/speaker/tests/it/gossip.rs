@@ -125,3 +125,39 @@ async fn gossip_rejects_a_wrong_key() {
     assert_eq!(state(&b.view.borrow(), "x"), None);
     assert_eq!(intruder.view.borrow_and_update().members().len(), 1, "nobody answered x");
 }
+
+#[tokio::test]
+async fn members_join_through_peers_discovered_at_run_time() {
+    // As with the Kubernetes source: no static peers; the speaker pods' addresses arrive later,
+    // each member's own among them.
+    let key = || Key::new(vec![3; 32]).expect("32 bytes");
+    let bind: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let mut members = Vec::new();
+    for name in ["a", "b", "c"] {
+        let metrics = Arc::new(Metrics::new());
+        let gossip = Gossip::bind(GossipConfig::new(name.into(), bind, vec![], key()), metrics)
+            .await
+            .expect("bind");
+        let (seeds, updates) = watch::channel(Vec::new());
+        let gossip = gossip.with_seed_updates(updates);
+        let addr = gossip.local_addr().expect("bound");
+        let view = gossip.liveness();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(gossip.run(stopped));
+        members.push((addr, view, seeds, stop, task));
+    }
+    let everyone: Vec<SocketAddr> = members.iter().map(|m| m.0).collect();
+    for (_, _, seeds, _, _) in &members {
+        seeds.send_replace(everyone.clone());
+    }
+    for (_, view, _, _, _) in &mut members {
+        wait_for(view, "all three alive", |v| {
+            ["a", "b", "c"].iter().all(|n| state(v, n) == Some(MemberState::Alive))
+        })
+        .await;
+    }
+    for (_, _, _, stop, task) in members {
+        let _ = stop.send(());
+        task.await.expect("joined").expect("clean stop");
+    }
+}

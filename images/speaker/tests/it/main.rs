@@ -2,6 +2,7 @@
 
 mod failover;
 mod gossip;
+mod kubernetes;
 mod lab;
 mod startup;
 mod wire;

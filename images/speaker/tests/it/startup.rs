@@ -22,9 +22,16 @@ fn assert_clean_failure(out: &Output, expected: &[&str]) {
 }
 
 #[test]
-fn kubernetes_source_is_not_available_yet() -> Result<()> {
-    let out = Command::new(BIN).args(["--node-name", "n", "--source", "kubernetes"]).output()?;
-    assert_clean_failure(&out, &["not available in this build yet"]);
+fn kubernetes_source_without_a_cluster_fails_clearly() -> Result<()> {
+    let out = Command::new(BIN)
+        .args(["--node-name", "n", "--source", "kubernetes", "--metrics-addr", "127.0.0.1:0"])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()?;
+    assert_clean_failure(
+        &out,
+        &["cannot configure the Kubernetes client", "/nonexistent/kubeconfig"],
+    );
     Ok(())
 }
 

@@ -230,3 +230,25 @@ fn a_ping_req_is_relayed() {
     assert_eq!(relayed[0].to, addr(1));
     assert_eq!(relayed[0].message.body, Body::Ack { seq: 77 });
 }
+
+#[test]
+fn seeds_learned_later_are_joined_at_the_next_tick() {
+    // Nobody knows anybody: the Kubernetes source has not listed the speaker pods yet.
+    let mut net = Net::new(3);
+    for member in &mut net.members {
+        member.seeds.clear();
+    }
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(net.state(1, 0), None, "no seed, no contact");
+    // The pods are listed: each learns every address (its own is filtered by the driver).
+    let now = net.now;
+    for (i, member) in net.members.iter_mut().enumerate() {
+        member.set_seeds((0..3).filter(|j| *j != i).map(addr).collect(), now);
+    }
+    net.run_for(STEP * 2);
+    for observer in 0..3 {
+        for of in 0..3 {
+            assert_eq!(net.state(observer, of), Some(MemberState::Alive), "{observer} sees {of}");
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The speaker's view of the cluster: lean projections of the watched objects, mirrors that
+//! follow watcher events with relist semantics, and the pure conversion into [`DesiredState`].
+//!
+//! Projections deserialize only the fields the speaker reads. A child carries a copy of its
+//! Service's spec and a pod carries its whole spec; keeping those for 10,000 children would
+//! cost megabytes for nothing, and an unknown or malformed field elsewhere in the object can
+//! never make a child unreadable.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use kube::runtime::watcher::Event;
+use metallb_api::child::SDNInternalL2LBService;
+use metallb_api::class::MetalLoadBalancerClass;
+use serde::Deserialize;
+
+use crate::source::{AddressSpec, ClassSpec, DesiredState};
+
+/// The fields of an `SDNInternalL2LBService` the speaker reads.
+#[derive(Resource, Debug, Clone, Deserialize)]
+#[resource(inherit = "SDNInternalL2LBService")]
+pub struct ChildView {
+    /// Name and namespace.
+    pub metadata: ObjectMeta,
+    /// The class the IP comes from.
+    #[serde(default)]
+    pub spec: ChildSpecView,
+    /// The placement written by the hooks.
+    #[serde(default)]
+    pub status: Option<ChildStatusView>,
+}
+
+/// `spec` of a child, projected.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildSpecView {
+    /// `spec.metalLoadBalancerClass`.
+    #[serde(default)]
+    pub metal_load_balancer_class: Option<String>,
+}
+
+/// `status` of a child, projected.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildStatusView {
+    /// The allocated IP.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// The announcing node.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Take-over order.
+    #[serde(default)]
+    pub backup_nodes: Vec<String>,
+}
+
+/// The fields of a `MetalLoadBalancerClass` the speaker reads.
+#[derive(Resource, Debug, Clone, Deserialize)]
+#[resource(inherit = "MetalLoadBalancerClass")]
+pub struct ClassView {
+    /// The name.
+    pub metadata: ObjectMeta,
+    /// The interface list.
+    #[serde(default)]
+    pub spec: ClassSpecView,
+}
+
+/// `spec` of a class, projected.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClassSpecView {
+    /// `spec.l2`.
+    #[serde(default)]
+    pub l2: Option<L2View>,
+}
+
+/// `spec.l2` of a class, projected.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct L2View {
+    /// `spec.l2.interfaces`.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+}
+
+/// The fields of a speaker pod the speaker reads: where its gossip socket is.
+#[derive(Resource, Debug, Clone, Deserialize)]
+#[resource(inherit = "Pod")]
+pub struct PeerPodView {
+    /// Name and namespace.
+    pub metadata: ObjectMeta,
+    /// The node address.
+    #[serde(default)]
+    pub status: Option<PeerPodStatusView>,
+}
+
+/// `status` of a speaker pod, projected.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerPodStatusView {
+    /// The node's address: the speakers run on the host network, so their gossip sockets
+    /// listen there.
+    #[serde(default, rename = "hostIP")]
+    pub host_ip: Option<String>,
+}
+
+/// `namespace/name` (or `name` for cluster-scoped objects): the mirror key, sorted so that
+/// every derived list is deterministic.
+pub type Key = String;
+
+fn key(meta: &ObjectMeta) -> Key {
+    let name = meta.name.as_deref().unwrap_or_default();
+    match meta.namespace.as_deref() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// What one object contributes, or why it contributes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extracted<T> {
+    /// The object's contribution.
+    Entry(T),
+    /// Nothing yet, legitimately (e.g. a child the hooks have not placed).
+    Pending,
+    /// The object is malformed; the text says why (logged once per change).
+    Invalid(String),
+}
+
+/// Objects that can be mirrored.
+pub trait Project: Resource {
+    /// What the mirror keeps of one object.
+    type Entry: Clone + PartialEq;
+    /// The object's contribution.
+    fn project(&self) -> Extracted<Self::Entry>;
+}
+
+/// A child's contribution: one address.
+impl Project for ChildView {
+    type Entry = AddressSpec;
+
+    fn project(&self) -> Extracted<AddressSpec> {
+        let Some(status) = &self.status else { return Extracted::Pending };
+        let (Some(ip), Some(node)) = (status.ip.as_deref(), status.node.as_deref()) else {
+            return Extracted::Pending;
+        };
+        if node.is_empty() {
+            return Extracted::Pending;
+        }
+        let Ok(ip) = ip.parse::<IpAddr>() else {
+            return Extracted::Invalid(format!("status.ip {ip:?} is not an IP address"));
+        };
+        Extracted::Entry(AddressSpec {
+            ip,
+            class: self.spec.metal_load_balancer_class.clone(),
+            node: node.to_owned(),
+            backups: status.backup_nodes.iter().filter(|b| !b.is_empty()).cloned().collect(),
+        })
+    }
+}
+
+/// A class's contribution: its interface list.
+impl Project for ClassView {
+    type Entry = ClassSpec;
+
+    fn project(&self) -> Extracted<ClassSpec> {
+        let interfaces = self.spec.l2.as_ref().map(|l2| l2.interfaces.clone()).unwrap_or_default();
+        if interfaces.iter().any(String::is_empty) {
+            return Extracted::Invalid("spec.l2.interfaces lists an empty name".to_owned());
+        }
+        Extracted::Entry(ClassSpec { interfaces })
+    }
+}
+
+/// A speaker pod's contribution: its node address.
+impl Project for PeerPodView {
+    type Entry = IpAddr;
+
+    fn project(&self) -> Extracted<IpAddr> {
+        match self.status.as_ref().and_then(|s| s.host_ip.as_deref()) {
+            None | Some("") => Extracted::Pending,
+            Some(ip) => match ip.parse() {
+                Ok(ip) => Extracted::Entry(ip),
+                Err(_) => Extracted::Invalid(format!("status.hostIP {ip:?} is not an IP address")),
+            },
+        }
+    }
+}
+
+/// What applying one watcher event did to a mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The visible content is unchanged (including events buffered during a relist).
+    Unchanged,
+    /// The visible content changed.
+    Changed,
+    /// The first complete list arrived: the mirror is synced from now on.
+    Synced,
+    /// The object is malformed and was left out; the previous entry of its key is gone.
+    Skipped {
+        /// `namespace/name`.
+        key: Key,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The entries of one kind, following watcher events.
+///
+/// A relist (`Init` … `InitDone`, after a watch expiry or an API restart) is buffered and
+/// swapped in at once when complete, so the speaker keeps announcing from its last view
+/// while the API is unreachable or mid-relist, and objects deleted while it was not watching
+/// disappear with the swap.
+#[derive(Debug, Clone)]
+pub struct Mirror<T> {
+    live: BTreeMap<Key, T>,
+    relist: Option<BTreeMap<Key, T>>,
+    synced: bool,
+}
+
+impl<T> Default for Mirror<T> {
+    fn default() -> Self {
+        Self { live: BTreeMap::new(), relist: None, synced: false }
+    }
+}
+
+impl<T: Clone + PartialEq> Mirror<T> {
+    /// Applies one event.
+    pub fn apply<K: Project<Entry = T>>(&mut self, event: Event<K>) -> Applied {
+        match event {
+            Event::Init => {
+                self.relist = Some(BTreeMap::new());
+                Applied::Unchanged
+            }
+            Event::InitApply(object) => {
+                let (key, extracted) = (key(object.meta()), object.project());
+                let skipped = skipped(&key, &extracted);
+                // An `InitApply` without `Init` cannot come from the watcher; treat it as an
+                // update rather than lose it.
+                let target = self.relist.as_mut().unwrap_or(&mut self.live);
+                if let Extracted::Entry(entry) = extracted {
+                    target.insert(key, entry);
+                }
+                skipped.unwrap_or(Applied::Unchanged)
+            }
+            Event::InitDone => {
+                let first = !self.synced;
+                self.synced = true;
+                let changed = match self.relist.take() {
+                    Some(listed) if listed != self.live => {
+                        self.live = listed;
+                        true
+                    }
+                    _ => false,
+                };
+                match (first, changed) {
+                    (true, _) => Applied::Synced,
+                    (false, true) => Applied::Changed,
+                    (false, false) => Applied::Unchanged,
+                }
+            }
+            Event::Apply(object) => {
+                let (key, extracted) = (key(object.meta()), object.project());
+                let skipped = skipped(&key, &extracted);
+                let changed = match extracted {
+                    Extracted::Entry(entry) => {
+                        self.live.get(&key) != Some(&entry) && {
+                            self.live.insert(key, entry);
+                            true
+                        }
+                    }
+                    Extracted::Pending | Extracted::Invalid(_) => self.live.remove(&key).is_some(),
+                };
+                match (skipped, changed) {
+                    (Some(skipped), _) => skipped,
+                    (None, true) => Applied::Changed,
+                    (None, false) => Applied::Unchanged,
+                }
+            }
+            Event::Delete(object) => {
+                if self.live.remove(&key(object.meta())).is_some() {
+                    Applied::Changed
+                } else {
+                    Applied::Unchanged
+                }
+            }
+        }
+    }
+
+    /// Whether a complete list has arrived at least once.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// The visible entries, by key.
+    pub fn entries(&self) -> &BTreeMap<Key, T> {
+        &self.live
+    }
+}
+
+fn skipped<T>(key: &str, extracted: &Extracted<T>) -> Option<Applied> {
+    match extracted {
+        Extracted::Invalid(reason) => {
+            Some(Applied::Skipped { key: key.to_owned(), reason: reason.clone() })
+        }
+        Extracted::Entry(_) | Extracted::Pending => None,
+    }
+}
+
+/// Two children naming one IP with different placements; the first by key wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The IP.
+    pub ip: IpAddr,
+    /// The child whose placement is used.
+    pub kept: Key,
+    /// The child whose placement is ignored.
+    pub ignored: Key,
+}
+
+/// The desired state of the cluster from the mirrored children and classes.
+///
+/// Children of Services that share an IP name the same address; the planner places them
+/// together, so they agree, and the address is listed once. While the hooks are rewriting
+/// them one by one they may briefly disagree: then the first child by `namespace/name` wins
+/// (deterministic on every node) and the conflict is reported.
+pub fn desired_state(
+    children: &Mirror<AddressSpec>,
+    classes: &Mirror<ClassSpec>,
+) -> (DesiredState, Vec<Conflict>) {
+    let mut by_ip: BTreeMap<IpAddr, (&Key, &AddressSpec)> = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    for (key, address) in children.entries() {
+        match by_ip.get(&address.ip) {
+            None => {
+                by_ip.insert(address.ip, (key, address));
+            }
+            Some((kept, first)) => {
+                if first.node != address.node || first.backups != address.backups {
+                    conflicts.push(Conflict {
+                        ip: address.ip,
+                        kept: (*kept).clone(),
+                        ignored: key.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let state = DesiredState {
+        classes: classes.entries().clone(),
+        addresses: by_ip.into_values().map(|(_, address)| address.clone()).collect(),
+    };
+    (state, conflicts)
+}
+
+/// Gossip peers from the mirrored speaker pods: each distinct node address at `port`.
+pub fn peers(pods: &Mirror<IpAddr>, port: u16) -> Vec<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> =
+        pods.entries().values().map(|ip| SocketAddr::new(*ip, port)).collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    addrs
+}
+
+#[cfg(test)]
+mod tests;
