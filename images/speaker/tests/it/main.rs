@@ -5,4 +5,5 @@ mod gossip;
 mod kubernetes;
 mod lab;
 mod startup;
+mod unreachable_api;
 mod wire;
