@@ -1,7 +1,8 @@
 //! The real binary with `--source kubernetes` and an API server that refuses connections:
 //! the speaker keeps running, is not ready (it has no complete view to announce from), and
 //! counts the failed lists per kind. Needs no privileges: packet sockets open only after the
-//! first complete view.
+//! first complete view. The API URL is `https`, so the TLS stack (rustls with ring) is built as
+//! in a cluster.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -55,7 +56,7 @@ fn an_unreachable_api_leaves_the_speaker_running_unready_and_counting() -> Resul
         &kubeconfig,
         format!(
             "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
-             clusters: [{{name: test, cluster: {{server: 'http://127.0.0.1:{api}'}}}}]\n\
+             clusters: [{{name: test, cluster: {{server: 'https://127.0.0.1:{api}', insecure-skip-tls-verify: true}}}}]\n\
              users: [{{name: test, user: {{token: test}}}}]\n\
              contexts: [{{name: test, context: {{cluster: test, user: test, namespace: d8-metallb}}}}]\n"
         ),
