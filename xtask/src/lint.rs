@@ -61,6 +61,7 @@ pub fn run(root: &Path) -> Result<Vec<Finding>> {
     check_conversions(root, &mut findings)?;
     check_bilingual_docs(root, &mut findings)?;
     check_no_cyrillic(root, &mut findings)?;
+    check_templates(root, &mut findings)?;
     findings.sort();
     findings.dedup();
     Ok(findings)
@@ -506,6 +507,337 @@ fn check_no_cyrillic(root: &Path, findings: &mut Vec<Finding>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+// === rendered templates: the platform's container, RBAC and object rules ===
+
+/// Modules whose kinds the chart renders only while they are enabled; the lint enables them
+/// all (as the platform's linter does) so that every object is checked.
+const LINT_MODULES: [&str; 3] = ["operator-prometheus", "prometheus", "vertical-pod-autoscaler"];
+/// Priority classes the platform defines.
+const PRIORITY_CLASSES: [&str; 11] = [
+    "system-node-critical",
+    "system-cluster-critical",
+    "cluster-critical",
+    "cluster-medium",
+    "cluster-low",
+    "production-high",
+    "production-medium",
+    "production-low",
+    "staging",
+    "develop",
+    "standby",
+];
+/// Host ports the platform reserves for host-network components.
+const HOST_PORTS: std::ops::RangeInclusive<i64> = 4200..=4299;
+/// Kinds that run pods, with the pointer to their pod spec.
+const POD_CONTROLLERS: [(&str, &str); 5] = [
+    ("DaemonSet", "/spec/template/spec"),
+    ("Deployment", "/spec/template/spec"),
+    ("StatefulSet", "/spec/template/spec"),
+    ("Job", "/spec/template/spec"),
+    ("CronJob", "/spec/jobTemplate/spec/template/spec"),
+];
+/// The apiVersion each built-in kind must use (older versions are gone from the API).
+const API_VERSIONS: [(&str, &str); 11] = [
+    ("DaemonSet", "apps/v1"),
+    ("Deployment", "apps/v1"),
+    ("StatefulSet", "apps/v1"),
+    ("Job", "batch/v1"),
+    ("CronJob", "batch/v1"),
+    ("ClusterRole", "rbac.authorization.k8s.io/v1"),
+    ("ClusterRoleBinding", "rbac.authorization.k8s.io/v1"),
+    ("Role", "rbac.authorization.k8s.io/v1"),
+    ("RoleBinding", "rbac.authorization.k8s.io/v1"),
+    ("PodDisruptionBudget", "policy/v1"),
+    ("PriorityClass", "scheduling.k8s.io/v1"),
+];
+
+/// One rendered object and the template it came from.
+struct Rendered {
+    template: String,
+    object: Value,
+}
+
+impl Rendered {
+    fn id(&self) -> String {
+        let meta = &self.object["metadata"];
+        format!(
+            "{} {}/{}",
+            self.object["kind"].as_str().unwrap_or("?"),
+            meta["namespace"].as_str().unwrap_or(""),
+            meta["name"].as_str().unwrap_or("?")
+        )
+    }
+
+    fn finding(&self, message: impl fmt::Display) -> Finding {
+        Finding { file: self.template.clone(), message: format!("{}: {message}", self.id()) }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Renders the chart with every settings example (`x-examples` of config-values.yaml), once
+/// with the internal values' examples (classes exist) and once with their defaults (no class),
+/// over the platform linter's stub globals, and checks every rendered object.
+fn check_templates(root: &Path, findings: &mut Vec<Finding>) -> Result<()> {
+    use helmrender::openapi::{ModuleSchema, global_stub};
+    let templates = root.join("templates");
+    if !templates.is_dir() {
+        return Ok(());
+    }
+    let chart = match helmrender::Chart::load(root) {
+        Ok(chart) => chart,
+        Err(error) => {
+            findings.push(finding(
+                root,
+                &templates,
+                format!("does not load: {}", error_chain(&error)),
+            ));
+            return Ok(());
+        }
+    };
+    let schema = ModuleSchema::load(&root.join("openapi"))?;
+    let module = metallb_api::names::module::NAME;
+    let global = global_stub(module, &root.join("images"), &LINT_MODULES)?;
+    let release = helmrender::Release {
+        name: module.to_owned(),
+        namespace: metallb_api::names::module::NAMESPACE.to_owned(),
+    };
+    let internals = [("examples", schema.internal_example()), ("defaults", serde_json::json!({}))];
+    for (n, settings) in schema.settings_examples().iter().enumerate() {
+        for (internal_name, internal) in &internals {
+            let values = serde_json::json!({
+                "global": global,
+                metallb_api::names::module::VALUES_KEY: schema.module_values(settings, internal),
+            });
+            let context = format!("settings example {n}, internal {internal_name}");
+            let manifests = match chart.render(&values, &release) {
+                Ok(manifests) => manifests,
+                Err(error) => {
+                    findings.push(finding(
+                        root,
+                        &templates,
+                        format!("render with {context} fails: {}", error_chain(&error)),
+                    ));
+                    continue;
+                }
+            };
+            let mut objects = Vec::new();
+            for (index, manifest) in manifests.iter().enumerate() {
+                match manifest.to_json(index) {
+                    Ok(object) if object.is_object() => {
+                        objects.push(Rendered { template: manifest.template.clone(), object })
+                    }
+                    Ok(_) => findings.push(Finding {
+                        file: manifest.template.clone(),
+                        message: format!("document {index} ({context}) is not an object"),
+                    }),
+                    Err(error) => findings.push(Finding {
+                        file: manifest.template.clone(),
+                        message: format!("{context}: {}", error_chain(&error)),
+                    }),
+                }
+            }
+            check_rendered(&objects, findings);
+        }
+    }
+    Ok(())
+}
+
+/// The rules of `addon-operator.md` §7 that apply to rendered objects.
+fn check_rendered(objects: &[Rendered], findings: &mut Vec<Finding>) {
+    let mut seen = BTreeSet::new();
+    for rendered in objects {
+        let object = &rendered.object;
+        if !seen.insert(rendered.id()) {
+            findings.push(rendered.finding("rendered twice"));
+        }
+        for (label, value) in
+            [("heritage", "deckhouse"), ("module", metallb_api::names::module::NAME)]
+        {
+            if object.pointer(&format!("/metadata/labels/{label}")).and_then(Value::as_str)
+                != Some(value)
+            {
+                findings.push(rendered.finding(format!("missing label `{label}: {value}`")));
+            }
+        }
+        let kind = object["kind"].as_str().unwrap_or_default();
+        if let Some((_, version)) = API_VERSIONS.iter().find(|(k, _)| *k == kind)
+            && object["apiVersion"] != *version
+        {
+            findings.push(rendered.finding(format!("apiVersion must be {version}")));
+        }
+        if matches!(kind, "ClusterRole" | "Role") {
+            check_rbac_rules(rendered, findings);
+        }
+        if let Some((_, pointer)) = POD_CONTROLLERS.iter().find(|(k, _)| *k == kind) {
+            match object.pointer(pointer) {
+                Some(pod) => check_pod(rendered, pod, findings),
+                None => findings.push(rendered.finding("has no pod template")),
+            }
+            let history = object.pointer("/spec/revisionHistoryLimit").and_then(Value::as_i64);
+            if kind == "Deployment" && history.is_none_or(|n| n > 2) {
+                findings.push(rendered.finding("revisionHistoryLimit must be at most 2"));
+            }
+            if matches!(kind, "DaemonSet" | "Deployment" | "StatefulSet") {
+                check_vpa(rendered, objects, findings);
+            }
+        }
+    }
+}
+
+fn check_rbac_rules(rendered: &Rendered, findings: &mut Vec<Finding>) {
+    let rules = rendered.object["rules"].as_array().into_iter().flatten();
+    for rule in rules {
+        for key in ["apiGroups", "resources", "verbs"] {
+            if rule[key].as_array().into_iter().flatten().any(|v| v == "*") {
+                findings.push(rendered.finding(format!("`*` in {key}; grant named items only")));
+            }
+        }
+    }
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+fn check_pod(rendered: &Rendered, pod: &Value, findings: &mut Vec<Finding>) {
+    let mut push = |message: String| findings.push(rendered.finding(message));
+    match str_at(pod, "/priorityClassName") {
+        Some(class) if PRIORITY_CLASSES.contains(&class) => {}
+        other => push(format!("priorityClassName {other:?} is not one of {PRIORITY_CLASSES:?}")),
+    }
+    let host_network = pod["hostNetwork"] == true;
+    if host_network && str_at(pod, "/dnsPolicy") != Some("ClusterFirstWithHostNet") {
+        push("hostNetwork needs dnsPolicy ClusterFirstWithHostNet".into());
+    }
+    let ids = |key: &str| pod.pointer(&format!("/securityContext/{key}")).and_then(Value::as_i64);
+    let non_root = pod.pointer("/securityContext/runAsNonRoot").and_then(Value::as_bool);
+    let allowed = match (ids("runAsUser"), ids("runAsGroup"), non_root) {
+        (Some(0), Some(0), Some(false)) => true,
+        (Some(u), Some(g), Some(true)) => u == g && (u == 65534 || u == 64535),
+        _ => false,
+    };
+    if !allowed {
+        push("pod securityContext must be runAsNonRoot with runAsUser/runAsGroup 65534 or 64535, or 0:0 with runAsNonRoot false".into());
+    }
+    let pod_seccomp = str_at(pod, "/securityContext/seccompProfile/type");
+    let init = pod["initContainers"].as_array().into_iter().flatten().map(|c| (c, true));
+    let main = pod["containers"].as_array().into_iter().flatten().map(|c| (c, false));
+    for (container, is_init) in main.chain(init) {
+        let name = container["name"].as_str().unwrap_or("?");
+        let mut fail = |message: &str| push(format!("container {name}: {message}"));
+        let image = container["image"].as_str().unwrap_or_default();
+        if !image.starts_with(&format!("{}@sha256:", helmrender::openapi::STUB_REGISTRY)) {
+            fail("image must come from helm_lib_module_image (the module's registry and digest)");
+        }
+        if !matches!(str_at(container, "/imagePullPolicy"), None | Some("IfNotPresent")) {
+            fail("imagePullPolicy must be unset or IfNotPresent");
+        }
+        let security = &container["securityContext"];
+        if !security.is_object() {
+            fail("has no securityContext");
+        }
+        if security["readOnlyRootFilesystem"] != true {
+            fail("readOnlyRootFilesystem must be true");
+        }
+        if security["privileged"] == true {
+            fail("must not be privileged");
+        }
+        if security["allowPrivilegeEscalation"] != false {
+            fail("allowPrivilegeEscalation must be false");
+        }
+        if !security
+            .pointer("/capabilities/drop")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|c| c == "ALL"))
+        {
+            fail("capabilities must drop ALL");
+        }
+        if str_at(security, "/seccompProfile/type").or(pod_seccomp) != Some("RuntimeDefault") {
+            fail("seccompProfile must be RuntimeDefault");
+        }
+        for resource in ["cpu", "memory", "ephemeral-storage"] {
+            if container.pointer(&format!("/resources/requests/{resource}")).is_none() {
+                fail(&format!("no {resource} request"));
+            }
+        }
+        if !is_init {
+            for probe in ["livenessProbe", "readinessProbe"] {
+                let handlers = ["exec", "httpGet", "tcpSocket", "grpc"]
+                    .iter()
+                    .filter(|h| container[probe].get(**h).is_some())
+                    .count();
+                if handlers != 1 {
+                    fail(&format!("{probe} must have exactly one handler"));
+                }
+            }
+        }
+        for port in container["ports"].as_array().into_iter().flatten() {
+            let number = port["containerPort"].as_i64().unwrap_or_default();
+            if number <= 1024 {
+                fail(&format!("port {number} must be above 1024"));
+            }
+            if host_network && !HOST_PORTS.contains(&number) {
+                fail(&format!("host-network port {number} must be in 4200-4299"));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for env in container["env"].as_array().into_iter().flatten() {
+            let env_name = env["name"].as_str().unwrap_or_default();
+            if !names.insert(env_name) {
+                fail(&format!("env {env_name} is set twice"));
+            }
+        }
+    }
+}
+
+/// A pod controller needs a VPA (the lint renders with the VPA module enabled) that targets it
+/// and bounds cpu and memory of each of its containers.
+fn check_vpa(rendered: &Rendered, objects: &[Rendered], findings: &mut Vec<Finding>) {
+    let object = &rendered.object;
+    let vpa = objects.iter().map(|o| &o.object).find(|o| {
+        o["kind"] == "VerticalPodAutoscaler"
+            && o["metadata"]["namespace"] == object["metadata"]["namespace"]
+            && o["spec"]["targetRef"]["kind"] == object["kind"]
+            && o["spec"]["targetRef"]["name"] == object["metadata"]["name"]
+    });
+    let Some(vpa) = vpa else {
+        findings.push(rendered.finding("has no VerticalPodAutoscaler"));
+        return;
+    };
+    let mode = str_at(vpa, "/spec/updatePolicy/updateMode");
+    if !matches!(mode, Some("Off" | "Initial" | "Recreate" | "InPlaceOrRecreate")) {
+        findings.push(rendered.finding(format!(
+            "VPA updateMode {mode:?} is not Off, Initial, Recreate or InPlaceOrRecreate"
+        )));
+    }
+    let policies = vpa.pointer("/spec/resourcePolicy/containerPolicies").and_then(Value::as_array);
+    let containers = object.pointer("/spec/template/spec/containers").and_then(Value::as_array);
+    for container in containers.into_iter().flatten() {
+        let name = &container["name"];
+        let policy = policies.into_iter().flatten().find(|p| p["containerName"] == *name);
+        let bounded = policy.is_some_and(|p| {
+            ["minAllowed", "maxAllowed"]
+                .iter()
+                .all(|bound| ["cpu", "memory"].iter().all(|r| p[*bound].get(*r).is_some()))
+        });
+        if !bounded {
+            findings.push(rendered.finding(format!(
+                "VPA has no cpu and memory minAllowed/maxAllowed for container {name}"
+            )));
+        }
+    }
 }
 
 #[cfg(test)]
