@@ -41,8 +41,9 @@ pub struct Tuning {
     /// One probe per member per period. 200 ms: with every member probing one peer per period,
     /// a dead member's first failed probe starts within ~200 ms of its death.
     pub probe_interval: Duration,
-    /// Wait for a direct ack, then as long again for the indirect ones. 150 ms is >100× a LAN
-    /// round trip, leaving room for a speaker descheduled on a busy node without false alarms.
+    /// Wait for a direct ack, then as long again for the indirect ones. 100 ms is >100× a LAN
+    /// round trip; a speaker descheduled for longer on a busy node is only suspected, and the
+    /// suspicion timeout below gives it time to refute before anyone takes over.
     pub ack_timeout: Duration,
     /// Members asked to probe indirectly. Two independent paths rule out our own bad link.
     pub indirect_probes: usize,
@@ -54,12 +55,15 @@ pub struct Tuning {
 }
 
 impl Default for Tuning {
-    /// Worst case for a killed speaker: ≤200 ms until probed + 300 ms of direct and indirect
-    /// probing + 400 ms suspicion ≈ 0.9 s, then at most one probe period to spread `dead`.
+    /// Worst case for a killed speaker: ≤200 ms until probed + 200 ms of direct and indirect
+    /// probing + 400 ms suspicion ≈ 0.8 s, then at most one probe period to spread `dead`.
+    /// (With 150 ms acks the measured median from `kill -9` to the client's neighbour entry
+    /// moving was 1.02 s, just over the one-second goal; docs/BENCHMARKS.md has the current
+    /// figure.)
     fn default() -> Self {
         Self {
             probe_interval: Duration::from_millis(200),
-            ack_timeout: Duration::from_millis(150),
+            ack_timeout: Duration::from_millis(100),
             indirect_probes: 2,
             suspicion_timeout: Duration::from_millis(400),
             // Joining is not latency-critical; 1 s keeps an absent seed cheap.
@@ -235,6 +239,8 @@ pub struct Membership {
     broadcasts: Vec<Broadcast>,
     changes: Vec<Change>,
     left: bool,
+    /// We just raised our incarnation to refute a suspicion; tell every live member now.
+    refuted: bool,
 }
 
 impl Membership {
@@ -263,6 +269,7 @@ impl Membership {
             broadcasts: Vec::new(),
             changes: Vec::new(),
             left: false,
+            refuted: false,
         }
     }
 
@@ -410,6 +417,24 @@ impl Membership {
         for update in message.updates {
             self.apply(update, false, now);
         }
+        if std::mem::take(&mut self.refuted) {
+            // Piggybacking the refutation would reach a member only when we next exchange
+            // messages with it, up to one probe period per member later, which can exceed
+            // the suspicion timeout: a live speaker would be declared dead and its addresses
+            // taken over. Every message carries our incarnation, so a ping to each live
+            // member refutes at once (their acks are ignored: no probe waits for them).
+            let live: Vec<(String, SocketAddr)> = self
+                .members
+                .iter()
+                .filter(|(_, m)| m.state.is_live())
+                .map(|(name, m)| (name.clone(), m.addr))
+                .collect();
+            for (name, addr) in live {
+                let seq = self.next_seq();
+                let ping = self.message(Body::Ping { seq }, Some(&name), false);
+                out.push(Outgoing { to: addr, message: ping });
+            }
+        }
         match message.body {
             Body::Ping { seq } => {
                 let reply = self.message(Body::Ack { seq }, Some(&from), !known);
@@ -528,6 +553,7 @@ impl Membership {
             if update.state != MemberState::Alive && update.incarnation >= self.incarnation {
                 self.incarnation = update.incarnation + 1;
                 self.queue_self();
+                self.refuted = true;
             }
             return;
         }

@@ -252,3 +252,30 @@ fn seeds_learned_later_are_joined_at_the_next_tick() {
         }
     }
 }
+
+#[test]
+fn a_refutation_reaches_every_member_at_once() {
+    let mut net = Net::new(3);
+    net.run_for(Duration::from_secs(2));
+    // n0 suspects n2 (a lost ack); n2 hears of it from n1 and must not wait for its next
+    // exchange with n0 to refute.
+    let now = net.now;
+    let incarnation = net.members[2].incarnation();
+    net.members[0].declare("n2", incarnation, MemberState::Suspect, now);
+    let suspicion =
+        Update { name: "n2".into(), addr: addr(2), incarnation, state: MemberState::Suspect };
+    let message = Message {
+        from: "n1".into(),
+        incarnation: 1,
+        body: Body::Ping { seq: 9 },
+        updates: vec![suspicion],
+    };
+    let out = net.members[2].receive(addr(1), message, now);
+    assert!(net.members[2].incarnation() > incarnation);
+    let mut told: Vec<SocketAddr> = out.iter().map(|o| o.to).collect();
+    told.sort_unstable();
+    told.dedup();
+    assert_eq!(told, [addr(0), addr(1)], "the ack to n1 and a ping to n0");
+    net.deliver(2, out);
+    assert_eq!(net.state(0, 2), Some(MemberState::Alive), "n0 learned the refutation at once");
+}
