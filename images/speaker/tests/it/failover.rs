@@ -56,7 +56,7 @@ fn assert_b_took_over(lab: &Lab, b_mac: &str, since: Instant) -> Result<()> {
     // The client sends nothing: only b's gratuitous ARP can change its entry.
     lab.wait_for("client entry for X points to b", || {
         let entry = lab.neighbour("c", "eth0", "192.0.2.10")?;
-        Ok(entry.and_then(|(_, lladdr)| lladdr).as_deref() == Some(b_mac))
+        Ok(entry.and_then(|n| n.lladdr).as_deref() == Some(b_mac))
     })?;
     println!("take-over observed by the client after {:?} (informative)", since.elapsed());
     assert_eq!(lab.metric("b", "metallb_speaker_takeovers_total")?, 1.0);

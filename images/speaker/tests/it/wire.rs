@@ -148,16 +148,16 @@ fn wire_moves_an_address_by_gratuitous_announcements() -> Result<()> {
     lab.wait_for("client entries moved to b", || {
         let v4 = lab.neighbour("c", "eth0", "192.0.2.10")?;
         let v6 = lab.neighbour("c", "eth0", "2001:db8::10")?;
-        let moved = |e: &Option<(Vec<String>, Option<String>)>| {
-            e.as_ref().and_then(|(_, l)| l.as_deref()) == Some(b_mac.as_str())
+        let moved = |e: &Option<netlab::Neighbour>| {
+            e.as_ref().and_then(|n| n.lladdr.as_deref()) == Some(b_mac.as_str())
         };
         Ok(moved(&v4) && moved(&v6))
     })?;
     // A gratuitous update leaves the entry STALE; a fresh solicited answer would make it
     // REACHABLE. So this proves no re-resolution happened.
     for addr in ["192.0.2.10", "2001:db8::10"] {
-        let (states, _) = lab.neighbour("c", "eth0", addr)?.expect("entry exists");
-        assert_eq!(states, ["STALE"], "{addr}");
+        let entry = lab.neighbour("c", "eth0", addr)?.expect("entry exists");
+        assert_eq!(entry.states, ["STALE"], "{addr}");
     }
     assert!(
         lab.metric("b", r#"metallb_speaker_gratuitous_sent_total{iface="eth0",family="ipv4"}"#)?
@@ -181,8 +181,7 @@ fn wire_answers_unicast_reachability_probes() -> Result<()> {
     // REACHABLE for 0.25–0.75 s, then one second in DELAY before the unicast probes.
     for family in ["ipv4", "ipv6"] {
         for (knob, value) in [("base_reachable_time_ms", "500"), ("delay_first_probe_time", "1")] {
-            let file = format!("/proc/sys/net/{family}/neigh/eth0/{knob}");
-            lab.exec("c", &["bash", "-c", &format!("echo {value} > {file}")])?;
+            lab.sysctl("c", &format!("net/{family}/neigh/eth0/{knob}"), value)?;
         }
     }
     let state = lab.write_state(
@@ -199,7 +198,8 @@ fn wire_answers_unicast_reachability_probes() -> Result<()> {
         // brings the entry back to REACHABLE; unanswered, it ends FAILED (MetalLB #2920).
         let mut probing = false;
         lab.wait_for(&format!("{addr} confirmed by a unicast probe"), || {
-            let Some((states, lladdr)) = lab.neighbour("c", "eth0", addr)? else {
+            let Some(netlab::Neighbour { states, lladdr }) = lab.neighbour("c", "eth0", addr)?
+            else {
                 anyhow::bail!("{addr}: entry vanished");
             };
             let state = states.first().map(String::as_str).unwrap_or_default();

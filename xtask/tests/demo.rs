@@ -1,0 +1,70 @@
+//! `cargo xtask demo` as a CI test: the seed scenario on this machine (real hooks, real
+//! speakers in network namespaces, a client, a node failure), asserted on the demo's report.
+//! Timings are printed, never asserted: they depend on the machine's load.
+//!
+//! Without root or `ip netns` it prints `SKIPPED: ...` and passes, unless
+//! `METALLB_REQUIRE_WIRE_TESTS=1` (CI as root), which turns the skip into a failure.
+
+use std::collections::BTreeSet;
+
+use xtask::demo::{self, Options};
+
+const TEST: &str = "demo_seed_scenario_fails_over_to_the_first_backup_and_cleans_up";
+
+#[test]
+fn demo_seed_scenario_fails_over_to_the_first_backup_and_cleans_up() {
+    if !netlab::gate(TEST, &[]) {
+        return;
+    }
+    let options = Options {
+        quiet: true,
+        handle_signals: false,
+        tag: "ci".to_owned(),
+        helper: env!("CARGO_BIN_EXE_xtask").into(),
+    };
+    let report = demo::run(&xtask::repo_root(), &options).expect("the demo runs to the end");
+    println!("{}", report.summary());
+
+    // Three IPs, each answered by the node the hooks placed it on, three different nodes; the
+    // client's kernel resolved each to that node's MAC (only the speaker answers ARP).
+    assert_eq!(report.service_ips.len(), 3, "{report:#?}");
+    let nodes: BTreeSet<&str> = report.placements.iter().map(|p| p.node.as_str()).collect();
+    assert_eq!(nodes, BTreeSet::from(["front-0", "front-1", "front-2"]), "{report:#?}");
+    for p in &report.placements {
+        assert_eq!(report.first_answers[&p.ip], p.node, "HTTP answer for {}", p.ip);
+        assert_eq!(report.arp_answers[&p.ip], p.node, "ARP answer for {}", p.ip);
+    }
+
+    // front-0 fails: its IP is answered by its first backup, on the wire (neighbour entry)
+    // and over HTTP; the other two IPs never miss a fetch.
+    assert_eq!(report.failed_node, "front-0");
+    assert!(!report.first_backup.is_empty(), "the failed IP had a backup");
+    assert_eq!(report.neighbour_moved_to, report.first_backup, "{report:#?}");
+    assert_eq!(report.answered_by, report.first_backup, "{report:#?}");
+    for (ip, fetches) in &report.fetches {
+        assert!(fetches.total > 0, "{ip} was fetched during the failover");
+        if *ip != report.failed_ip {
+            assert_eq!(fetches.failed, 0, "{ip} kept answering: {fetches:?}");
+        }
+    }
+
+    // The hooks move the IP off the failed node; once it is back, the IPs are unchanged and
+    // spread over three nodes again.
+    assert_ne!(report.moved_to, report.failed_node);
+    let ips: Vec<_> = report.final_placements.iter().map(|p| p.ip).collect();
+    let before: Vec<_> = report.placements.iter().map(|p| p.ip).collect();
+    assert_eq!(ips, before, "no IP changed");
+    let nodes: BTreeSet<&str> = report.final_placements.iter().map(|p| p.node.as_str()).collect();
+    assert_eq!(nodes.len(), 3, "{:#?}", report.final_placements);
+
+    // Nothing left behind.
+    assert!(report.leftover_namespaces.is_empty());
+    let left = netlab::namespaces_with_prefix(&report.prefix).expect("ip netns list");
+    assert!(left.is_empty(), "left behind: {left:?}");
+    println!(
+        "timings (informative): ARP entry moved after {:?}, answered by the backup after {:?}, \
+         whole demo {:?}",
+        report.neighbour_moved_after, report.answered_after, report.took
+    );
+    println!("RAN: {TEST} (root, network namespaces)");
+}
