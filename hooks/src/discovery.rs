@@ -26,8 +26,8 @@ use serde_json::{Map, Value, json};
 
 use crate::order;
 use crate::types::{
-    SkipReason, Skipped, class, conditions, conditions_json, is_label_value, is_ours, items,
-    module_labels, node, opt_bool, opt_i64, opt_str, req_str, skipped_metrics, status_patch,
+    SkipReason, Skipped, class, conditions, conditions_json, is_label_value, is_ours, item_refs,
+    items, module_labels, node, opt_bool, opt_i64, opt_str, req_str, skipped_metrics, status_patch,
     string_list, string_map,
 };
 
@@ -141,11 +141,11 @@ impl Hook for Discovery {
             class_status: items(input, "class_status")?,
             nodes: items(input, "nodes")?,
             speakers: items(input, "speakers")?,
-            services: items(input, "services")?,
-            service_status: items(input, "service_status")?,
-            children: items(input, "children")?,
-            child_status: items(input, "child_status")?,
-            endpoint_slices: items(input, "endpoint_slices")?,
+            services: item_refs(input, "services")?,
+            service_status: item_refs(input, "service_status")?,
+            children: item_refs(input, "children")?,
+            child_status: item_refs(input, "child_status")?,
+            endpoint_slices: item_refs(input, "endpoint_slices")?,
         };
         let adopted = input
             .values()
@@ -167,19 +167,24 @@ impl Hook for Discovery {
     }
 }
 
-/// Every snapshot of one run, as raw items (nulls already dropped).
+/// Every snapshot of one run, as raw items (nulls already dropped). The snapshots that grow
+/// with the Services (one item per Service, per IP or per EndpointSlice) are borrowed from the
+/// input rather than copied: at tens of thousands of Services the copy doubled the memory.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Snapshots {
+pub(crate) struct Snapshots<'a> {
     pub(crate) classes: Vec<Value>,
     pub(crate) class_status: Vec<Value>,
     pub(crate) nodes: Vec<Value>,
     pub(crate) speakers: Vec<Value>,
-    pub(crate) services: Vec<Value>,
-    pub(crate) service_status: Vec<Value>,
-    pub(crate) children: Vec<Value>,
-    pub(crate) child_status: Vec<Value>,
-    pub(crate) endpoint_slices: Vec<Value>,
+    pub(crate) services: Vec<&'a Value>,
+    pub(crate) service_status: Vec<&'a Value>,
+    pub(crate) children: Vec<&'a Value>,
+    pub(crate) child_status: Vec<&'a Value>,
+    pub(crate) endpoint_slices: Vec<&'a Value>,
 }
+
+/// What a missing field reads as, borrowed.
+static NULL: Value = Value::Null;
 
 /// What one run produces.
 #[derive(Debug)]
@@ -189,25 +194,27 @@ pub(crate) struct Outcome {
     pub(crate) metrics: Vec<MetricOperation>,
 }
 
-type Key = (String, String);
+/// (namespace, name), borrowed from the snapshots: building and looking up the keys of tens of
+/// thousands of objects allocates nothing.
+type Key<'a> = (&'a str, &'a str);
 
-fn key_of(v: &Value) -> Option<Key> {
-    Some((v.get("namespace")?.as_str()?.to_owned(), v.get("name")?.as_str()?.to_owned()))
+fn key_of(v: &Value) -> Option<Key<'_>> {
+    Some((v.get("namespace")?.as_str()?, v.get("name")?.as_str()?))
 }
 
-/// The planner's input from the snapshots, the raw children and statuses for comparisons, and
-/// everything skipped.
-struct Read {
+/// The planner's input from the snapshots, the raw children and statuses for comparisons
+/// (borrowed from the snapshots), and everything skipped.
+struct Read<'a> {
     input: Input,
     classes: Vec<class::Class>,
     class_status: BTreeMap<String, Value>,
-    service_status: BTreeMap<Key, (Value, Vec<String>)>,
-    children: BTreeMap<Key, Value>,
-    child_status: BTreeMap<Key, Value>,
+    service_status: BTreeMap<Key<'a>, (Option<&'a Value>, Vec<String>)>,
+    children: BTreeMap<Key<'a>, &'a Value>,
+    child_status: BTreeMap<Key<'a>, &'a Value>,
     skipped: Vec<Skipped>,
 }
 
-fn read(s: &Snapshots, now: &Timestamp) -> Read {
+fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
     let mut skipped = Vec::new();
 
     let class_status: BTreeMap<String, Value> = s
@@ -229,31 +236,32 @@ fn read(s: &Snapshots, now: &Timestamp) -> Read {
     let mut nodes = node::read_all(&s.nodes, &mut skipped);
     apply_speaker_readiness(&mut nodes, &s.speakers);
 
-    let mut endpoints: BTreeMap<Key, BTreeSet<String>> = BTreeMap::new();
+    let mut endpoints: BTreeMap<Key<'a>, BTreeSet<String>> = BTreeMap::new();
     for slice in &s.endpoint_slices {
-        let (Ok(Some(ns)), Ok(Some(svc)), Ok(list)) =
-            (opt_str(slice, "namespace"), opt_str(slice, "service"), string_list(slice, "nodes"))
+        let text = |key| slice.get(key).and_then(Value::as_str);
+        let (Some(ns), Some(svc), Ok(list)) =
+            (text("namespace"), text("service"), string_list(slice, "nodes"))
         else {
             continue;
         };
         endpoints.entry((ns, svc)).or_default().extend(list);
     }
 
-    let service_status: BTreeMap<Key, (Value, Vec<String>)> = s
+    let service_status: BTreeMap<Key<'a>, (Option<&'a Value>, Vec<String>)> = s
         .service_status
         .iter()
         .filter_map(|v| {
             let ingress = string_list(v, "ingress").unwrap_or_default();
-            Some((key_of(v)?, (v.get("conditions").cloned().unwrap_or_default(), ingress)))
+            Some((key_of(v)?, (v.get("conditions"), ingress)))
         })
         .collect();
     let mut services = Vec::new();
     for v in &s.services {
         match read_service(v) {
             Ok(mut svc) => {
-                let k = (svc.namespace.clone(), svc.name.clone());
+                let k = (svc.namespace.as_str(), svc.name.as_str());
                 if let Some((conds, ingress)) = service_status.get(&k) {
-                    svc.conditions = conditions(Some(conds), now);
+                    svc.conditions = conditions(*conds, now);
                     svc.ingress = ingress.clone();
                 }
                 svc.ready_endpoint_nodes = endpoints.get(&k).cloned().unwrap_or_default();
@@ -263,17 +271,20 @@ fn read(s: &Snapshots, now: &Timestamp) -> Read {
         }
     }
 
-    let child_status: BTreeMap<Key, Value> = s
+    let child_status: BTreeMap<Key<'a>, &'a Value> = s
         .child_status
         .iter()
-        .filter_map(|v| Some((key_of(v)?, v.get("status").cloned().unwrap_or_default())))
+        .filter_map(|v| Some((key_of(v)?, v.get("status").unwrap_or(&NULL))))
         .collect();
     let mut children_raw = BTreeMap::new();
     let mut children = Vec::new();
     for v in &s.children {
         match read_child(v, &child_status, now) {
             Ok(child) => {
-                children_raw.insert((child.namespace.clone(), child.name.clone()), v.clone());
+                // The child's namespace and name, as read from `v` by `read_child`.
+                let ns = v.get("namespace").and_then(Value::as_str).unwrap_or_default();
+                let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
+                children_raw.insert((ns, name), *v);
                 children.push(child);
             }
             Err(skip) => skipped.push(skip),
@@ -361,8 +372,8 @@ fn read_service(v: &Value) -> Result<ServiceInput, Skipped> {
     let bad = |e: String| Skipped::new("Service", &namespace, &name, SkipReason::WrongType, e);
     let uid = req_str(v, "uid")
         .map_err(|e| Skipped::new("Service", &namespace, &name, SkipReason::MissingUid, e))?;
-    let spec = v.get("spec").cloned().unwrap_or(Value::Null);
-    let ip_families = string_list(&spec, "ipFamilies")
+    let spec = v.get("spec").unwrap_or(&NULL);
+    let ip_families = string_list(spec, "ipFamilies")
         .map_err(bad)?
         .iter()
         .filter_map(|f| match f.as_str() {
@@ -373,15 +384,15 @@ fn read_service(v: &Value) -> Result<ServiceInput, Skipped> {
         .collect();
     Ok(ServiceInput {
         generation: opt_i64(v, "generation").map_err(bad)?,
-        load_balancer_class: opt_str(&spec, "loadBalancerClass").map_err(bad)?,
+        load_balancer_class: opt_str(spec, "loadBalancerClass").map_err(bad)?,
         annotations: string_map(v, "annotations").map_err(bad)?,
-        ports: ports(&spec).map_err(bad)?,
-        selector: string_map(&spec, "selector").map_err(bad)?,
-        external_traffic_policy: policy(&spec, "externalTrafficPolicy").map_err(bad)?,
-        internal_traffic_policy: policy(&spec, "internalTrafficPolicy").map_err(bad)?,
+        ports: ports(spec).map_err(bad)?,
+        selector: string_map(spec, "selector").map_err(bad)?,
+        external_traffic_policy: policy(spec, "externalTrafficPolicy").map_err(bad)?,
+        internal_traffic_policy: policy(spec, "internalTrafficPolicy").map_err(bad)?,
         ip_families,
-        publish_not_ready_addresses: opt_bool(&spec, "publishNotReadyAddresses").map_err(bad)?,
-        cluster_ip: opt_str(&spec, "clusterIP").map_err(bad)?.filter(|c| !c.is_empty()),
+        publish_not_ready_addresses: opt_bool(spec, "publishNotReadyAddresses").map_err(bad)?,
+        cluster_ip: opt_str(spec, "clusterIP").map_err(bad)?.filter(|c| !c.is_empty()),
         uid,
         namespace,
         name,
@@ -391,14 +402,14 @@ fn read_service(v: &Value) -> Result<ServiceInput, Skipped> {
 
 fn read_child(
     v: &Value,
-    statuses: &BTreeMap<Key, Value>,
+    statuses: &BTreeMap<Key<'_>, &Value>,
     now: &Timestamp,
 ) -> Result<ExistingChild, Skipped> {
     let kind = api::CHILD_KIND;
     let namespace = opt_str(v, "namespace").ok().flatten().unwrap_or_default();
     let name = req_str(v, "name")
         .map_err(|e| Skipped::new(kind, &namespace, "", SkipReason::MissingName, e))?;
-    let spec = v.get("spec").cloned().unwrap_or(Value::Null);
+    let spec = v.get("spec").unwrap_or(&NULL);
     let service =
         spec.get("serviceRef").and_then(|r| req_str(r, "name").ok()).ok_or_else(|| {
             Skipped::new(
@@ -414,7 +425,7 @@ fn read_child(
             .find(|r| r.get("kind").and_then(Value::as_str) == Some("Service"))
             .and_then(|r| r.get("uid")?.as_str().map(str::to_owned))
     });
-    let status = statuses.get(&(namespace.clone(), name.clone())).cloned().unwrap_or_default();
+    let status = statuses.get(&(namespace.as_str(), name.as_str())).copied().unwrap_or(&NULL);
     let legacy_ip =
         status.pointer("/loadBalancer/ingress/0/ip").and_then(Value::as_str).map(str::to_owned);
     // Fields the planner only compares are read leniently: what is written is decided by
@@ -424,26 +435,26 @@ fn read_child(
         preferred_node: opt_str(v, "preferredNode").ok().flatten(),
         spec: metallb_planner::ChildSpec {
             service_ref: ServiceRef { namespace: namespace.clone(), name: service },
-            class: opt_str(&spec, "metalLoadBalancerClass")
+            class: opt_str(spec, "metalLoadBalancerClass")
                 .ok()
                 .flatten()
                 .or_else(|| opt_str(v, "pool").ok().flatten())
                 .unwrap_or_default(),
             index: spec.get("index").and_then(Value::as_u64).and_then(|i| u32::try_from(i).ok()),
-            desired_ip: opt_str(&spec, "desiredIP").ok().flatten(),
-            sharing_key: opt_str(&spec, "sharedIpKey").ok().flatten(),
-            ports: ports(&spec).unwrap_or_default(),
-            selector: string_map(&spec, "selector").unwrap_or_default(),
-            external_traffic_policy: policy(&spec, "externalTrafficPolicy").unwrap_or_default(),
-            internal_traffic_policy: policy(&spec, "internalTrafficPolicy").unwrap_or_default(),
-            publish_not_ready_addresses: opt_bool(&spec, "publishNotReadyAddresses")
+            desired_ip: opt_str(spec, "desiredIP").ok().flatten(),
+            sharing_key: opt_str(spec, "sharedIpKey").ok().flatten(),
+            ports: ports(spec).unwrap_or_default(),
+            selector: string_map(spec, "selector").unwrap_or_default(),
+            external_traffic_policy: policy(spec, "externalTrafficPolicy").unwrap_or_default(),
+            internal_traffic_policy: policy(spec, "internalTrafficPolicy").unwrap_or_default(),
+            publish_not_ready_addresses: opt_bool(spec, "publishNotReadyAddresses")
                 .unwrap_or(false),
-            cluster_ip: opt_str(&spec, "clusterIP").ok().flatten(),
+            cluster_ip: opt_str(spec, "clusterIP").ok().flatten(),
         },
         status: metallb_planner::ChildStatus {
-            ip: opt_str(&status, "ip").ok().flatten().or(legacy_ip),
-            node: opt_str(&status, "node").ok().flatten(),
-            backups: string_list(&status, "backupNodes").unwrap_or_default(),
+            ip: opt_str(status, "ip").ok().flatten().or(legacy_ip),
+            node: opt_str(status, "node").ok().flatten(),
+            backups: string_list(status, "backupNodes").unwrap_or_default(),
             conditions: conditions(status.get("conditions"), now),
         },
         namespace,
@@ -547,7 +558,7 @@ fn node_summary(nodes: &[String]) -> String {
 }
 
 /// Snapshots → plan → operations, values and metrics.
-pub(crate) fn handle(s: &Snapshots, now: &Timestamp) -> Outcome {
+pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Outcome {
     let r = read(s, now);
     let plan = metallb_planner::plan(&r.input);
     let mut skipped = r.skipped;
@@ -558,7 +569,7 @@ pub(crate) fn handle(s: &Snapshots, now: &Timestamp) -> Outcome {
     }
 
     for d in &plan.deletions {
-        let k = (d.namespace.clone(), d.name.clone());
+        let k = (d.namespace.as_str(), d.name.as_str());
         let ours = r
             .children
             .get(&k)
@@ -593,13 +604,13 @@ pub(crate) fn handle(s: &Snapshots, now: &Timestamp) -> Outcome {
 
     let mut status_ops = Vec::new();
     for c in &plan.children {
-        let k = (c.namespace.clone(), c.name.clone());
+        let k = (c.namespace.as_str(), c.name.as_str());
         let object = child_object(c);
         let create = matches!(c.action, ChildAction::Create);
-        if create || !child_matches(r.children.get(&k), &object) {
+        if create || !child_matches(r.children.get(&k).copied(), &object) {
             ops.push(KubeOperation::CreateOrUpdate { object });
         }
-        let stored = if create { None } else { r.child_status.get(&k) };
+        let stored = if create { None } else { r.child_status.get(&k).copied() };
         if let Some(patch) = status_patch(stored, &child_status(c)) {
             status_ops.push(
                 KubeOperation::merge_patch(
@@ -618,11 +629,15 @@ pub(crate) fn handle(s: &Snapshots, now: &Timestamp) -> Outcome {
     ops.extend(status_ops);
 
     for sp in &plan.services {
-        let k = (sp.namespace.clone(), sp.name.clone());
+        let k = (sp.namespace.as_str(), sp.name.as_str());
         let wanted_conditions = conditions_json(&sp.conditions);
         let unchanged = r.service_status.get(&k).is_some_and(|(conds, ingress)| {
-            let stored = if conds.is_null() { Value::Array(Vec::new()) } else { conds.clone() };
-            stored == wanted_conditions && *ingress == sp.ingress
+            // No conditions stored compares as an empty list.
+            let stored_equal = match conds.filter(|c| !c.is_null()) {
+                Some(c) => *c == wanted_conditions,
+                None => wanted_conditions == Value::Array(Vec::new()),
+            };
+            stored_equal && *ingress == sp.ingress
         });
         if unchanged {
             continue;

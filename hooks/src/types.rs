@@ -117,7 +117,30 @@ pub(crate) fn skipped_metrics(skipped: &[Skipped], group: &str) -> Vec<MetricOpe
 
 /// The non-null items of a snapshot (filters return `null` for objects they leave out).
 pub(crate) fn items(input: &HookInput, binding: &str) -> Result<Vec<Value>, addon::Error> {
-    Ok(input.snapshot::<Option<Value>>(binding)?.into_iter().flatten().collect())
+    Ok(item_refs(input, binding)?.into_iter().cloned().collect())
+}
+
+/// [`items`] borrowed from the input: a large snapshot (tens of thousands of Services and
+/// children) is read where it lies instead of being copied, which halves the memory of a run
+/// and saves the copy's time.
+pub(crate) fn item_refs<'a>(
+    input: &'a HookInput,
+    binding: &str,
+) -> Result<Vec<&'a Value>, addon::Error> {
+    input
+        .snapshot_items(binding)?
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| match item.filter_result.as_ref().or(item.object.as_ref()) {
+            Some(Value::Null) => None,
+            Some(v) => Some(Ok(v)),
+            None => Some(Err(addon::Error::SnapshotItem {
+                binding: binding.to_owned(),
+                index,
+                reason: "neither filterResult nor object".into(),
+            })),
+        })
+        .collect()
 }
 
 /// A string field; absent or `null` is `None`, another type is an error.
@@ -282,11 +305,16 @@ pub(crate) fn is_ours(labels_: &BTreeMap<String, String>) -> bool {
 pub(crate) fn status_patch(existing: Option<&Value>, wanted: &Map<String, Value>) -> Option<Value> {
     let empty = Map::new();
     let existing = existing.and_then(Value::as_object).unwrap_or(&empty);
-    let clean: Map<String, Value> =
-        wanted.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
-    if *existing == clean {
+    // Compared in place first: almost every run finds the status as wanted, and copying the
+    // wanted map of every child only to compare it dominated large runs. Equality as for maps
+    // (key order does not matter), with `null` members of `wanted` meaning absent.
+    let mut present = wanted.iter().filter(|(_, v)| !v.is_null());
+    let wanted_len = present.clone().count();
+    if wanted_len == existing.len() && present.all(|(k, v)| existing.get(k) == Some(v)) {
         return None;
     }
+    let clean: Map<String, Value> =
+        wanted.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut patch = clean;
     for key in existing.keys() {
         if !patch.contains_key(key) {

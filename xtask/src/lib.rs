@@ -1,6 +1,8 @@
 //! Development tasks of the metallb module, as a library so tests run them too.
 
+pub mod bench;
 pub mod codegen;
+pub mod demo;
 pub mod docs;
 pub mod lint;
 pub mod test;

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use addon::error_chain;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
@@ -573,17 +574,6 @@ impl Rendered {
     fn finding(&self, message: impl fmt::Display) -> Finding {
         Finding { file: self.template.clone(), message: format!("{}: {message}", self.id()) }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Renders the chart with every settings example (`x-examples` of config-values.yaml), once

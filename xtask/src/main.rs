@@ -1,8 +1,11 @@
 //! Development tasks of the metallb module: `cargo xtask <task>`.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use xtask::{codegen, lint, test};
+use xtask::{bench, codegen, demo, lint, test};
 
 #[derive(Parser)]
 #[command(about = "Development tasks of the metallb module")]
@@ -23,6 +26,58 @@ enum Task {
     Lint,
     /// Run every check and test (fmt, clippy, codegen --check, lint, all tests).
     Test,
+    /// The seed scenario on this machine: real hooks over a fake cluster, real speakers in
+    /// network namespaces, a client, a node failure (root and iproute2 needed).
+    Demo {
+        /// Print only a summary line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Measure the hooks and the speaker and write docs/BENCHMARKS.md (+ the Russian twin);
+    /// network parts need root and iproute2.
+    Bench(bench::Args),
+    /// Bench helper: run a program, print its wall time and peak memory as JSON.
+    #[command(hide = true)]
+    BenchExec {
+        #[arg(long)]
+        stderr: std::path::PathBuf,
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Bench helper: the baseline of the hook (parse the inputs, write outputs of these sizes).
+    #[command(hide = true)]
+    BenchBaseline {
+        #[arg(long)]
+        values_patch_bytes: usize,
+        #[arg(long)]
+        kubernetes_bytes: usize,
+        #[arg(long)]
+        metrics_bytes: usize,
+    },
+    /// Bench helper in the client namespace: ARP/NDP requests on a raw socket, JSON out.
+    #[command(hide = true, subcommand)]
+    BenchProbe(bench::probe::Mode),
+    /// Demo helper in a node namespace: strict ARP, then HTTP answering the node's name.
+    #[command(hide = true)]
+    DemoNode {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Demo helper: one HTTP GET, the body on stdout.
+    #[command(hide = true)]
+    DemoGet { addr: SocketAddr, path: String },
+    /// Demo helper in the client namespace: fetch targets in a loop, one line per fetch.
+    #[command(hide = true)]
+    DemoWatch {
+        #[arg(long = "target", required = true)]
+        targets: Vec<SocketAddr>,
+        #[arg(long)]
+        every_ms: u64,
+        #[arg(long)]
+        max_seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -37,5 +92,31 @@ fn main() -> Result<()> {
             lint::report(&findings)
         }
         Task::Test => test::run(&root),
+        Task::Demo { quiet } => {
+            let report = demo::run(&root, &demo::Options::for_cli(quiet)?)?;
+            if quiet {
+                println!("{}", report.summary());
+            }
+            Ok(())
+        }
+        Task::Bench(args) => bench::run(&root, &args),
+        Task::BenchExec { stderr, command } => {
+            bench::exec::measure_child(&stderr, &command[0], &command[1..])
+        }
+        Task::BenchBaseline { values_patch_bytes, kubernetes_bytes, metrics_bytes } => {
+            bench::exec::baseline(bench::exec::OutputSizes {
+                values_patch: values_patch_bytes,
+                kubernetes: kubernetes_bytes,
+                metrics: metrics_bytes,
+            })
+        }
+        Task::BenchProbe(mode) => bench::probe::run(&mode),
+        Task::DemoNode { name, listen } => demo::agent::node(&name, listen),
+        Task::DemoGet { addr, path } => demo::agent::get(addr, &path),
+        Task::DemoWatch { targets, every_ms, max_seconds } => demo::agent::watch(
+            &targets,
+            Duration::from_millis(every_ms),
+            Duration::from_secs(max_seconds),
+        ),
     }
 }

@@ -1,8 +1,11 @@
 //! The generated files and the module conventions, checked on the repository itself and on
 //! broken copies of it.
 
+mod common;
+
 use std::path::Path;
 
+use common::copy_recursively;
 use xtask::{codegen, lint, repo_root};
 
 /// Copies the module files the checks read into `dest`.
@@ -21,18 +24,6 @@ fn copy_module(dest: &Path) {
 /// Documents `cargo xtask codegen` writes from the schemas.
 const GENERATED_DOCS: [&str; 4] =
     ["docs/CONFIGURATION.md", "docs/CONFIGURATION.ru.md", "docs/CR.md", "docs/CR.ru.md"];
-
-fn copy_recursively(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            copy_recursively(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
-}
 
 fn messages(root: &Path) -> Vec<String> {
     lint::run(root).unwrap().iter().map(ToString::to_string).collect()

@@ -1,8 +1,11 @@
 //! The lint of rendered templates (`addon-operator.md` §7 container, RBAC and object rules),
 //! checked on a copy of the module and on copies with broken templates.
 
+mod common;
+
 use std::path::Path;
 
+use common::copy_recursively;
 use xtask::{lint, repo_root};
 
 /// Copies what the lint reads into `dest`: module metadata, schemas, CRDs and the chart. The
@@ -22,18 +25,6 @@ fn copy_module(dest: &Path) {
         copy_recursively(&root.join(entry), &dest.join(entry));
     }
     std::fs::create_dir_all(dest.join("images/speaker")).unwrap();
-}
-
-fn copy_recursively(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            copy_recursively(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
 }
 
 /// Replaces `from` (which must occur) with `to` in the file at `path`.

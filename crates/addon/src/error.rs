@@ -80,3 +80,15 @@ pub enum Error {
     #[error("values of {0:?} are not an object")]
     ValuesNotObject(String),
 }
+
+/// An error with its causes, `: `-separated, for one log line or message.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}

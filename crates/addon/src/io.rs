@@ -5,6 +5,7 @@
 //! `KUBERNETES_PATCH_PATH`, `METRICS_PATH` (`reference/addon-operator.md` §2.1). The config values
 //! patch is never written: Deckhouse fails any hook that changes config values (§3.2).
 
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -205,41 +206,63 @@ impl HookOutput {
         } else {
             D8_TEST_KUBERNETES_PATCH_SET_FILE
         };
-        let files: [(&'static str, String); 3] = [
-            ("VALUES_JSON_PATCH_PATH", self.values_patch_text()?),
-            (kube_var, json_lines(&self.kubernetes).map_err(Error::Serialize)?),
-            ("METRICS_PATH", json_lines(&self.metrics).map_err(Error::Serialize)?),
-        ];
-        for (var, content) in files {
-            match env(var) {
-                Some(path) => std::fs::write(&path, content).map_err(|source| Error::Io {
-                    action: "write",
-                    path: path.into(),
-                    source,
-                })?,
-                None if content.is_empty() => {}
-                None => {
-                    return Err(Error::MissingEnv(if var == D8_TEST_KUBERNETES_PATCH_SET_FILE {
-                        "KUBERNETES_PATCH_PATH"
-                    } else {
-                        var
-                    }));
-                }
-            }
-        }
-        Ok(())
+        let values = self.values_patch_text()?;
+        write_output(env, "VALUES_JSON_PATCH_PATH", values.is_empty(), |w| {
+            w.write_all(values.as_bytes()).map_err(serde_json::Error::io)
+        })?;
+        write_output(env, kube_var, self.kubernetes.is_empty(), |w| {
+            write_json_lines(w, &self.kubernetes)
+        })?;
+        write_output(env, "METRICS_PATH", self.metrics.is_empty(), |w| {
+            write_json_lines(w, &self.metrics)
+        })
     }
 }
 
-/// The content of `KUBERNETES_PATCH_PATH` and `METRICS_PATH`: one compact JSON object per line
+/// Writes one output file through a buffer, streaming: the Kubernetes operations of a large
+/// run are tens of megabytes of JSON, which need not exist in memory a second time as one
+/// string. A variable that is unset is fine only when there is nothing to write.
+fn write_output(
+    env: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    empty: bool,
+    body: impl FnOnce(&mut dyn Write) -> Result<(), serde_json::Error>,
+) -> Result<()> {
+    let Some(path) = env(var) else {
+        if empty {
+            return Ok(());
+        }
+        return Err(Error::MissingEnv(if var == D8_TEST_KUBERNETES_PATCH_SET_FILE {
+            "KUBERNETES_PATCH_PATH"
+        } else {
+            var
+        }));
+    };
+    let io = |source| Error::Io { action: "write", path: path.clone().into(), source };
+    let mut out = BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+    body(&mut out).map_err(|e| if e.is_io() { io(e.into()) } else { Error::Serialize(e) })?;
+    out.flush().map_err(io)
+}
+
+/// One compact JSON object per line: the format of `KUBERNETES_PATCH_PATH` and `METRICS_PATH`
 /// (the framework reads both files line by line).
-pub(crate) fn json_lines<T: serde::Serialize>(items: &[T]) -> Result<String, serde_json::Error> {
-    let mut out = String::new();
+fn write_json_lines<T: serde::Serialize>(
+    out: &mut dyn Write,
+    items: &[T],
+) -> Result<(), serde_json::Error> {
     for item in items {
-        out.push_str(&serde_json::to_string(item)?);
-        out.push('\n');
+        serde_json::to_writer(&mut *out, item)?;
+        out.write_all(b"\n").map_err(serde_json::Error::io)?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// [`write_json_lines`] into a string.
+#[cfg(test)]
+pub(crate) fn json_lines<T: serde::Serialize>(items: &[T]) -> Result<String, serde_json::Error> {
+    let mut out = Vec::new();
+    write_json_lines(&mut out, items)?;
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
 #[cfg(test)]

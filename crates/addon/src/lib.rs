@@ -64,9 +64,9 @@ pub use config::{
     WatchEvent,
 };
 pub use context::{BindingContext, BindingType, SnapshotItem};
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};
 pub use io::{D8_TEST_KUBERNETES_PATCH_SET_FILE, HookInput, HookOutput};
 pub use json_patch::{PatchOp, PatchOpKind};
 pub use kube::{KubeOperation, ObjectRef};
 pub use metrics::{MetricAction, MetricOperation};
-pub use values::PatchableValues;
+pub use values::{PatchableValues, values_key};

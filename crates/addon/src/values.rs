@@ -10,6 +10,24 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// The values key of a module: its name in camelCase (`my-module` → `myModule`), the
+/// framework's rule for the top-level key of the module's values and of its image digests.
+pub fn values_key(module: &str) -> String {
+    let mut out = String::with_capacity(module.len());
+    let mut upper = false;
+    for c in module.chars() {
+        if c == '-' || c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 use crate::json_patch::{self, PatchOp};
 use crate::{Error, Result};
 
@@ -194,6 +212,15 @@ pub fn diff(old: &Value, new: &Value, at: &str, out: &mut Vec<PatchOp>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_keys() {
+        for (module, key) in
+            [("metallb", "metallb"), ("my-module", "myModule"), ("cni-cilium-x", "cniCiliumX")]
+        {
+            assert_eq!(values_key(module), key);
+        }
+    }
     use serde_json::json;
 
     fn ops_json(v: &PatchableValues) -> String {

@@ -123,7 +123,7 @@ pub fn global_stub(module: &str, images_dir: &Path, enabled_modules: &[&str]) ->
             if entry.path().is_dir()
                 && let Ok(dir) = entry.file_name().into_string()
             {
-                let name = camel_case(&dir);
+                let name = addon::values_key(&dir);
                 digests.insert(name.clone(), Json::String(stub_digest(&name)));
             }
         }
@@ -132,7 +132,7 @@ pub fn global_stub(module: &str, images_dir: &Path, enabled_modules: &[&str]) ->
         "enabledModules": enabled_modules,
         "modulesImages": {
             "registry": {"base": STUB_REGISTRY},
-            "digests": {camel_case(module): digests},
+            "digests": {addon::values_key(module): digests},
         },
     }))
 }
@@ -143,23 +143,6 @@ pub fn stub_digest(image: &str) -> String {
     let hash = Sha256::digest(image.as_bytes());
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
-}
-
-/// `kebab-case` → `camelCase`, the platform's module key and image name rule.
-pub fn camel_case(kebab: &str) -> String {
-    let mut out = String::with_capacity(kebab.len());
-    let mut upper = false;
-    for c in kebab.chars() {
-        if c == '-' || c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -176,13 +159,5 @@ mod tests {
         let mut value = json!({"l": [{}, {"x": "z"}]});
         apply_defaults(&schema, &mut value);
         assert_eq!(value, json!({"a": {"b": 1}, "l": [{"x": "y"}, {"x": "z"}]}));
-    }
-
-    #[test]
-    fn camel_case_names() {
-        assert_eq!(camel_case("metallb"), "metallb");
-        assert_eq!(camel_case("l2lb-speaker"), "l2lbSpeaker");
-        assert!(stub_digest("speaker").starts_with("sha256:"));
-        assert_eq!(stub_digest("speaker").len(), "sha256:".len() + 64);
     }
 }

@@ -45,7 +45,7 @@ use serde_json::Value;
 
 pub use cluster::{ApiError, FakeCluster, KindInfo, ObjectKey, Propagation};
 pub use hooks::{HookDef, Task};
-pub use runner::{DEFAULT_MAX_ROUNDS, Framework, RawOutputs, RunRecord, camel_case};
+pub use runner::{DEFAULT_MAX_ROUNDS, Framework, RawOutputs, RunRecord};
 pub use scenario::{Expect, ExpectedMetric, FixturePatch, KindSpec, ObjectRefSpec, Scenario, Step};
 
 /// Result with this crate's [`Error`].

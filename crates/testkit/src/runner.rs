@@ -83,23 +83,6 @@ pub struct Framework {
     tmp: tempfile::TempDir,
 }
 
-/// `my-module` → `myModule` (the values key).
-pub fn camel_case(module: &str) -> String {
-    let mut out = String::new();
-    let mut upper = false;
-    for c in module.chars() {
-        if c == '-' || c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 impl Framework {
     /// Registers the hooks of a batch executable: probes `hook list` with an empty environment,
     /// then parses and validates `hook config`.
@@ -131,7 +114,7 @@ impl Framework {
             monitors: vec![Vec::new(); hooks.len()],
             binary,
             module: module.to_owned(),
-            values_key: camel_case(module),
+            values_key: addon::values_key(module),
             executable_name,
             hooks,
             queue: VecDeque::new(),
@@ -522,16 +505,4 @@ impl Framework {
 
 fn path_var() -> String {
     std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_key_is_lower_camel() {
-        assert_eq!(camel_case("metallb"), "metallb");
-        assert_eq!(camel_case("my-module"), "myModule");
-        assert_eq!(camel_case("cni-cilium-x"), "cniCiliumX");
-    }
 }

@@ -9,6 +9,7 @@ mod speaker;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use addon::error_chain;
 use helmrender::openapi::{ModuleSchema, global_stub};
 use helmrender::{Chart, Manifest, Release};
 use metallb_api::names::module;
@@ -124,17 +125,6 @@ impl Scenario {
 
 fn scenario(name: &str) -> Scenario {
     *SCENARIOS.iter().find(|s| s.name == name).expect("known scenario")
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The objects of `kind`.
