@@ -96,6 +96,27 @@ impl Results {
     }
 }
 
+/// Alignment of a Markdown table column.
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Writes a Markdown table's title and alignment rows; each column is `(English, Russian,
+/// alignment)`.
+fn table_header(s: &mut String, lang: Lang, columns: &[(&str, &str, Align)]) {
+    let titles: Vec<&str> = columns.iter().map(|&(en, ru, _)| lang.t(en, ru)).collect();
+    let rule: Vec<&str> = columns
+        .iter()
+        .map(|&(_, _, align)| match align {
+            Align::Left => "---",
+            Align::Right => "---:",
+        })
+        .collect();
+    let _ = writeln!(s, "| {} |\n|{}|", titles.join(" | "), rule.join("|"));
+}
+
 /// Today's UTC date, `YYYY-MM-DD` (days since the epoch → civil date, H. Hinnant's algorithm).
 fn today() -> String {
     let secs = std::time::SystemTime::now()
@@ -204,11 +225,10 @@ pub fn render(r: &Results, lang: Lang) -> String {
         memory_section(&mut body, &mut summary, &n.memory, lang);
     }
     let _ = writeln!(s, "## {}\n", lang.t("Targets at a glance", "Цели кратко"));
-    let _ = writeln!(
-        s,
-        "| {} | {} |\n|---|---|",
-        lang.t("target", "цель"),
-        lang.t("result", "результат")
+    table_header(
+        &mut s,
+        lang,
+        &[("target", "цель", Align::Left), ("result", "результат", Align::Left)],
     );
     for (target, verdict) in &summary {
         let _ = writeln!(s, "| {target} | {} |", verdict.text);
@@ -481,17 +501,19 @@ fn neighbour_section(s: &mut String, summary: &mut Summary, n: &wire::Results, l
             ),
         }
     );
-    let _ = writeln!(
+    table_header(
         s,
-        "| {} | {} | {} | {} | {} | {} | {} | {} |\n|---:|---|---:|---:|---:|---:|---:|---:|",
-        lang.t("owned addresses", "адресов у спикера"),
-        lang.t("family", "семейство"),
-        lang.t("speaker, µs (median)", "спикер, мкс (медиана)"),
-        lang.t("kernel, µs (median)", "ядро, мкс (медиана)"),
-        lang.t("speaker / kernel", "спикер / ядро"),
-        lang.t("speaker p99, µs", "спикер p99, мкс"),
-        lang.t("kernel p99, µs", "ядро p99, мкс"),
-        lang.t("lost (speaker / kernel)", "потеряно (спикер / ядро)"),
+        lang,
+        &[
+            ("owned addresses", "адресов у спикера", Align::Right),
+            ("family", "семейство", Align::Left),
+            ("speaker, µs (median)", "спикер, мкс (медиана)", Align::Right),
+            ("kernel, µs (median)", "ядро, мкс (медиана)", Align::Right),
+            ("speaker / kernel", "спикер / ядро", Align::Right),
+            ("speaker p99, µs", "спикер p99, мкс", Align::Right),
+            ("kernel p99, µs", "ядро p99, мкс", Align::Right),
+            ("lost (speaker / kernel)", "потеряно (спикер / ядро)", Align::Right),
+        ],
     );
     for p in &n.few {
         rtt_row(s, 2, p);
@@ -587,15 +609,17 @@ fn neighbour_section(s: &mut String, summary: &mut Summary, n: &wire::Results, l
             ),
         }
     );
-    let _ = writeln!(
+    table_header(
         s,
-        "| {} | {} | {} | {} | {} | {} |\n|---|---:|---:|---:|---:|---:|",
-        lang.t("family", "семейство"),
-        lang.t("requests/s", "запросов/с"),
-        lang.t("speaker answered", "спикер ответил"),
-        lang.t("kernel answered", "ядро ответило"),
-        lang.t("send time, speaker s", "время отправки, спикер, с"),
-        lang.t("send time, kernel s", "время отправки, ядро, с"),
+        lang,
+        &[
+            ("family", "семейство", Align::Left),
+            ("requests/s", "запросов/с", Align::Right),
+            ("speaker answered", "спикер ответил", Align::Right),
+            ("kernel answered", "ядро ответило", Align::Right),
+            ("send time, speaker s", "время отправки, спикер, с", Align::Right),
+            ("send time, kernel s", "время отправки, ядро, с", Align::Right),
+        ],
     );
     for r in &n.rates {
         let _ = writeln!(
@@ -666,14 +690,16 @@ fn failover_section(s: &mut String, summary: &mut Summary, trials: &[Trial], lan
             ),
         }
     );
-    let _ = writeln!(
+    table_header(
         s,
-        "| {} | {} | {} | {} | {} |\n|---:|---:|---:|---:|---:|",
-        lang.t("trials", "попыток"),
-        lang.t("min, s", "мин, с"),
-        lang.t("median, s", "медиана, с"),
-        lang.t("p90, s", "p90, с"),
-        lang.t("max, s", "макс, с"),
+        lang,
+        &[
+            ("trials", "попыток", Align::Right),
+            ("min, s", "мин, с", Align::Right),
+            ("median, s", "медиана, с", Align::Right),
+            ("p90, s", "p90, с", Align::Right),
+            ("max, s", "макс, с", Align::Right),
+        ],
     );
     let min = times.iter().copied().fold(f64::NAN, f64::min);
     let _ = writeln!(
@@ -764,12 +790,14 @@ fn failover_section(s: &mut String, summary: &mut Summary, trials: &[Trial], lan
             ),
         ],
     };
-    let _ = writeln!(
+    table_header(
         s,
-        "| {} | {} | {} |\n|---|---|---|",
-        lang.t("implementation", "реализация"),
-        lang.t("mechanism and source", "механизм и источник"),
-        lang.t("published fail-over", "опубликованное время")
+        lang,
+        &[
+            ("implementation", "реализация", Align::Left),
+            ("mechanism and source", "механизм и источник", Align::Left),
+            ("published fail-over", "опубликованное время", Align::Left),
+        ],
     );
     let _ = writeln!(
         s,
@@ -807,10 +835,14 @@ fn memory_section(s: &mut String, summary: &mut Summary, memory: &[Memory], lang
              (часть 2)."
         )
     );
-    let _ = writeln!(
+    table_header(
         s,
-        "| {} | VmRSS, MiB | VmHWM, MiB |\n|---:|---:|---:|",
-        lang.t("owned addresses", "адресов у спикера")
+        lang,
+        &[
+            ("owned addresses", "адресов у спикера", Align::Right),
+            ("VmRSS, MiB", "VmRSS, MiB", Align::Right),
+            ("VmHWM, MiB", "VmHWM, MiB", Align::Right),
+        ],
     );
     for m in memory {
         let _ = writeln!(
