@@ -164,7 +164,15 @@ impl Gossip {
                     let now = Instant::now();
                     if self.grace_end.is_some_and(|g| now >= g) {
                         self.grace_end = None;
-                        tracing::info!("join grace over: nodes never seen in gossip count as dead");
+                        if self.membership.view().len() > 1 {
+                            tracing::info!("join grace over: nodes never seen in gossip count as dead");
+                        } else {
+                            tracing::warn!(
+                                "join grace over and no other speaker heard from: taking over \
+                                 nothing until one is (check that the gossip port is open \
+                                 between the nodes and that every speaker has the same key)"
+                            );
+                        }
                     }
                     let out = self.membership.tick(now.into_std());
                     self.send(out).await;
@@ -228,7 +236,13 @@ impl Gossip {
                 "gossip member state changed"
             );
         }
-        let liveness = Liveness::new(self.membership.view(), self.grace_end.is_some());
+        let view = self.membership.view();
+        // Never-seen nodes count as dead after the grace only once some other speaker has been
+        // heard from. A speaker that has heard from nobody is far more likely cut off (a
+        // blocked port, a wrong key) than the only survivor; taking over every address then
+        // would make several nodes answer for the same IPs.
+        let unknown_live = self.grace_end.is_some() || view.len() <= 1;
+        let liveness = Liveness::new(view, unknown_live);
         self.view.send_if_modified(|current| {
             if **current == liveness {
                 return false;

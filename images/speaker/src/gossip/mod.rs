@@ -30,7 +30,9 @@ pub use membership::{MemberState, Tuning};
 /// addresses). A node *never seen* counts as live during the join grace after this speaker
 /// starts — so a speaker that starts before its peers, or a whole DaemonSet starting at once,
 /// does not take over everything — and as dead afterwards, so a backup still takes over when
-/// the owner's speaker never comes up at all.
+/// the owner's speaker never comes up at all. The driver keeps never-seen nodes live also while
+/// it has heard from no other speaker (see `Gossip::publish`): an isolated speaker takes over
+/// nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Liveness {
     members: BTreeMap<String, MemberState>,

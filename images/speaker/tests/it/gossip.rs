@@ -23,12 +23,24 @@ struct Member {
 }
 
 async fn start(name: &str, key: u8, peers: Vec<SocketAddr>) -> Member {
+    start_with_grace(name, key, peers, None).await
+}
+
+/// A member; `grace` replaces the default join grace (5 s) where a test must see it end.
+async fn start_with_grace(
+    name: &str,
+    key: u8,
+    peers: Vec<SocketAddr>,
+    grace: Option<Duration>,
+) -> Member {
     let key = Key::new(vec![key; 32]).expect("32 bytes");
     let bind: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let metrics = Arc::new(Metrics::new());
-    let gossip = Gossip::bind(GossipConfig::new(name.into(), bind, peers, key), metrics.clone())
-        .await
-        .expect("bind");
+    let mut config = GossipConfig::new(name.into(), bind, peers, key);
+    if let Some(grace) = grace {
+        config.join_grace = grace;
+    }
+    let gossip = Gossip::bind(config, metrics.clone()).await.expect("bind");
     let addr = gossip.local_addr().expect("bound");
     let view = gossip.liveness();
     let (stop, stopped) = oneshot::channel();
@@ -160,4 +172,26 @@ async fn members_join_through_peers_discovered_at_run_time() {
         let _ = stop.send(());
         task.await.expect("joined").expect("clean stop");
     }
+}
+
+#[tokio::test]
+async fn an_isolated_speaker_takes_over_nothing_but_a_connected_one_does() {
+    /// Short enough for the test to see the grace end.
+    const GRACE: Option<Duration> = Some(Duration::from_millis(100));
+    // Cut off: its only peer speaks with another key (as with a wrong key or a blocked port).
+    let other = start_with_grace("other", 1, vec![], GRACE).await;
+    let mut alone = start_with_grace("alone", 2, vec![other.addr], GRACE).await;
+    // Connected: a and b see each other; "ghost" (a node whose speaker never came up) is dead
+    // for them once the grace is over.
+    let a = start_with_grace("a", 3, vec![], GRACE).await;
+    let mut b = start_with_grace("b", 3, vec![a.addr], GRACE).await;
+    wait_for(&mut b.view, "b sees a, the grace over, ghost dead", |v| {
+        state(v, "a") == Some(MemberState::Alive) && !v.is_live("ghost")
+    })
+    .await;
+    // By now alone's grace (100 ms) is long over too, and it heard from nobody.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let view = alone.view.borrow_and_update().clone();
+    assert_eq!(view.members().len(), 1, "heard from nobody: {view:?}");
+    assert!(view.is_live("other") && view.is_live("ghost"), "isolated: no take-over");
 }
