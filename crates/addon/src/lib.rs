@@ -55,6 +55,7 @@ pub mod json_patch;
 pub mod kube;
 pub mod log;
 pub mod metrics;
+mod time;
 pub mod values;
 
 pub use batch::{Hook, HookError, dispatch, run_batch};
@@ -69,4 +70,5 @@ pub use io::{D8_TEST_KUBERNETES_PATCH_SET_FILE, HookInput, HookOutput};
 pub use json_patch::{PatchOp, PatchOpKind};
 pub use kube::{KubeOperation, ObjectRef};
 pub use metrics::{MetricAction, MetricOperation};
+pub use time::rfc3339;
 pub use values::{PatchableValues, values_key};

@@ -243,6 +243,22 @@ impl Lab {
         body(self)
     }
 
+    /// A host on the switch: namespace `name`, its interface `dev` plugged into the bridge,
+    /// carrying `addresses` (CIDRs). IPv6 ones skip duplicate address detection, so they are
+    /// usable at once.
+    pub fn add_host(&mut self, name: &str, dev: &str, addresses: &[&str]) -> Result<()> {
+        self.add_namespace(name)?;
+        self.plug(name, dev)?;
+        for cidr in addresses {
+            let mut args = vec!["addr", "add", cidr, "dev", dev];
+            if cidr.contains(':') {
+                args.push("nodad");
+            }
+            self.ip(name, &args)?;
+        }
+        Ok(())
+    }
+
     /// Creates namespace `name` with its loopback up.
     pub fn add_namespace(&mut self, name: &str) -> Result<()> {
         let ns = self.ns(name);

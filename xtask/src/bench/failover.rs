@@ -63,13 +63,9 @@ pub fn run(tools: &Tools, guard: &Guard, trials: usize) -> Result<Vec<Trial>> {
 }
 
 fn trial(lab: &mut Lab, tools: &Tools) -> Result<Trial> {
-    lab.add_namespace("c")?;
-    lab.plug("c", "eth0")?;
-    lab.ip("c", &["addr", "add", "192.0.2.1/24", "dev", "eth0"])?;
+    lab.add_host("c", "eth0", &["192.0.2.1/24"])?;
     for (name, addr) in NODES {
-        lab.add_namespace(name)?;
-        lab.plug(name, "eth0")?;
-        lab.ip(name, &["addr", "add", &format!("{addr}/24"), "dev", "eth0", "nodad"])?;
+        lab.add_host(name, "eth0", &[&format!("{addr}/24")])?;
     }
     // 32 bytes: above the speaker's 16-byte minimum; the value only has to be shared.
     let key = lab.dir().join("gossip.key");

@@ -127,15 +127,9 @@ pub fn run(tools: &Tools, guard: &Guard, settings: &Settings) -> Result<Results>
 }
 
 fn measure(lab: &mut Lab, tools: &Tools, s: &Settings) -> Result<Results> {
-    for ns in ["c", "a", "m"] {
-        lab.add_namespace(ns)?;
-        lab.plug(ns, "eth0")?;
-    }
     let own = [("c", CLIENT4, CLIENT6), ("a", KERNEL4, KERNEL6), ("m", M_KERNEL4, M_KERNEL6)];
     for (ns, v4, v6) in own {
-        lab.ip(ns, &["addr", "add", &format!("{v4}/24"), "dev", "eth0"])?;
-        // nodad: usable at once, without waiting for duplicate address detection.
-        lab.ip(ns, &["addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"])?;
+        lab.add_host(ns, "eth0", &[&format!("{v4}/24"), &format!("{v6}/64")])?;
     }
     let mut out = Results {
         latency_count: s.latency_count,

@@ -108,15 +108,9 @@ impl DataPlane {
             macs: BTreeMap::new(),
             state: String::new(),
         };
-        plane.lab.add_namespace(CLIENT)?;
-        plane.lab.plug(CLIENT, UPLINK)?;
-        plane.lab.ip(CLIENT, &["addr", "add", CLIENT_ADDR, "dev", UPLINK])?;
+        plane.lab.add_host(CLIENT, UPLINK, &[CLIENT_ADDR])?;
         for (node, ip) in nodes {
-            plane.lab.add_namespace(node)?;
-            plane.lab.plug(node, UPLINK)?;
-            let cidr = format!("{ip}/{SEGMENT_PREFIX}");
-            // nodad: usable at once (no duplicate address detection delay for IPv6).
-            plane.lab.ip(node, &["addr", "add", &cidr, "dev", UPLINK, "nodad"])?;
+            plane.lab.add_host(node, UPLINK, &[&format!("{ip}/{SEGMENT_PREFIX}")])?;
             plane.add_ipvs_device(node)?;
             plane.macs.insert(node.clone(), plane.lab.mac(node, UPLINK)?);
             plane.start_node_server(node)?;

@@ -21,9 +21,7 @@ fn two_namespaces_resolve_each_other_through_the_bridge() -> netlab::Result<()> 
         return Ok(());
     };
     for (name, addr) in [("a", "192.0.2.1/24"), ("b", "192.0.2.2/24")] {
-        lab.add_namespace(name)?;
-        lab.plug(name, "eth0")?;
-        lab.ip(name, &["addr", "add", addr, "dev", "eth0"])?;
+        lab.add_host(name, "eth0", &[addr])?;
     }
     assert_eq!(lab.neighbour("a", "eth0", "192.0.2.2")?, None);
     lab.resolve("a", "192.0.2.2")?;

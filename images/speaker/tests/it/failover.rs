@@ -15,15 +15,11 @@ fn owner_and_two_backups(tag: &str) -> Result<Option<(Lab, String)>> {
     let Some(mut lab) = Lab::new(tag) else {
         return Ok(None);
     };
-    lab.add_namespace("c")?;
-    lab.plug("c", "eth0")?;
-    lab.ip("c", &["addr", "add", "192.0.2.1/24", "dev", "eth0"])?;
+    lab.add_host("c", "eth0", &["192.0.2.1/24"])?;
     // The nodes' own addresses carry the gossip; X = 192.0.2.10 is only ever announced.
     let nodes = [("a", "203.0.113.11"), ("b", "203.0.113.12"), ("c3", "203.0.113.13")];
     for (name, addr) in nodes {
-        lab.add_namespace(name)?;
-        lab.plug(name, "eth0")?;
-        lab.ip(name, &["addr", "add", &format!("{addr}/24"), "dev", "eth0", "nodad"])?;
+        lab.add_host(name, "eth0", &[&format!("{addr}/24")])?;
     }
     let key = lab.dir().join("gossip.key");
     std::fs::write(&key, [7u8; 32])?;

@@ -83,8 +83,7 @@ fn without_cap_net_raw_fails_clearly() -> Result<()> {
         return Ok(());
     };
     // An interface for the speaker to open, inside a namespace of its own.
-    lab.add_namespace("a")?;
-    lab.plug("a", "eth0")?;
+    lab.add_host("a", "eth0", &[])?;
     let state = lab.write_state("state.yaml", "addresses: [{ip: 192.0.2.10, node: a}]\n")?;
     let ns = lab.ns("a");
     let source = format!("file:{}", state.display());

@@ -10,13 +10,8 @@ fn client_and_node_a(tag: &str) -> Result<Option<Lab>> {
     let Some(mut lab) = Lab::new(tag) else {
         return Ok(None);
     };
-    lab.add_namespace("c")?;
-    lab.add_namespace("a")?;
-    lab.plug("c", "eth0")?;
-    lab.plug("a", "eth0")?;
-    lab.ip("c", &["addr", "add", "192.0.2.1/24", "dev", "eth0"])?;
-    // nodad: the address is usable at once, no waiting for duplicate address detection.
-    lab.ip("c", &["addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad"])?;
+    lab.add_host("c", "eth0", &["192.0.2.1/24", "2001:db8::1/64"])?;
+    lab.add_host("a", "eth0", &[])?;
     Ok(Some(lab))
 }
 
@@ -119,8 +114,7 @@ fn wire_moves_an_address_by_gratuitous_announcements() -> Result<()> {
     let Some(mut lab) = client_and_node_a("move")? else {
         return Ok(());
     };
-    lab.add_namespace("b")?;
-    lab.plug("b", "eth0")?;
+    lab.add_host("b", "eth0", &[])?;
     let on_a = "addresses:\n- {ip: 192.0.2.10, node: a}\n- {ip: '2001:db8::10', node: a}\n";
     let state = lab.write_state("state.yaml", on_a)?;
     lab.speaker("a", "a", &state)?;
