@@ -216,9 +216,11 @@ mod tests {
             {"name": "p", "protocol": "layer2", "addresses": ["12.12.12.0/24"]}]}})]
     }
 
-    fn patch_of(op: &KubeOperation) -> (&str, &Value) {
+    fn patch_of(op: &KubeOperation) -> (&str, Value) {
         match op {
-            KubeOperation::MergePatch { target, merge_patch, .. } => (&target.name, merge_patch),
+            KubeOperation::MergePatch { target, merge_patch, .. } => {
+                (&target.name, merge_patch.to_value().unwrap())
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -255,7 +257,7 @@ mod tests {
         assert_eq!(name, "old");
         assert_eq!(
             patch,
-            &json!({"metadata": {
+            json!({"metadata": {
                 "annotations": {
                     "network.deckhouse.io/load-balancer-ips": "12.12.12.12,13.13.13.13",
                     "network.deckhouse.io/l2-load-balancer-external-ips-count": "2",

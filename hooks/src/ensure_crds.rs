@@ -59,8 +59,10 @@ impl Hook for EnsureCrds {
         let mut out = input.output();
         for (object, apply) in handle()? {
             out.kube(match apply {
-                Apply::CreateOrUpdate => KubeOperation::CreateOrUpdate { object },
-                Apply::CreateIfMissing => KubeOperation::CreateIfNotExists { object },
+                Apply::CreateOrUpdate => KubeOperation::CreateOrUpdate { object: object.into() },
+                Apply::CreateIfMissing => {
+                    KubeOperation::CreateIfNotExists { object: object.into() }
+                }
             });
         }
         Ok(out)

@@ -48,7 +48,7 @@ impl Hook for GossipKey {
         let secret_exists = !items(input, "secret")?.is_empty();
         if let Some(object) = handle(namespace_exists, secret_exists, random_key)? {
             tracing::info!(secret = module::GOSSIP_KEY_SECRET, "creating the gossip key");
-            out.kube(KubeOperation::CreateIfNotExists { object });
+            out.kube(KubeOperation::CreateIfNotExists { object: object.into() });
         }
         Ok(out)
     }

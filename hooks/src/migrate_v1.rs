@@ -324,7 +324,7 @@ pub(crate) fn handle(
                     && c.input.node_selector == w.node_selector
                     && c.interfaces == w.interfaces
                     && is_ours(&c.labels) => {}
-            _ => ops.push(KubeOperation::CreateOrUpdate { object: class_object(name, w) }),
+            _ => ops.push(KubeOperation::CreateOrUpdate { object: class_object(name, w).into() }),
         }
     }
     for c in existing.iter().filter(|c| generated(c) && !wanted.contains_key(&c.input.name)) {
@@ -370,7 +370,7 @@ mod tests {
     fn objects(ops: &[KubeOperation]) -> Vec<Value> {
         ops.iter()
             .filter_map(|o| match o {
-                KubeOperation::CreateOrUpdate { object } => Some(object.clone()),
+                KubeOperation::CreateOrUpdate { object } => object.to_value().ok(),
                 _ => None,
             })
             .collect()

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use addon::{HookInput, MetricOperation};
 use metallb_api::names::{api, labels, metrics};
-use metallb_planner::{Condition, ConditionStatus, Timestamp};
+use metallb_planner::{Condition, Timestamp};
 use serde_json::{Map, Value};
 
 /// Why an object was left out of a hook's work.
@@ -115,30 +115,19 @@ pub(crate) fn skipped_metrics(skipped: &[Skipped], group: &str) -> Vec<MetricOpe
     out
 }
 
-/// The non-null items of a snapshot (filters return `null` for objects they leave out).
+/// The non-null items of a snapshot as JSON trees, for the small snapshots (classes, nodes,
+/// ModuleConfigs) that hooks read field by field.
 pub(crate) fn items(input: &HookInput, binding: &str) -> Result<Vec<Value>, addon::Error> {
-    Ok(item_refs(input, binding)?.into_iter().cloned().collect())
-}
-
-/// [`items`] borrowed from the input: a large snapshot (tens of thousands of Services and
-/// children) is read where it lies instead of being copied, which halves the memory of a run
-/// and saves the copy's time.
-pub(crate) fn item_refs<'a>(
-    input: &'a HookInput,
-    binding: &str,
-) -> Result<Vec<&'a Value>, addon::Error> {
     input
-        .snapshot_items(binding)?
-        .iter()
+        .snapshot_json(binding)?
+        .into_iter()
         .enumerate()
-        .filter_map(|(index, item)| match item.filter_result.as_ref().or(item.object.as_ref()) {
-            Some(Value::Null) => None,
-            Some(v) => Some(Ok(v)),
-            None => Some(Err(addon::Error::SnapshotItem {
+        .map(|(index, raw)| {
+            raw.to_value().map_err(|e| addon::Error::SnapshotItem {
                 binding: binding.to_owned(),
                 index,
-                reason: "neither filterResult nor object".into(),
-            })),
+                reason: e.to_string(),
+            })
         })
         .collect()
 }
@@ -202,37 +191,6 @@ pub(crate) fn string_list(v: &Value, key: &str) -> Result<Vec<String>, String> {
             .collect(),
         Some(other) => Err(format!("{key} is not a list: {other}")),
     }
-}
-
-/// Conditions as the planner reads them. Items that are not objects with a `type` are dropped;
-/// missing fields of kept items get neutral values (an absent `lastTransitionTime` becomes
-/// `now`), so a condition list written by someone else never stops the hook.
-pub(crate) fn conditions(v: Option<&Value>, now: &Timestamp) -> Vec<Condition> {
-    let Some(Value::Array(items)) = v else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|c| {
-            let type_ = c.get("type")?.as_str()?.to_owned();
-            let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_owned);
-            let status = match c.get("status").and_then(Value::as_str) {
-                Some("True") => ConditionStatus::True,
-                Some("False") => ConditionStatus::False,
-                _ => ConditionStatus::Unknown,
-            };
-            Some(Condition {
-                type_,
-                status,
-                reason: s("reason").unwrap_or_default(),
-                message: s("message").unwrap_or_default(),
-                last_transition_time: s("lastTransitionTime")
-                    .filter(|t| !t.is_empty())
-                    .map_or_else(|| now.clone(), Timestamp),
-                observed_generation: c.get("observedGeneration").and_then(Value::as_i64),
-            })
-        })
-        .collect()
 }
 
 /// The conditions as they are written to an object.
@@ -486,23 +444,6 @@ mod tests {
         assert!(is_label_value("front_0.a"));
         assert!(!is_label_value(&"a".repeat(64)));
         assert!(!is_label_value("-a"));
-    }
-
-    #[test]
-    fn lenient_conditions_keep_what_can_be_kept() {
-        let now = Timestamp("t".into());
-        let raw = json!([
-            {"type": "A", "status": "True", "reason": "R", "message": "m", "lastTransitionTime": "x"},
-            {"type": "B", "status": "maybe"},
-            "garbage",
-            {"status": "True"}
-        ]);
-        let c = conditions(Some(&raw), &now);
-        assert_eq!(c.len(), 2);
-        assert_eq!(c[0].last_transition_time.0, "x");
-        assert_eq!(c[1].status, ConditionStatus::Unknown);
-        assert_eq!(c[1].last_transition_time, now);
-        assert!(conditions(Some(&json!("x")), &now).is_empty());
     }
 
     #[test]

@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 
 use crate::config::WatchEvent;
+use crate::raw::RawJson;
 
 /// Type of a kubernetes/schedule context; lifecycle contexts (`onStartup`, `beforeHelm`, ...) have none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,15 +34,15 @@ pub enum BindingType {
 pub struct BindingContext {
     /// Binding name, or the binding type for lifecycle bindings (`onStartup`, `beforeHelm`, ...).
     pub binding: String,
-    /// Jq result of the event's object; `Some(Null)` when the filter produced no output.
+    /// Jq result of the event's object; `Some(null)` when the filter produced no output.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    pub filter_result: Option<Value>,
+    pub filter_result: Option<RawJson>,
     /// Group of a `Group` context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_name: Option<String>,
     /// The event's object (absent with `keepFullObjectsInMemory: false`).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    pub object: Option<Value>,
+    pub object: Option<RawJson>,
     /// The binding's own snapshot in a `Synchronization` context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<Vec<SnapshotItem>>,
@@ -58,20 +58,31 @@ pub struct BindingContext {
 }
 
 /// One object of a snapshot: `{"filterResult": ..., "object": ...}`, either key may be absent.
+///
+/// Both are kept as text ([`RawJson`]): a hook deserializes the items it reads into its own
+/// types, so a large snapshot never exists as a generic JSON tree.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotItem {
-    /// Jq result; absent without a `jqFilter`, `Some(Null)` when the filter produced no output.
+    /// Jq result; absent without a `jqFilter`, `Some(null)` when the filter produced no output.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    pub filter_result: Option<Value>,
+    pub filter_result: Option<RawJson>,
     /// Full object; absent with `keepFullObjectsInMemory: false`.
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    pub object: Option<Value>,
+    pub object: Option<RawJson>,
 }
 
-/// Keeps an explicit JSON `null` as `Some(Null)`; an absent key stays `None` via `default`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+impl SnapshotItem {
+    /// What a hook reads of the item: the jq result when the binding has a filter, else the
+    /// object; `None` when the item has neither.
+    pub fn content(&self) -> Option<&RawJson> {
+        self.filter_result.as_ref().or(self.object.as_ref())
+    }
+}
+
+/// Keeps an explicit JSON `null` as `Some(null)`; an absent key stays `None` via `default`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RawJson>, D::Error> {
+    RawJson::deserialize(d).map(Some)
 }
 
 impl BindingContext {
@@ -113,7 +124,11 @@ pub fn parse_contexts(text: &str) -> serde_json::Result<Vec<BindingContext>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn raw(v: Value) -> Option<RawJson> {
+        Some(RawJson::from(v))
+    }
 
     #[test]
     fn on_startup() {
@@ -129,8 +144,9 @@ mod tests {
         let ctx = parse_contexts(text).unwrap();
         assert_eq!(ctx.len(), 1);
         let nodes = ctx[0].snapshot("nodes").unwrap();
-        assert_eq!(nodes[0].filter_result, Some(json!({"name": "n1", "ready": "True"})));
-        assert_eq!(nodes[0].object.as_ref().unwrap()["kind"], "Node");
+        assert_eq!(nodes[0].filter_result, raw(json!({"name": "n1", "ready": "True"})));
+        assert_eq!(nodes[0].object.as_ref().unwrap().to_value().unwrap()["kind"], "Node");
+        assert_eq!(nodes[0].content(), nodes[0].filter_result.as_ref());
         let cm = ctx[0].snapshot("cm").unwrap();
         assert_eq!(cm[0].object, None);
         assert!(ctx[0].is_lifecycle());
@@ -154,7 +170,7 @@ mod tests {
                        {"binding":"nodes","type":"Event","watchEvent":"Deleted","object":{"metadata":{"name":"n2"}}}]"#;
         let ctx = parse_contexts(text).unwrap();
         assert_eq!(ctx[0].watch_event, Some(WatchEvent::Added));
-        assert_eq!(ctx[0].filter_result, Some(Value::Null));
+        assert_eq!(ctx[0].filter_result, Some(RawJson::null()));
         assert_eq!(ctx[0].object, None);
         assert_eq!(ctx[1].filter_result, None);
         assert_eq!(ctx[1].watch_event, Some(WatchEvent::Deleted));
@@ -177,7 +193,7 @@ mod tests {
             binding: "nodes".into(),
             binding_type: Some(BindingType::Event),
             watch_event: Some(WatchEvent::Modified),
-            filter_result: Some(Value::Null),
+            filter_result: Some(RawJson::null()),
             snapshots: Some(BTreeMap::new()),
             ..BindingContext::default()
         };

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::context::{self, BindingContext, SnapshotItem};
 use crate::kube::KubeOperation;
 use crate::metrics::MetricOperation;
+use crate::raw::RawJson;
 use crate::values::PatchableValues;
 use crate::{Error, Result};
 
@@ -122,12 +123,28 @@ impl HookInput {
                     index,
                     reason,
                 };
-                let value = item
-                    .filter_result
-                    .as_ref()
-                    .or(item.object.as_ref())
-                    .ok_or_else(|| err("neither filterResult nor object".into()))?;
-                T::deserialize(value).map_err(|e| err(e.to_string()))
+                let raw =
+                    item.content().ok_or_else(|| err("neither filterResult nor object".into()))?;
+                raw.parse_owned().map_err(|e| err(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// The items of `binding` as JSON text, without the `null`s of filters that leave objects
+    /// out. For hooks that read large snapshots into borrowed types, or skip a malformed item
+    /// instead of failing on it (which [`HookInput::snapshot`] cannot).
+    pub fn snapshot_json(&self, binding: &str) -> Result<Vec<&RawJson>> {
+        self.snapshot_items(binding)?
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| match item.content() {
+                Some(raw) if raw.is_null() => None,
+                Some(raw) => Some(Ok(raw)),
+                None => Some(Err(Error::SnapshotItem {
+                    binding: binding.to_owned(),
+                    index,
+                    reason: "neither filterResult nor object".into(),
+                })),
             })
             .collect()
     }
@@ -310,6 +327,10 @@ mod tests {
         let maybe: Vec<Option<Node>> = input.snapshot("maybe").unwrap();
         assert_eq!(maybe, vec![None]);
         assert!(input.snapshot::<Node>("maybe").is_err());
+        let texts: Vec<&str> =
+            input.snapshot_json("nodes").unwrap().into_iter().map(RawJson::get).collect();
+        assert_eq!(texts, [r#"{"name":"a"}"#, r#"{"name":"b","extra":1}"#]);
+        assert!(input.snapshot_json("maybe").unwrap().is_empty(), "nulls are left out");
         assert!(matches!(input.snapshot::<Node>("absent"), Err(Error::NoSnapshot(_))));
         assert_eq!(input.values(), &json!({"internal": {}}));
         assert_eq!(input.config_values(), &json!({}));

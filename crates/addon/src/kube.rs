@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::json_patch::PatchOp;
+use crate::raw::RawJson;
 
 /// Which object a delete or patch targets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -72,23 +73,27 @@ pub struct PatchOptions {
 }
 
 /// One operation of the framework's object patcher.
+///
+/// Objects and merge patches are kept as serialized text ([`RawJson`]): a large run emits
+/// hundreds of thousands of them, and the text is both what is written and far smaller than a
+/// JSON tree.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "operation")]
 pub enum KubeOperation {
     /// POST; fails if the object exists.
     Create {
         /// The full object.
-        object: Value,
+        object: RawJson,
     },
     /// POST, or on AlreadyExists a full PUT of the given object (not a merge).
     CreateOrUpdate {
         /// The full object.
-        object: Value,
+        object: RawJson,
     },
     /// POST; an existing object is success and left untouched.
     CreateIfNotExists {
         /// The full object.
-        object: Value,
+        object: RawJson,
     },
     /// Foreground delete, waiting until the object is gone.
     Delete(ObjectRef),
@@ -103,7 +108,7 @@ pub enum KubeOperation {
         target: ObjectRef,
         /// The merge patch document.
         #[serde(rename = "mergePatch")]
-        merge_patch: Value,
+        merge_patch: RawJson,
         /// Subresource and NotFound handling.
         #[serde(flatten)]
         options: PatchOptions,
@@ -160,8 +165,8 @@ fn json_patch_with_values<S: Serializer>(ops: &[PatchOp], s: S) -> Result<S::Ok,
 
 impl KubeOperation {
     /// A merge patch of the object itself.
-    pub fn merge_patch(target: ObjectRef, patch: Value) -> Self {
-        Self::MergePatch { target, merge_patch: patch, options: PatchOptions::default() }
+    pub fn merge_patch(target: ObjectRef, patch: impl Into<RawJson>) -> Self {
+        Self::MergePatch { target, merge_patch: patch.into(), options: PatchOptions::default() }
     }
 
     /// A JSON patch of the object itself.
@@ -207,9 +212,9 @@ mod tests {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s", "namespace": "ns"}});
         let job = ObjectRef::namespaced("batch/v1", "Job", "ns", "old");
         let ops = vec![
-            KubeOperation::Create { object: cm.clone() },
-            KubeOperation::CreateOrUpdate { object: cm.clone() },
-            KubeOperation::CreateIfNotExists { object: cm },
+            KubeOperation::Create { object: RawJson::from(&cm) },
+            KubeOperation::CreateOrUpdate { object: RawJson::from(&cm) },
+            KubeOperation::CreateIfNotExists { object: RawJson::from(cm) },
             KubeOperation::Delete(job.clone()),
             KubeOperation::DeleteInBackground(job.clone()),
             KubeOperation::DeleteNonCascading(ObjectRef::cluster("v1", "Namespace", "x")),
@@ -241,7 +246,7 @@ mod tests {
 
     #[test]
     fn subresource_is_not_written_for_create() {
-        let op = KubeOperation::CreateOrUpdate { object: json!({}) }.status();
+        let op = KubeOperation::CreateOrUpdate { object: RawJson::from(json!({})) }.status();
         assert_eq!(
             serde_json::to_string(&op).unwrap(),
             r#"{"operation":"CreateOrUpdate","object":{}}"#

@@ -55,6 +55,7 @@ pub mod json_patch;
 pub mod kube;
 pub mod log;
 pub mod metrics;
+mod raw;
 mod time;
 pub mod values;
 
@@ -70,5 +71,6 @@ pub use io::{D8_TEST_KUBERNETES_PATCH_SET_FILE, HookInput, HookOutput};
 pub use json_patch::{PatchOp, PatchOpKind};
 pub use kube::{KubeOperation, ObjectRef};
 pub use metrics::{MetricAction, MetricOperation};
+pub use raw::RawJson;
 pub use time::rfc3339;
 pub use values::{PatchableValues, values_key};

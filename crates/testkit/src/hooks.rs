@@ -373,14 +373,15 @@ mod tests {
     }
 
     fn snaps() -> BTreeMap<String, Vec<SnapshotItem>> {
-        let item = |v: serde_json::Value| SnapshotItem { filter_result: Some(v), object: None };
+        let item =
+            |v: serde_json::Value| SnapshotItem { filter_result: Some(v.into()), object: None };
         [
             ("nodes".to_owned(), vec![item(json!("n1"))]),
             (
                 "cm".to_owned(),
                 vec![SnapshotItem {
                     filter_result: None,
-                    object: Some(json!({"kind": "ConfigMap"})),
+                    object: Some(json!({"kind": "ConfigMap"}).into()),
                 }],
             ),
             ("pods".to_owned(), vec![]),
@@ -407,7 +408,7 @@ mod tests {
             golden(&[Task::Event {
                 binding: "nodes".into(),
                 event: WatchEvent::Deleted,
-                item: SnapshotItem { filter_result: Some(serde_json::Value::Null), object: None },
+                item: SnapshotItem { filter_result: Some(addon::RawJson::null()), object: None },
             }]),
             r#"[{"binding":"nodes","filterResult":null,"snapshots":{"cm":[{"object":{"kind":"ConfigMap"}}]},"type":"Event","watchEvent":"Deleted"}]"#
         );

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use addon::{KubernetesBinding, LabelSelector, SnapshotItem, WatchEvent};
+use addon::{KubernetesBinding, LabelSelector, RawJson, SnapshotItem, WatchEvent};
 use serde_json::Value;
 
 use crate::cluster::{FakeCluster, KindInfo};
@@ -20,7 +20,7 @@ use crate::{Error, Result, jq};
 #[derive(Clone, Debug, PartialEq)]
 struct Cached {
     object: Value,
-    filter_result: Option<Value>,
+    filter_result: Option<RawJson>,
     checksum: String,
 }
 
@@ -68,7 +68,7 @@ impl Monitor {
             let ns = str_at(object, "/metadata/namespace").to_owned();
             let name = str_at(object, "/metadata/name").to_owned();
             let filter_result = match &self.binding.jq_filter {
-                Some(f) => Some(jq::run(f, object)?),
+                Some(f) => Some(RawJson::from(jq::run(f, object)?)),
                 None => None,
             };
             let checksum = match &filter_result {
@@ -114,7 +114,7 @@ impl Monitor {
     fn item(&self, cached: &Cached) -> SnapshotItem {
         SnapshotItem {
             filter_result: cached.filter_result.clone(),
-            object: self.keep_full_objects.then(|| cached.object.clone()),
+            object: self.keep_full_objects.then(|| RawJson::from(&cached.object)),
         }
     }
 
@@ -230,7 +230,7 @@ status: {phase: Pending}
     }
 
     fn names(m: &Monitor) -> Vec<Value> {
-        m.snapshot().into_iter().map(|i| i.filter_result.unwrap()).collect()
+        m.snapshot().into_iter().map(|i| i.filter_result.unwrap().to_value().unwrap()).collect()
     }
 
     #[test]
@@ -302,11 +302,11 @@ status: {phase: Pending}
         let modified = m.resync(&c).unwrap();
         assert_eq!(modified.len(), 1);
         assert_eq!(modified[0].event, WatchEvent::Modified);
-        assert_eq!(modified[0].item.filter_result, Some(json!("n9")));
+        assert_eq!(modified[0].item.filter_result, Some(json!("n9").into()));
         c.remove(None, "Pod", "b", "p1").unwrap();
         let deleted = m.resync(&c).unwrap();
         assert_eq!(deleted[0].event, WatchEvent::Deleted);
-        assert_eq!(deleted[0].item.filter_result, Some(json!("n9")), "last known state");
+        assert_eq!(deleted[0].item.filter_result, Some(json!("n9").into()), "last known state");
     }
 
     #[test]
@@ -340,6 +340,9 @@ status: {phase: Pending}
         .unwrap();
         let events = m.resync(&c).unwrap();
         assert_eq!(events[0].event, WatchEvent::Deleted);
-        assert_eq!(events[0].item.object.as_ref().unwrap()["metadata"]["labels"]["app"], "web");
+        assert_eq!(
+            events[0].item.object.as_ref().unwrap().to_value().unwrap()["metadata"]["labels"]["app"],
+            "web"
+        );
     }
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use addon::{KubernetesBinding, SnapshotItem};
+use addon::{KubernetesBinding, RawJson, SnapshotItem};
 use anyhow::{Context, Result, bail};
 use metallb_api::names::{annotations, api, labels, module};
 use serde::{Deserialize, Serialize};
@@ -321,11 +321,12 @@ impl<'a> Bench<'a> {
                     continue;
                 }
                 let filter_result = match self.programs.get(&b.name) {
-                    Some(p) => Some(p.run(object)?),
+                    Some(p) => Some(RawJson::from(p.run(object)?)),
                     None => None,
                 };
                 let keep = HookDef::keeps_full_objects(b);
-                items.push(SnapshotItem { filter_result, object: keep.then(|| object.clone()) });
+                let object = keep.then(|| RawJson::from(object));
+                items.push(SnapshotItem { filter_result, object });
             }
             out.insert(b.name.clone(), items);
         }

@@ -351,26 +351,33 @@ fn hook_section(s: &mut String, summary: &mut Summary, scales: &[ScaleResult], l
             match lang {
                 Lang::En => format!(
                     "On memory: at {} Services the parse-only baseline alone peaks at {base:.1}× its \
-                     input, the hook at {:.1}× (that is {:.2}× the baseline). A generic JSON tree \
-                     (`serde_json::Value` with ordered maps, as the hook runtime reads binding \
-                     contexts) takes several times the text it is parsed from, so no hook that \
-                     reads its input that way can stay within 3× the input; that target needs the \
-                     snapshots deserialized into typed, compact structures. The first run reads \
-                     little (no children exist yet) and writes several times more than it reads: \
-                     its memory follows the operations it emits, not its input.",
+                     input, the hook at {:.1}× (that is {:.2}× the baseline). The hook keeps the \
+                     snapshot items as their text (about the size of the input) and reads each into \
+                     a typed document whose strings point into that text, so no generic JSON tree \
+                     is built. What lies above is the planner's model: the whole existing state \
+                     (every Service and child as owned structures with their conditions, ports and \
+                     selectors) and the whole desired state, held at once, each larger than the \
+                     text it comes from. The 3× target needs a more compact planner model (shared \
+                     names, children sharing their Service's spec). The first run reads little (no \
+                     children exist yet) and writes several times more than it reads: its memory \
+                     follows the state it plans and the operations it emits, not its input.",
                     big.services,
                     memory_ratio(c),
                     peak_mib(&c.hook) / peak_mib(&c.baseline)
                 ),
                 Lang::Ru => format!(
                     "О памяти: при {} сервисах сам базовый замер (только разбор) дает пик в {base:.1}× \
-                     от входа, хук — {:.1}× (то есть {:.2}× от базы). Обобщенное JSON-дерево \
-                     (`serde_json::Value` с упорядоченными словарями — так среда хуков читает \
-                     контексты привязок) занимает в несколько раз больше текста, из которого \
-                     разобрано, поэтому ни один хук, читающий вход так, не уложится в 3× входа; для \
-                     этой цели снапшоты нужно десериализовать в типизированные компактные структуры. \
-                     Первый запуск читает мало (дочерних объектов еще нет) и пишет в несколько раз \
-                     больше, чем читает: его память определяется выдаваемыми операциями, а не входом.",
+                     от входа, хук — {:.1}× (то есть {:.2}× от базы). Хук хранит элементы снапшотов \
+                     текстом (около размера входа) и читает каждый в типизированный документ, строки \
+                     которого указывают в этот текст, так что обобщенное JSON-дерево не строится. \
+                     Сверх этого — модель планировщика: все существующее состояние (каждый сервис и \
+                     дочерний объект как структуры со своими строками, условиями, портами и \
+                     селекторами) и все желаемое состояние одновременно, и каждое больше текста, из \
+                     которого получено. Для цели 3× нужна более компактная модель планировщика \
+                     (общие имена, дочерние объекты, разделяющие spec своего сервиса). Первый запуск \
+                     читает мало (дочерних объектов еще нет) и пишет в несколько раз больше, чем \
+                     читает: его память определяется планируемым состоянием и выдаваемыми \
+                     операциями, а не входом.",
                     big.services,
                     memory_ratio(c),
                     peak_mib(&c.hook) / peak_mib(&c.baseline)

@@ -76,7 +76,8 @@ impl Hook for Nodes {
                     "metadata": {"name": "ready-nodes", "namespace": NAMESPACE,
                                  "labels": {"heritage": "deckhouse", "module": "example"}},
                     "data": {"nodes": wanted},
-                }),
+                })
+                .into(),
             });
         }
         out.metric(MetricOperation::set(

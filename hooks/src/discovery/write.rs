@@ -1,0 +1,468 @@
+//! What discovery writes, as typed documents.
+//!
+//! The same types serialize what is written and deserialize what is stored, so "is the stored
+//! object already as wanted?" is a comparison of two typed values: no JSON tree is built on
+//! either side. Stored documents are read strictly (`deny_unknown_fields`): a member the hook
+//! does not write makes them differ, and the write removes it.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use metallb_api::names::{api, labels};
+use metallb_planner::{Condition, DesiredChild, ServicePort, ServiceStatusPlan, TrafficPolicy};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::read::{Field, StoredChild, StoredServiceStatus};
+use crate::types::is_label_value;
+
+/// A child object as written: the previous implementation's spec shape plus the index, owned by
+/// the parent so that deleting the Service removes its children.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ChildObject<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: ChildMeta<'a>,
+    spec: ChildSpecDoc<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChildMeta<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    labels: ChildLabels<'a>,
+    owner_references: [OwnerReference<'a>; 1],
+}
+
+/// The labels of a child: the module's, the parent's name and, when it is a valid label value,
+/// the class.
+#[derive(Debug, PartialEq)]
+struct ChildLabels<'a> {
+    parent: &'a str,
+    class: Option<&'a str>,
+}
+
+impl ChildLabels<'_> {
+    fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        [
+            Some((labels::HERITAGE, labels::HERITAGE_VALUE)),
+            Some((labels::MODULE, metallb_api::names::module::NAME)),
+            Some((labels::PARENT_SERVICE, self.parent)),
+            self.class.map(|c| (labels::CLASS, c)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Whether stored labels are exactly these (a foreign label is removed by the write).
+    fn matches(&self, stored: &BTreeMap<Cow<'_, str>, Cow<'_, str>>) -> bool {
+        stored.len() == self.entries().count()
+            && self.entries().all(|(k, v)| stored.get(k).map(AsRef::as_ref) == Some(v))
+    }
+}
+
+impl Serialize for ChildLabels<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.entries() {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OwnerReference<'a> {
+    #[serde(borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    uid: Cow<'a, str>,
+    controller: bool,
+    block_owner_deletion: bool,
+}
+
+/// `{"name": ..., "namespace": ...}`.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceRefDoc<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    namespace: Cow<'a, str>,
+}
+
+/// A child's spec, written and compared.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChildSpecDoc<'a> {
+    #[serde(borrow)]
+    service_ref: ServiceRefDoc<'a>,
+    #[serde(borrow)]
+    metal_load_balancer_class: Cow<'a, str>,
+    index: u32,
+    #[serde(borrow, default, rename = "desiredIP", skip_serializing_if = "Option::is_none")]
+    desired_ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    shared_ip_key: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    type_: Cow<'a, str>,
+    #[serde(borrow)]
+    load_balancer_class: Cow<'a, str>,
+    ports: Cow<'a, [ServicePort]>,
+    #[serde(default, skip_serializing_if = "is_empty_map")]
+    selector: Cow<'a, BTreeMap<String, String>>,
+    external_traffic_policy: TrafficPolicy,
+    internal_traffic_policy: TrafficPolicy,
+    publish_not_ready_addresses: bool,
+    #[serde(borrow, default, rename = "clusterIP", skip_serializing_if = "Option::is_none")]
+    cluster_ip: Option<Cow<'a, str>>,
+}
+
+fn is_empty_map(m: &BTreeMap<String, String>) -> bool {
+    m.is_empty()
+}
+
+/// The child object of a planned child.
+pub(crate) fn child_object(c: &DesiredChild) -> ChildObject<'_> {
+    let spec = &c.spec;
+    ChildObject {
+        api_version: api::CHILD_API_VERSION,
+        kind: api::CHILD_KIND,
+        metadata: ChildMeta {
+            name: &c.name,
+            namespace: &c.namespace,
+            labels: ChildLabels {
+                parent: &spec.service_ref.name,
+                // A class name is a DNS subdomain (up to 253 characters), not always a label value.
+                class: Some(spec.class.as_str()).filter(|c| is_label_value(c)),
+            },
+            owner_references: [OwnerReference {
+                api_version: "v1".into(),
+                kind: "Service".into(),
+                name: Cow::Borrowed(&spec.service_ref.name),
+                uid: Cow::Borrowed(&c.owner_uid),
+                controller: true,
+                block_owner_deletion: true,
+            }],
+        },
+        spec: ChildSpecDoc {
+            service_ref: ServiceRefDoc {
+                name: Cow::Borrowed(&spec.service_ref.name),
+                namespace: Cow::Borrowed(&spec.service_ref.namespace),
+            },
+            metal_load_balancer_class: Cow::Borrowed(&spec.class),
+            index: spec.index.unwrap_or_default(),
+            // The CRD only accepts addresses; an invalid request is reported on the Service.
+            desired_ip: spec
+                .desired_ip
+                .as_deref()
+                .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+                .map(Cow::Borrowed),
+            shared_ip_key: spec.sharing_key.as_deref().map(Cow::Borrowed),
+            type_: "LoadBalancer".into(),
+            load_balancer_class: api::CHILD_LOAD_BALANCER_CLASS.into(),
+            ports: Cow::Borrowed(&spec.ports),
+            selector: Cow::Borrowed(&spec.selector),
+            external_traffic_policy: spec.external_traffic_policy,
+            internal_traffic_policy: spec.internal_traffic_policy,
+            publish_not_ready_addresses: spec.publish_not_ready_addresses,
+            cluster_ip: spec.cluster_ip.as_deref().map(Cow::Borrowed),
+        },
+    }
+}
+
+impl ChildObject<'_> {
+    /// Whether the stored child already has these labels, owner and spec.
+    pub(crate) fn matches(&self, stored: &StoredChild<'_>) -> bool {
+        let labels = stored.labels.read::<BTreeMap<Cow<'_, str>, Cow<'_, str>>>("labels");
+        let owners = stored.owner_references.read::<Vec<OwnerReference<'_>>>("ownerReferences");
+        let spec = stored.spec.read::<ChildSpecDoc<'_>>("spec");
+        matches!(labels, Ok(Some(l)) if self.metadata.labels.matches(&l))
+            && matches!(owners, Ok(Some(o)) if o == self.metadata.owner_references)
+            && matches!(spec, Ok(Some(s)) if s == self.spec)
+    }
+}
+
+/// `{"ip": ...}` of `status.loadBalancer.ingress`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ingress<'a> {
+    #[serde(borrow)]
+    ip: Cow<'a, str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadBalancerStatus<'a> {
+    #[serde(borrow)]
+    ingress: Vec<Ingress<'a>>,
+}
+
+/// A child's status. Written whole in a merge patch, where `null` removes a member; read back
+/// with absent and `null` alike.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ChildStatusDoc<'a> {
+    #[serde(borrow, default)]
+    ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    node: Option<Cow<'a, str>>,
+    #[serde(default)]
+    backup_nodes: Cow<'a, [String]>,
+    #[serde(default)]
+    conditions: Cow<'a, [Condition]>,
+    #[serde(borrow, default)]
+    load_balancer: Option<LoadBalancerStatus<'a>>,
+}
+
+/// The status of a planned child.
+pub(crate) fn child_status(c: &DesiredChild) -> ChildStatusDoc<'_> {
+    let ip = c.status.ip.as_deref();
+    ChildStatusDoc {
+        ip: ip.map(Cow::Borrowed),
+        node: c.status.node.as_deref().map(Cow::Borrowed),
+        backup_nodes: Cow::Borrowed(&c.status.backups),
+        conditions: Cow::Borrowed(&c.status.conditions),
+        load_balancer: ip
+            .map(|ip| LoadBalancerStatus { ingress: vec![Ingress { ip: Cow::Borrowed(ip) }] }),
+    }
+}
+
+/// `{"status": ...}` with the members to remove from the stored status set to `null`.
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusPatch<T> {
+    status: WithRemovals<T>,
+}
+
+#[derive(Debug, Serialize)]
+struct WithRemovals<T> {
+    #[serde(flatten)]
+    wanted: T,
+    #[serde(flatten)]
+    remove: BTreeMap<String, ()>,
+}
+
+/// The patch that makes a stored status (`None`: no object yet) equal to `wanted`, or `None`
+/// when it already is. `known` are the members `wanted` writes; any other stored member is
+/// removed, so that "write, read back, compare" converges in one step.
+pub(crate) fn status_patch<'a, T>(
+    stored: Option<Field<'a>>,
+    wanted: T,
+    known: &[&str],
+) -> Option<StatusPatch<T>>
+where
+    T: PartialEq + Deserialize<'a>,
+{
+    let Some(stored) = stored else {
+        return Some(StatusPatch { status: WithRemovals { wanted, remove: BTreeMap::new() } });
+    };
+    if let Ok(Some(current)) = stored.read::<T>("status")
+        && current == wanted
+    {
+        return None;
+    }
+    let remove = stored
+        .read::<BTreeMap<String, serde::de::IgnoredAny>>("status")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .into_keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| (k, ()))
+        .collect();
+    Some(StatusPatch { status: WithRemovals { wanted, remove } })
+}
+
+/// Members [`ChildStatusDoc`] writes.
+pub(crate) const CHILD_STATUS_MEMBERS: [&str; 5] =
+    ["ip", "node", "backupNodes", "conditions", "loadBalancer"];
+
+/// A Service's status as this hook writes it: `loadBalancer.ingress` and the conditions. Other
+/// members of a Service's status belong to others and are left alone.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ServiceStatusDoc<'a> {
+    load_balancer: LoadBalancerStatus<'a>,
+    conditions: &'a [Condition],
+}
+
+/// The Service status of a plan, or `None` when the stored one is already as planned.
+pub(crate) fn service_status<'a>(
+    plan: &'a ServiceStatusPlan,
+    stored: Option<&StoredServiceStatus<'_>>,
+) -> Option<StatusPatch<ServiceStatusDoc<'a>>> {
+    let unchanged = stored.is_some_and(|s| {
+        // No conditions stored compares as an empty list.
+        let conditions = s.conditions.read::<Vec<Condition>>("conditions");
+        let ingress = s.ingress.read::<Vec<Cow<'_, str>>>("ingress");
+        conditions.is_ok_and(|c| c.unwrap_or_default() == plan.conditions)
+            && ingress.is_ok_and(|i| i.unwrap_or_default() == plan.ingress)
+    });
+    (!unchanged).then(|| StatusPatch {
+        status: WithRemovals {
+            wanted: ServiceStatusDoc {
+                load_balancer: LoadBalancerStatus {
+                    ingress: plan
+                        .ingress
+                        .iter()
+                        .map(|ip| Ingress { ip: Cow::Borrowed(ip) })
+                        .collect(),
+                },
+                conditions: &plan.conditions,
+            },
+            remove: BTreeMap::new(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metallb_planner::{ChildAction, ChildSpec, ConditionStatus, ServiceRef, Timestamp};
+    use serde_json::{Value, json};
+
+    fn desired(class: &str, desired_ip: Option<&str>) -> DesiredChild {
+        DesiredChild {
+            namespace: "n".into(),
+            name: metallb_planner::naming::child_name("s", class, 0),
+            owner_uid: "uid-1".into(),
+            action: ChildAction::Create,
+            spec: ChildSpec {
+                service_ref: ServiceRef { namespace: "n".into(), name: "s".into() },
+                class: class.into(),
+                index: Some(0),
+                desired_ip: desired_ip.map(str::to_owned),
+                ..Default::default()
+            },
+            status: metallb_planner::ChildStatus::default(),
+        }
+    }
+
+    fn field(text: &str) -> Field<'_> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn value<T: Serialize>(t: &T) -> Value {
+        serde_json::to_value(t).unwrap()
+    }
+
+    #[test]
+    fn child_objects_are_valid_for_the_api() {
+        let o = value(&child_object(&desired("front", Some("not-an-ip"))));
+        assert_eq!(o["metadata"]["labels"][labels::CLASS], "front");
+        assert!(o["spec"].get("desiredIP").is_none(), "the CRD accepts only addresses");
+        assert_eq!(o["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        let long = format!("class.{}", "x".repeat(70));
+        let o = value(&child_object(&desired(&long, Some("192.0.2.1"))));
+        assert!(o["metadata"]["labels"].get(labels::CLASS).is_none(), "not a label value");
+        assert!(metallb_planner::naming::is_dns_label(o["metadata"]["name"].as_str().unwrap()));
+        assert_eq!(o["spec"]["desiredIP"], "192.0.2.1");
+    }
+
+    #[test]
+    fn a_child_matches_what_it_was_written_as_and_nothing_else() {
+        let d = desired("front", Some("192.0.2.1"));
+        let written = value(&child_object(&d));
+        let stored_text = |labels: &Value, spec: &Value| {
+            json!({"labels": labels, "ownerReferences": written["metadata"]["ownerReferences"], "spec": spec})
+                .to_string()
+        };
+        let check = |text: &str| {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Doc<'a> {
+                #[serde(borrow)]
+                labels: Field<'a>,
+                #[serde(borrow)]
+                owner_references: Field<'a>,
+                #[serde(borrow)]
+                spec: Field<'a>,
+            }
+            let d2: Doc<'_> = serde_json::from_str(text).unwrap();
+            child_object(&d).matches(&StoredChild {
+                labels: d2.labels,
+                owner_references: d2.owner_references,
+                spec: d2.spec,
+            })
+        };
+        let labels = &written["metadata"]["labels"];
+        let spec = &written["spec"];
+        assert!(check(&stored_text(labels, spec)));
+        // Key order does not matter.
+        let mut reordered = serde_json::Map::new();
+        for (k, v) in spec.as_object().unwrap().iter().rev() {
+            reordered.insert(k.clone(), v.clone());
+        }
+        assert!(check(&stored_text(labels, &Value::Object(reordered))));
+        let mut extra_label = labels.clone();
+        extra_label["x"] = json!("y");
+        assert!(!check(&stored_text(&extra_label, spec)));
+        let mut extra_spec = spec.clone();
+        extra_spec["sessionAffinity"] = json!("None");
+        assert!(!check(&stored_text(labels, &extra_spec)));
+        let mut other_ip = spec.clone();
+        other_ip["desiredIP"] = json!("192.0.2.2");
+        assert!(!check(&stored_text(labels, &other_ip)));
+    }
+
+    #[test]
+    fn child_status_patches_remove_what_is_not_wanted() {
+        let mut d = desired("front", None);
+        let empty = value(&status_patch(None, child_status(&d), &CHILD_STATUS_MEMBERS));
+        assert_eq!(
+            empty,
+            json!({"status": {"ip": null, "node": null, "backupNodes": [], "conditions": [], "loadBalancer": null}})
+        );
+        d.status.ip = Some("192.0.2.1".into());
+        d.status.node = Some("a".into());
+        d.status.conditions = vec![Condition {
+            type_: "Announced".into(),
+            status: ConditionStatus::True,
+            reason: "R".into(),
+            message: "m".into(),
+            last_transition_time: Timestamp("t".into()),
+            observed_generation: None,
+        }];
+        let wanted = value(&child_status(&d));
+        assert_eq!(wanted["loadBalancer"], json!({"ingress": [{"ip": "192.0.2.1"}]}));
+        let same = wanted.to_string();
+        assert!(
+            status_patch(Some(field(&same)), child_status(&d), &CHILD_STATUS_MEMBERS).is_none()
+        );
+        let mut foreign = wanted.clone();
+        foreign["observedGeneration"] = json!(3);
+        let foreign = foreign.to_string();
+        let patch =
+            value(&status_patch(Some(field(&foreign)), child_status(&d), &CHILD_STATUS_MEMBERS));
+        assert_eq!(patch["status"]["observedGeneration"], Value::Null);
+        assert_eq!(patch["status"]["ip"], "192.0.2.1");
+    }
+
+    #[test]
+    fn service_status_compares_conditions_and_ingress() {
+        let plan = ServiceStatusPlan {
+            namespace: "n".into(),
+            name: "s".into(),
+            ingress: vec!["192.0.2.1".into()],
+            conditions: Vec::new(),
+            changed: true,
+        };
+        fn stored<'a>(c: &'a str, i: &'a str) -> StoredServiceStatus<'a> {
+            StoredServiceStatus { conditions: field(c), ingress: field(i) }
+        }
+        assert!(service_status(&plan, Some(&stored("null", r#"["192.0.2.1"]"#))).is_none());
+        assert!(service_status(&plan, Some(&stored("[]", "[]"))).is_some());
+        let patch = value(&service_status(&plan, None));
+        assert_eq!(
+            patch,
+            json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}, "conditions": []}})
+        );
+    }
+}
