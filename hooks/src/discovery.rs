@@ -190,6 +190,29 @@ fn member_nodes_without_ready_speaker<'a>(
     members.iter().filter(|m| !ready.contains(*m)).map(String::as_str).collect()
 }
 
+/// The number of IPs without an address per Service and class.
+fn unassigned_ip_metrics(children: &[metallb_planner::DesiredChild]) -> Vec<MetricOperation> {
+    let mut unassigned: BTreeMap<(&str, &str, &str), u32> = BTreeMap::new();
+    for c in children.iter().filter(|c| c.status.ip.is_none()) {
+        *unassigned
+            .entry((c.namespace.as_str(), c.spec.service_ref.name.as_str(), c.spec.class.as_str()))
+            .or_default() += 1;
+    }
+    unassigned
+        .into_iter()
+        .map(|((namespace, name, class_name), n)| {
+            MetricOperation::set(
+                metrics::GROUP_DISCOVERY,
+                metrics::SERVICE_UNASSIGNED_IPS,
+                f64::from(n),
+            )
+            .label("namespace", namespace)
+            .label("name", name)
+            .label("class", class_name)
+        })
+        .collect()
+}
+
 /// `a,b,c` for up to three nodes, else `N nodes`: fits a `kubectl get` column.
 fn node_summary(nodes: &[String]) -> String {
     match nodes.len() {
@@ -201,8 +224,13 @@ fn node_summary(nodes: &[String]) -> String {
 
 /// Snapshots → plan → operations, values and metrics.
 pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serde_json::Error> {
-    let r = read::read(s, now);
-    let plan = metallb_planner::plan(&r.input);
+    let mut r = read::read(s, now);
+    let mut plan = metallb_planner::plan(&r.input);
+    // From here on only the plan and the stored objects are needed. Freeing the planner's input,
+    // and each planned child once its operations are written, lets the operations of a large
+    // first run reuse that memory instead of adding to it.
+    drop(std::mem::take(&mut r.input));
+    let unassigned = unassigned_ip_metrics(&plan.children);
     let mut skipped = r.skipped;
     let mut ops = Vec::new();
 
@@ -248,7 +276,8 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
     }
 
     let mut status_ops = Vec::new();
-    for c in &plan.children {
+    for c in std::mem::take(&mut plan.children) {
+        let c = &c;
         let k = key(&c.namespace, &c.name);
         let object = child_object(c);
         let create = matches!(c.action, ChildAction::Create);
@@ -347,24 +376,7 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
             not_full as f64,
         )));
     }
-    let mut unassigned: BTreeMap<(&str, &str, &str), u32> = BTreeMap::new();
-    for c in plan.children.iter().filter(|c| c.status.ip.is_none()) {
-        *unassigned
-            .entry((c.namespace.as_str(), c.spec.service_ref.name.as_str(), c.spec.class.as_str()))
-            .or_default() += 1;
-    }
-    for ((namespace, name, class_name), n) in unassigned {
-        metric_ops.push(
-            MetricOperation::set(
-                metrics::GROUP_DISCOVERY,
-                metrics::SERVICE_UNASSIGNED_IPS,
-                f64::from(n),
-            )
-            .label("namespace", namespace)
-            .label("name", name)
-            .label("class", class_name),
-        );
-    }
+    metric_ops.extend(unassigned);
     for node in member_nodes_without_ready_speaker(&plan.nodes.members, &s.speakers) {
         metric_ops.push(
             MetricOperation::set(
