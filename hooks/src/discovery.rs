@@ -21,17 +21,17 @@ use addon::{
 use metallb_api::names::{annotations, api, conditions as cond, labels, metrics, module};
 use metallb_api::values::ClassValue;
 use metallb_planner::{ChildAction, ConditionStatus, Timestamp};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 pub(crate) use read::Snapshots;
 use read::{key, ready_speaker_nodes};
-use write::{CHILD_STATUS_MEMBERS, child_object, child_status, service_status};
+use write::{
+    CHILD_STATUS_MEMBERS, CLASS_STATUS_MEMBERS, child_object, child_status, class_status,
+    service_status,
+};
 
 use crate::order;
-use crate::types::{
-    SkipReason, Skipped, class, conditions_json, is_ours, items, node, skipped_metrics,
-    status_patch,
-};
+use crate::types::{SkipReason, Skipped, class, is_ours, items, node, skipped_metrics};
 
 /// LoadBalancer Services: what binds them and sizes them, without `status` (written here).
 /// Only the module's own annotations are kept, so unrelated annotation churn does not run us.
@@ -325,21 +325,14 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
             node_selector: c.input.node_selector.clone(),
             is_default,
         });
-        let mut wanted = Map::new();
-        wanted.insert("conditions".into(), conditions_json(&cp.conditions));
-        wanted.insert("poolSize".into(), cp.pool_size.clone().into());
-        wanted.insert("allocated".into(), cp.allocated.into());
-        wanted.insert("memberNodes".into(), cp.candidate_nodes.clone().into());
-        wanted.insert("nodeSummary".into(), node_summary(&cp.candidate_nodes).into());
-        wanted.insert("observedGeneration".into(), c.input.generation.into());
-        if let Some(patch) = status_patch(r.class_status.get(&cp.name), &wanted) {
+        let wanted = class_status(cp, node_summary(&cp.candidate_nodes), c.input.generation);
+        let stored = r.class_status.get(&cp.name).copied();
+        if let Some(patch) = write::status_patch(stored, wanted, &CLASS_STATUS_MEMBERS) {
+            let target = ObjectRef::cluster(api::CLASS_API_VERSION, api::CLASS_KIND, &cp.name);
             ops.push(
-                KubeOperation::merge_patch(
-                    ObjectRef::cluster(api::CLASS_API_VERSION, api::CLASS_KIND, &cp.name),
-                    json!({"status": patch}),
-                )
-                .status()
-                .ignore_missing_object(),
+                KubeOperation::merge_patch(target, RawJson::new(&patch)?)
+                    .status()
+                    .ignore_missing_object(),
             );
         }
         let class_label = |m: MetricOperation| m.label("class", cp.name.as_str());
@@ -397,6 +390,7 @@ mod tests {
     use super::*;
     use metallb_planner::NodeInput;
     use read::apply_speaker_readiness;
+    use serde_json::json;
     use testkit::jq;
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use addon::{HookInput, MetricOperation};
 use metallb_api::names::{api, labels, metrics};
-use metallb_planner::{Condition, Timestamp};
+use metallb_planner::Timestamp;
 use serde_json::{Map, Value};
 
 /// Why an object was left out of a hook's work.
@@ -193,11 +193,6 @@ pub(crate) fn string_list(v: &Value, key: &str) -> Result<Vec<String>, String> {
     }
 }
 
-/// The conditions as they are written to an object.
-pub(crate) fn conditions_json(conditions: &[Condition]) -> Value {
-    serde_json::to_value(conditions).unwrap_or(Value::Array(Vec::new()))
-}
-
 /// `now` as RFC 3339 in UTC, second precision: the format of `metav1.Time`.
 pub(crate) fn now() -> Timestamp {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -232,33 +227,6 @@ pub(crate) fn module_labels() -> Map<String, Value> {
 pub(crate) fn is_ours(labels_: &BTreeMap<String, String>) -> bool {
     labels_.get(labels::HERITAGE).map(String::as_str) == Some(labels::HERITAGE_VALUE)
         && labels_.get(labels::MODULE).map(String::as_str) == Some(metallb_api::names::module::NAME)
-}
-
-/// The status an owner wants, as a merge patch that also removes every key it does not own, and
-/// whether the stored status already equals it.
-///
-/// Writing `wanted` alone would leave foreign keys in place and the comparison would then differ
-/// forever; nulling them makes "write, read back, compare" converge in one step.
-pub(crate) fn status_patch(existing: Option<&Value>, wanted: &Map<String, Value>) -> Option<Value> {
-    let empty = Map::new();
-    let existing = existing.and_then(Value::as_object).unwrap_or(&empty);
-    // Compared in place first: almost every run finds the status as wanted, and copying the
-    // wanted map of every child only to compare it dominated large runs. Equality as for maps
-    // (key order does not matter), with `null` members of `wanted` meaning absent.
-    let mut present = wanted.iter().filter(|(_, v)| !v.is_null());
-    let wanted_len = present.clone().count();
-    if wanted_len == existing.len() && present.all(|(k, v)| existing.get(k) == Some(v)) {
-        return None;
-    }
-    let clean: Map<String, Value> =
-        wanted.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let mut patch = clean;
-    for key in existing.keys() {
-        if !patch.contains_key(key) {
-            patch.insert(key.clone(), Value::Null);
-        }
-    }
-    Some(Value::Object(patch))
 }
 
 /// `MetalLoadBalancerClass` snapshots.
@@ -444,19 +412,6 @@ mod tests {
         assert!(is_label_value("front_0.a"));
         assert!(!is_label_value(&"a".repeat(64)));
         assert!(!is_label_value("-a"));
-    }
-
-    #[test]
-    fn status_patch_nulls_foreign_keys_and_is_none_when_equal() {
-        let mut wanted = Map::new();
-        wanted.insert("ip".into(), json!("10.0.0.1"));
-        wanted.insert("node".into(), Value::Null);
-        let existing = json!({"ip": "10.0.0.1", "observedGeneration": 3, "node": "a"});
-        assert_eq!(
-            status_patch(Some(&existing), &wanted),
-            Some(json!({"ip": "10.0.0.1", "observedGeneration": null, "node": null}))
-        );
-        assert_eq!(status_patch(Some(&json!({"ip": "10.0.0.1"})), &wanted), None);
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub(super) struct StoredServiceStatus<'a> {
 pub(super) struct Read<'a> {
     pub(super) input: Input,
     pub(super) classes: Vec<class::Class>,
-    pub(super) class_status: BTreeMap<String, Value>,
+    pub(super) class_status: BTreeMap<String, Field<'a>>,
     pub(super) service_status: BTreeMap<Key<'a>, StoredServiceStatus<'a>>,
     pub(super) children: BTreeMap<Key<'a>, StoredChild<'a>>,
     pub(super) child_status: BTreeMap<Key<'a>, Field<'a>>,
@@ -161,11 +161,10 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
 
     let mut class_status = BTreeMap::new();
     let mut class_conditions = BTreeMap::new();
-    for doc in docs::<StatusDoc<'_>>(&s.class_status) {
+    for doc in docs::<StatusDoc<'a>>(&s.class_status) {
         let Ok(Some(name)) = doc.name.string("name") else { continue };
         class_conditions.insert(name.clone(), conditions_of_status(doc.status, now));
-        class_status
-            .insert(name, doc.status.read::<Value>("status").ok().flatten().unwrap_or_default());
+        class_status.insert(name, doc.status);
     }
     let mut classes = class::read_all(&s.classes, &mut skipped);
     for c in &mut classes {

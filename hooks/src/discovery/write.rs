@@ -9,7 +9,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use metallb_api::names::{api, labels};
-use metallb_planner::{Condition, DesiredChild, ServicePort, ServiceStatusPlan, TrafficPolicy};
+use metallb_planner::{
+    ClassStatusPlan, Condition, DesiredChild, ServicePort, ServiceStatusPlan, TrafficPolicy,
+};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -214,9 +216,7 @@ pub(crate) struct ChildStatusDoc<'a> {
     ip: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     node: Option<Cow<'a, str>>,
-    #[serde(default)]
     backup_nodes: Cow<'a, [String]>,
-    #[serde(default)]
     conditions: Cow<'a, [Condition]>,
     #[serde(borrow, default)]
     load_balancer: Option<LoadBalancerStatus<'a>>,
@@ -283,6 +283,40 @@ where
 /// Members [`ChildStatusDoc`] writes.
 pub(crate) const CHILD_STATUS_MEMBERS: [&str; 5] =
     ["ip", "node", "backupNodes", "conditions", "loadBalancer"];
+
+/// A class's status: its conditions, pool size and use, and the nodes that may announce.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ClassStatusDoc<'a> {
+    conditions: Cow<'a, [Condition]>,
+    #[serde(borrow)]
+    pool_size: Cow<'a, str>,
+    allocated: u64,
+    member_nodes: Cow<'a, [String]>,
+    #[serde(borrow)]
+    node_summary: Cow<'a, str>,
+    observed_generation: i64,
+}
+
+/// Members [`ClassStatusDoc`] writes.
+pub(crate) const CLASS_STATUS_MEMBERS: [&str; 6] =
+    ["conditions", "poolSize", "allocated", "memberNodes", "nodeSummary", "observedGeneration"];
+
+/// The status of a planned class; `memberNodes` lists the nodes that may announce now.
+pub(crate) fn class_status(
+    plan: &ClassStatusPlan,
+    node_summary: String,
+    generation: i64,
+) -> ClassStatusDoc<'_> {
+    ClassStatusDoc {
+        conditions: Cow::Borrowed(&plan.conditions),
+        pool_size: Cow::Borrowed(&plan.pool_size),
+        allocated: plan.allocated,
+        member_nodes: Cow::Borrowed(&plan.candidate_nodes),
+        node_summary: Cow::Owned(node_summary),
+        observed_generation: generation,
+    }
+}
 
 /// A Service's status as this hook writes it: `loadBalancer.ingress` and the conditions. Other
 /// members of a Service's status belong to others and are left alone.
@@ -443,6 +477,30 @@ mod tests {
             value(&status_patch(Some(field(&foreign)), child_status(&d), &CHILD_STATUS_MEMBERS));
         assert_eq!(patch["status"]["observedGeneration"], Value::Null);
         assert_eq!(patch["status"]["ip"], "192.0.2.1");
+    }
+
+    #[test]
+    fn class_status_is_written_until_stored_exactly() {
+        let plan = ClassStatusPlan {
+            name: "front".into(),
+            conditions: Vec::new(),
+            pool_size: "4".into(),
+            allocated: 1,
+            member_nodes: vec!["a".into(), "b".into()],
+            candidate_nodes: vec!["a".into()],
+            conditions_changed: false,
+        };
+        let wanted = || class_status(&plan, "a".into(), 3);
+        let written = value(&wanted());
+        assert_eq!(written["memberNodes"], json!(["a"]), "the nodes that may announce now");
+        let same = written.to_string();
+        assert!(status_patch(Some(field(&same)), wanted(), &CLASS_STATUS_MEMBERS).is_none());
+        let mut partial = written.clone();
+        partial.as_object_mut().unwrap().remove("nodeSummary");
+        let partial = partial.to_string();
+        let patch = value(&status_patch(Some(field(&partial)), wanted(), &CLASS_STATUS_MEMBERS));
+        assert_eq!(patch["status"]["nodeSummary"], "a");
+        assert!(status_patch(None, wanted(), &CLASS_STATUS_MEMBERS).is_some());
     }
 
     #[test]
