@@ -201,6 +201,7 @@ fn measure(root: &Path, args: &Args) -> Result<()> {
     if args.wants(Part::Hook) {
         eprintln!("==> 1. discovery hook at scale");
         let scales: &[hook::Scale] = if args.quick { &QUICK_SCALES } else { &FULL_SCALES };
+        results.hook_floor = Some(hook::floor(&tools, work.path())?);
         results.hook = hook::run(&tools, work.path(), scales, args.keep_inputs)?;
     }
 

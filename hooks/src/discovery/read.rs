@@ -145,7 +145,7 @@ struct SliceDoc<'a> {
     nodes: Vec<String>,
 }
 
-/// The identity of an item, read on its own so that a skip can name the object.
+/// The key of a status item; `None` when it has no readable name (such an item is ignored).
 fn identity<'a>(namespace: Field<'a>, name: Field<'a>) -> Option<Key<'a>> {
     Some((namespace.text("namespace").ok()?.unwrap_or_default(), name.text("name").ok()??))
 }

@@ -76,6 +76,11 @@ pub struct ScaleResult {
     pub steady: Case,
 }
 
+/// Peak memory of the hook executable doing nothing (`hook list`): the floor under every run.
+pub fn floor(tools: &Tools, work: &Path) -> Result<Usage> {
+    exec::measure(&tools.xtask, &tools.hooks, &["hook", "list"], &[], &work.join("floor.stderr"))
+}
+
 /// Runs every scale; `work` holds the generated files.
 /// `keep` leaves the inputs in `work` for profiling.
 pub fn run(tools: &Tools, work: &Path, scales: &[Scale], keep: bool) -> Result<Vec<ScaleResult>> {

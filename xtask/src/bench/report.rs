@@ -83,6 +83,9 @@ pub struct Results {
     pub quick: bool,
     /// Part 1.
     pub hook: Vec<ScaleResult>,
+    /// Part 1: the hook executable doing nothing (`hook list`), the floor of any run's memory.
+    #[serde(default)]
+    pub hook_floor: Option<Usage>,
     /// Parts 2 and 4.
     pub neighbour: Option<super::wire::Results>,
     /// Part 3.
@@ -204,7 +207,7 @@ pub fn render(r: &Results, lang: Lang) -> String {
     let mut body = String::new();
     let mut summary = Vec::new();
     if !r.hook.is_empty() {
-        hook_section(&mut body, &mut summary, &r.hook, lang);
+        hook_section(&mut body, &mut summary, &r.hook, r.hook_floor.as_ref(), lang);
     }
     if let Some(n) = &r.neighbour {
         neighbour_section(&mut body, &mut summary, n, lang);
@@ -266,7 +269,13 @@ fn machine(s: &mut String, r: &Results, lang: Lang) {
     );
 }
 
-fn hook_section(s: &mut String, summary: &mut Summary, scales: &[ScaleResult], lang: Lang) {
+fn hook_section(
+    s: &mut String,
+    summary: &mut Summary,
+    scales: &[ScaleResult],
+    floor: Option<&Usage>,
+    lang: Lang,
+) {
     let _ =
         writeln!(s, "## 1. {}\n", lang.t("Discovery hook at scale", "Хук discovery под нагрузкой"));
     let _ = writeln!(
@@ -384,6 +393,32 @@ fn hook_section(s: &mut String, summary: &mut Summary, scales: &[ScaleResult], l
                 ),
             }
         );
+    }
+    // The smallest input against what the executable takes before reading anything.
+    let smallest =
+        scales.iter().flat_map(|sc| [&sc.first, &sc.steady]).min_by_key(|c| c.input_bytes);
+    if let (Some(floor), Some(c)) = (floor, smallest) {
+        let floor_mib = floor.max_rss_kib as f64 / 1024.0;
+        let limit_mib = 3.0 * mib(c.input_bytes as f64);
+        if floor_mib > limit_mib {
+            let _ = writeln!(
+                s,
+                "\n{}",
+                match lang {
+                    Lang::En => format!(
+                        "For scale: the hook executable doing nothing (`hook list`) peaks at \
+                         {floor_mib:.1} MiB, more than 3× the smallest input ({limit_mib:.1} MiB), \
+                         so that case cannot meet the memory target whatever the hook does."
+                    ),
+                    Lang::Ru => format!(
+                        "Для масштаба: исполняемый файл хуков, не делающий ничего (`hook list`), \
+                         занимает до {floor_mib:.1} MiB — больше 3× самого маленького входа \
+                         ({limit_mib:.1} MiB), так что этот случай не уложится в цель по памяти, \
+                         что бы хук ни делал."
+                    ),
+                }
+            );
+        }
     }
     let _ = writeln!(s, "\n### {}\n", lang.t("Targets", "Цели"));
     for sc in scales {
