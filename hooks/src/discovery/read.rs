@@ -85,10 +85,14 @@ pub(crate) struct Snapshots<'a> {
 }
 
 /// The stored parts of a child that the hook compares with what it would write.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct StoredChild<'a> {
+    #[serde(borrow, default)]
     pub(super) labels: Field<'a>,
+    #[serde(borrow, default)]
     pub(super) owner_references: Field<'a>,
+    #[serde(borrow, default)]
     pub(super) spec: Field<'a>,
 }
 
