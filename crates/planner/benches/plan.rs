@@ -51,7 +51,8 @@ fn cluster(services: usize) -> Input {
                 protocol: "TCP".to_owned(),
                 port: 443,
                 ..ServicePort::default()
-            }],
+            }]
+            .into(),
             ..ServiceInput::default()
         })
         .collect();

@@ -8,13 +8,15 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use addon::RawJson;
 use metallb_api::names::api;
 use metallb_planner::pool::Family;
 use metallb_planner::{
     ChildSpec, ChildStatus, ClassInput, Condition, ConditionStatus, ExistingChild, Input,
-    NodeInput, ServiceInput, ServicePort, ServiceRef, Timestamp, TrafficPolicy,
+    NodeInput, ServiceInput, ServicePort, ServiceRef, SharedPorts, SharedSelector, Timestamp,
+    TrafficPolicy,
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -213,6 +215,12 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
         }
     }
 
+    // Children usually carry exactly their Service's ports and selector: they then share the
+    // Service's copy instead of holding one each.
+    let shared: Shared<'_> = services
+        .iter()
+        .map(|s| ((s.namespace.as_str(), s.name.as_str()), (&s.ports, &s.selector)))
+        .collect();
     let mut child_status = BTreeMap::new();
     for doc in docs::<StatusDoc<'a>>(&s.child_status) {
         if let Some(k) = identity(doc.namespace, doc.name) {
@@ -222,7 +230,7 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
     let mut stored_children = BTreeMap::new();
     let mut children = Vec::with_capacity(s.children.len());
     for raw in &s.children {
-        match read_child(raw, &child_status, now) {
+        match read_child(raw, &child_status, &shared, now) {
             Ok((k, stored, child)) => {
                 stored_children.insert(k, stored);
                 children.push(child);
@@ -349,8 +357,8 @@ fn read_service(raw: &RawJson) -> Result<ServiceInput, Skipped> {
         generation: doc.generation.read("generation").map_err(bad)?.unwrap_or_default(),
         load_balancer_class: spec.load_balancer_class,
         annotations: doc.annotations.read("annotations").map_err(bad)?.unwrap_or_default(),
-        ports: with_default_protocol(spec.ports.unwrap_or_default()),
-        selector: spec.selector.unwrap_or_default(),
+        ports: with_default_protocol(spec.ports.unwrap_or_default()).into(),
+        selector: spec.selector.unwrap_or_default().into(),
         external_traffic_policy: policy(spec.external_traffic_policy.as_deref()),
         internal_traffic_policy: policy(spec.internal_traffic_policy.as_deref()),
         ip_families,
@@ -453,9 +461,25 @@ fn legacy_ip(load_balancer: Field<'_>) -> Option<String> {
 
 type ReadChild<'a> = (Key<'a>, StoredChild<'a>, ExistingChild);
 
+/// Each Service's ports and selector by (namespace, name), for children to share.
+type Shared<'s> = BTreeMap<(&'s str, &'s str), (&'s SharedPorts, &'s SharedSelector)>;
+
+/// `own` as an `Arc`, or the parent's when they are equal.
+fn share<T, O>(parent: Option<&Arc<T>>, own: O) -> Arc<T>
+where
+    T: ?Sized + PartialEq,
+    O: std::borrow::Borrow<T> + Into<Arc<T>>,
+{
+    match parent {
+        Some(p) if **p == *own.borrow() => Arc::clone(p),
+        _ => own.into(),
+    }
+}
+
 fn read_child<'a>(
     raw: &'a RawJson,
     statuses: &BTreeMap<Key<'a>, Field<'a>>,
+    shared: &Shared<'_>,
     now: &Timestamp,
 ) -> Result<ReadChild<'a>, Skipped> {
     let kind = api::CHILD_KIND;
@@ -492,6 +516,9 @@ fn read_child<'a>(
                 "spec.serviceRef.name is missing",
             )
         })?;
+    let parent = shared
+        .get(&(namespace.as_ref(), service.as_str()))
+        .map(|(ports, selector)| (Arc::clone(ports), Arc::clone(selector)));
     let owner_uid = doc
         .owner_references
         .read::<Vec<OwnerIn<'_>>>("")
@@ -516,8 +543,18 @@ fn read_child<'a>(
             index: spec.index.read::<u32>("").ok().flatten(),
             desired_ip: lenient_string(spec.desired_ip),
             sharing_key: lenient_string(spec.shared_ip_key),
-            ports: with_default_protocol(spec.ports.read("").ok().flatten().unwrap_or_default()),
-            selector: spec.selector.read("").ok().flatten().unwrap_or_default(),
+            ports: share(
+                parent.as_ref().map(|p| &p.0),
+                with_default_protocol(spec.ports.read("").ok().flatten().unwrap_or_default()),
+            ),
+            selector: share(
+                parent.as_ref().map(|p| &p.1),
+                spec.selector
+                    .read::<BTreeMap<String, String>>("")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            ),
             external_traffic_policy: policy(
                 spec.external_traffic_policy.text("").ok().flatten().as_deref(),
             ),
@@ -653,15 +690,37 @@ mod tests {
             RawJson::from(json!({"ip": 7, "loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]},
             "backupNodes": "b", "conditions": {}}));
         let statuses = BTreeMap::from([(key("n", "c"), field(status.get()))]);
-        let (k, _, c) = read_child(&child, &statuses, &Timestamp::default()).unwrap();
+        let (k, _, c) =
+            read_child(&child, &statuses, &Shared::new(), &Timestamp::default()).unwrap();
         assert_eq!(k, key("n", "c"));
         assert_eq!(c.owner_uid.as_deref(), Some("u"));
         assert_eq!((c.spec.index, c.spec.ports.len(), c.spec.selector.len()), (None, 0, 0));
         assert_eq!(c.status.ip.as_deref(), Some("192.0.2.9"), "legacy place of the IP");
         assert!(c.status.backups.is_empty());
         let no_ref = RawJson::from(json!({"namespace": "n", "name": "c", "spec": {}}));
-        let skip = read_child(&no_ref, &statuses, &Timestamp::default()).unwrap_err();
+        let skip =
+            read_child(&no_ref, &statuses, &Shared::new(), &Timestamp::default()).unwrap_err();
         assert_eq!(skip.reason, SkipReason::MissingServiceRef);
+    }
+
+    #[test]
+    fn children_share_their_services_ports_and_selector_when_equal() {
+        let svc = read_service(&RawJson::from(json!({"namespace": "n", "name": "s", "uid": "u",
+            "spec": {"ports": [{"port": 80}], "selector": {"app": "s"}}})))
+        .unwrap();
+        let shared = Shared::from([(("n", "s"), (&svc.ports, &svc.selector))]);
+        let child = |ports: Value| {
+            let raw = RawJson::from(json!({"namespace": "n", "name": "c",
+                "spec": {"serviceRef": {"name": "s"}, "ports": ports, "selector": {"app": "s"}}}));
+            read_child(&raw, &BTreeMap::new(), &shared, &Timestamp::default()).unwrap().2
+        };
+        let same = child(json!([{"port": 80, "protocol": "TCP"}]));
+        assert!(Arc::ptr_eq(&same.spec.ports, &svc.ports));
+        assert!(Arc::ptr_eq(&same.spec.selector, &svc.selector));
+        let other = child(json!([{"port": 81}]));
+        assert!(!Arc::ptr_eq(&other.spec.ports, &svc.ports));
+        assert_eq!(other.spec.ports[0].port, 81);
+        assert!(Arc::ptr_eq(&other.spec.selector, &svc.selector));
     }
 
     #[test]

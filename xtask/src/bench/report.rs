@@ -363,11 +363,12 @@ fn hook_section(
                      input, the hook at {:.1}× (that is {:.2}× the baseline). The hook keeps the \
                      snapshot items as their text (about the size of the input) and reads each into \
                      a typed document whose strings point into that text, so no generic JSON tree \
-                     is built. What lies above is the planner's model: the whole existing state \
-                     (every Service and child as owned structures with their conditions, ports and \
-                     selectors) and the whole desired state, held at once, each larger than the \
-                     text it comes from. The 3× target needs a more compact planner model (shared \
-                     names, children sharing their Service's spec). The first run reads little (no \
+                     is built, and children share their Service's ports and selector. What lies \
+                     above is the planner's model: the whole existing state (every Service and \
+                     child as owned structures with their names, conditions and small maps) and the \
+                     whole desired state, held at once. The 3× target needs a zero-copy planner \
+                     model (names and conditions borrowed from the snapshot text) and compact small \
+                     maps. The first run reads little (no \
                      children exist yet) and writes several times more than it reads: its memory \
                      follows the state it plans and the operations it emits, not its input.",
                     big.services,
@@ -378,12 +379,13 @@ fn hook_section(
                     "О памяти: при {} сервисах сам базовый замер (только разбор) дает пик в {base:.1}× \
                      от входа, хук — {:.1}× (то есть {:.2}× от базы). Хук хранит элементы снапшотов \
                      текстом (около размера входа) и читает каждый в типизированный документ, строки \
-                     которого указывают в этот текст, так что обобщенное JSON-дерево не строится. \
-                     Сверх этого — модель планировщика: все существующее состояние (каждый сервис и \
-                     дочерний объект как структуры со своими строками, условиями, портами и \
-                     селекторами) и все желаемое состояние одновременно, и каждое больше текста, из \
-                     которого получено. Для цели 3× нужна более компактная модель планировщика \
-                     (общие имена, дочерние объекты, разделяющие spec своего сервиса). Первый запуск \
+                     которого указывают в этот текст, так что обобщенное JSON-дерево не строится, а \
+                     дочерние объекты разделяют с сервисом его порты и селектор. Сверх этого — \
+                     модель планировщика: все существующее состояние (каждый сервис и дочерний \
+                     объект как структуры со своими именами, условиями и небольшими словарями) и все \
+                     желаемое состояние одновременно. Для цели 3× нужна модель планировщика без \
+                     копий (имена и условия заимствуются из текста снапшотов) и компактные малые \
+                     словари. Первый запуск \
                      читает мало (дочерних объектов еще нет) и пишет в несколько раз больше, чем \
                      читает: его память определяется планируемым состоянием и выдаваемыми \
                      операциями, а не входом.",

@@ -39,8 +39,8 @@ pub(crate) fn svc(name: &str) -> ServiceInput {
         name: name.to_owned(),
         uid: format!("uid-{name}"),
         generation: 1,
-        ports: vec![port("TCP", 80)],
-        selector: BTreeMap::from([("app".to_owned(), name.to_owned())]),
+        ports: vec![port("TCP", 80)].into(),
+        selector: BTreeMap::from([("app".to_owned(), name.to_owned())]).into(),
         ..ServiceInput::default()
     }
 }

@@ -77,7 +77,7 @@ fn cluster_knobs() -> impl Strategy<Value = ClusterKnobs> {
 
 fn service(i: usize, k: &SvcKnobs, node_count: usize) -> ServiceInput {
     let mut s = svc(&format!("s{i:02}")).count(k.count);
-    s.ports = vec![port("TCP", k.port)];
+    s.ports = vec![port("TCP", k.port)].into();
     if k.shared {
         s = s.ann(annotations::SHARED_IP_KEY, "key");
     }

@@ -315,7 +315,7 @@ fn sharing_table() {
     for (port_b, pa, pb, same_selector, shares) in cases {
         let mut a = svc("a").count(2).ann(annotations::SHARED_IP_KEY, "k");
         let mut b = svc("b").count(2).ann(annotations::SHARED_IP_KEY, "k");
-        b.ports = vec![port("TCP", port_b)];
+        b.ports = vec![port("TCP", port_b)].into();
         a.external_traffic_policy = pa;
         b.external_traffic_policy = pb;
         for s in [&mut a, &mut b] {
