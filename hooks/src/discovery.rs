@@ -23,7 +23,7 @@ use metallb_api::values::ClassValue;
 use metallb_planner::{ChildAction, ConditionStatus, Timestamp};
 use serde_json::Value;
 
-pub(crate) use read::Snapshots;
+use read::Snapshots;
 use read::{key, ready_speaker_nodes};
 use write::{
     CHILD_STATUS_MEMBERS, CLASS_STATUS_MEMBERS, child_object, child_status, class_status,
