@@ -258,8 +258,8 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
             ops.push(KubeOperation::DeleteInBackground(ObjectRef::namespaced(
                 api::CHILD_API_VERSION,
                 api::CHILD_KIND,
-                &d.namespace,
-                &d.name,
+                d.namespace.as_str(),
+                d.name.as_str(),
             )));
         } else {
             skipped.push(Skipped::new(
@@ -289,8 +289,8 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
             let target = ObjectRef::namespaced(
                 api::CHILD_API_VERSION,
                 api::CHILD_KIND,
-                &c.namespace,
-                &c.name,
+                c.namespace.as_str(),
+                c.name.as_str(),
             );
             status_ops.push(KubeOperation::merge_patch(target, RawJson::new(&patch)?).status());
         }
@@ -300,7 +300,8 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
     for sp in &plan.services {
         let stored = r.service_status.get(&key(&sp.namespace, &sp.name));
         if let Some(patch) = service_status(sp, stored) {
-            let target = ObjectRef::namespaced("v1", "Service", &sp.namespace, &sp.name);
+            let target =
+                ObjectRef::namespaced("v1", "Service", sp.namespace.as_str(), sp.name.as_str());
             ops.push(
                 KubeOperation::merge_patch(target, RawJson::new(&patch)?)
                     .status()

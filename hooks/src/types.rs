@@ -196,7 +196,7 @@ pub(crate) fn string_list(v: &Value, key: &str) -> Result<Vec<String>, String> {
 /// `now` as RFC 3339 in UTC, second precision: the format of `metav1.Time`.
 pub(crate) fn now() -> Timestamp {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    Timestamp(addon::rfc3339(secs))
+    Timestamp(addon::rfc3339(secs).into())
 }
 
 /// Whether `name` is a DNS-1123 subdomain (names of cluster-scoped custom resources).

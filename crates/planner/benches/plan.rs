@@ -36,9 +36,9 @@ fn cluster(services: usize) -> Input {
         .collect();
     let services = (0..services)
         .map(|i| ServiceInput {
-            namespace: format!("ns-{}", i % 50),
-            name: format!("svc-{i:05}"),
-            uid: format!("uid-{i}"),
+            namespace: format!("ns-{}", i % 50).into(),
+            name: format!("svc-{i:05}").into(),
+            uid: format!("uid-{i}").into(),
             generation: 1,
             annotations: BTreeMap::from([
                 (annotations::EXTERNAL_IPS_COUNT.to_owned(), "3".to_owned()),
@@ -57,7 +57,7 @@ fn cluster(services: usize) -> Input {
         })
         .collect();
     Input {
-        now: Timestamp("2026-01-01T00:00:00Z".to_owned()),
+        now: Timestamp("2026-01-01T00:00:00Z".into()),
         classes,
         nodes,
         services,

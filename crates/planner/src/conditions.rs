@@ -5,6 +5,8 @@
 //! ours are replaced in place or appended — the fix for the previous implementation's
 //! zero timestamps and whole-list overwrites.
 
+use compact_str::CompactString;
+
 use crate::model::{Condition, ConditionStatus, Timestamp};
 
 /// A condition the planner wants, before merging.
@@ -13,7 +15,7 @@ pub(crate) struct Wanted {
     pub(crate) type_: &'static str,
     pub(crate) status: ConditionStatus,
     pub(crate) reason: &'static str,
-    pub(crate) message: String,
+    pub(crate) message: CompactString,
 }
 
 impl Wanted {
@@ -21,7 +23,7 @@ impl Wanted {
         type_: &'static str,
         status: ConditionStatus,
         reason: &'static str,
-        message: impl Into<String>,
+        message: impl Into<CompactString>,
     ) -> Self {
         Self { type_, status, reason, message: message.into() }
     }
@@ -36,9 +38,9 @@ pub(crate) fn merge(
     generation: Option<i64>,
 ) -> Vec<Condition> {
     let build = |w: Wanted, old: Option<&Condition>| Condition {
-        type_: w.type_.to_owned(),
+        type_: w.type_.into(),
         status: w.status,
-        reason: w.reason.to_owned(),
+        reason: w.reason.into(),
         message: w.message,
         last_transition_time: match old {
             Some(old) if old.status == w.status => old.last_transition_time.clone(),
@@ -46,8 +48,11 @@ pub(crate) fn merge(
         },
         observed_generation: generation,
     };
+    // Exactly the final length: a plan holds one such list per Service and per child, so
+    // spare capacity would be a tenth of a large run's memory.
+    let appended = wanted.iter().filter(|w| find(existing, w.type_).is_none()).count();
     let mut wanted: Vec<Option<Wanted>> = wanted.into_iter().map(Some).collect();
-    let mut out = Vec::with_capacity(existing.len() + wanted.len());
+    let mut out = Vec::with_capacity(existing.len() + appended);
     for old in existing {
         let mine = wanted
             .iter_mut()
@@ -73,11 +78,11 @@ mod tests {
 
     fn cond(type_: &str, status: ConditionStatus, time: &str) -> Condition {
         Condition {
-            type_: type_.to_owned(),
+            type_: type_.into(),
             status,
-            reason: "Old".to_owned(),
-            message: "old".to_owned(),
-            last_transition_time: Timestamp(time.to_owned()),
+            reason: "Old".into(),
+            message: "old".into(),
+            last_transition_time: Timestamp(time.into()),
             observed_generation: Some(1),
         }
     }
@@ -89,7 +94,7 @@ mod tests {
             cond("A", ConditionStatus::True, "t0"),
             cond("B", ConditionStatus::True, "t0"),
         ];
-        let now = Timestamp("t1".to_owned());
+        let now = Timestamp("t1".into());
         let merged = merge(
             &existing,
             vec![

@@ -35,6 +35,7 @@ mod place;
 mod planner;
 pub mod pool;
 
+pub use compact_str::{CompactString, ToCompactString, format_compact};
 pub use diag::{Diagnostic, RequestRejection};
 pub use model::*;
 

@@ -3,11 +3,17 @@
 //! They mirror what the hooks read from and write to Kubernetes, without kube types, so the
 //! planner stays a pure function and the hooks can snapshot both sides as JSON (camelCase,
 //! like the objects they come from). Every input field has a default so a snapshot may omit it.
+//!
+//! The strings repeated per Service and per child (names, IPs, nodes, conditions) are
+//! [`CompactString`]s: up to 24 bytes are kept inline, without a heap allocation. Kubernetes
+//! names, IPv4 addresses, node names and time stamps mostly fit, and a large run holds about
+//! fifty such strings per Service, each of which cost a separate allocation as a `String`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::Diagnostic;
@@ -18,7 +24,7 @@ use crate::pool::Family;
 /// RFC 3339 time stamp supplied by the caller: the planner never reads a clock.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Timestamp(pub String);
+pub struct Timestamp(pub CompactString);
 
 /// Everything the planner looks at; one call of [`crate::plan`] per hook run.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -73,9 +79,9 @@ pub struct NodeInput {
 #[serde(rename_all = "camelCase", default)]
 pub struct ServiceRef {
     /// `metadata.namespace`.
-    pub namespace: String,
+    pub namespace: CompactString,
     /// `metadata.name`.
-    pub name: String,
+    pub name: CompactString,
 }
 
 impl fmt::Display for ServiceRef {
@@ -149,11 +155,11 @@ impl ServicePort {
 #[serde(rename_all = "camelCase", default)]
 pub struct ServiceInput {
     /// `metadata.namespace`.
-    pub namespace: String,
+    pub namespace: CompactString,
     /// `metadata.name`.
-    pub name: String,
+    pub name: CompactString,
     /// `metadata.uid`, for the children's ownerReference.
-    pub uid: String,
+    pub uid: CompactString,
     /// `metadata.generation`, echoed as `observedGeneration`.
     pub generation: i64,
     /// `spec.loadBalancerClass`.
@@ -173,13 +179,13 @@ pub struct ServiceInput {
     /// `spec.publishNotReadyAddresses`.
     pub publish_not_ready_addresses: bool,
     /// `spec.clusterIP`.
-    pub cluster_ip: Option<String>,
+    pub cluster_ip: Option<CompactString>,
     /// `status.conditions` as they are now.
     pub conditions: Vec<Condition>,
     /// `status.loadBalancer.ingress[*].ip` as it is now.
-    pub ingress: Vec<String>,
+    pub ingress: Vec<CompactString>,
     /// Nodes holding a ready endpoint of this Service (from its EndpointSlices).
-    pub ready_endpoint_nodes: BTreeSet<String>,
+    pub ready_endpoint_nodes: BTreeSet<CompactString>,
 }
 
 impl ServiceInput {
@@ -200,14 +206,14 @@ impl ServiceInput {
 #[serde(rename_all = "camelCase", default)]
 pub struct ExistingChild {
     /// `metadata.namespace`.
-    pub namespace: String,
+    pub namespace: CompactString,
     /// `metadata.name`.
-    pub name: String,
+    pub name: CompactString,
     /// uid of its owner reference, if it has one; a mismatch with the Service's uid means the
     /// Service was deleted and re-created, so the child is stale.
-    pub owner_uid: Option<String>,
+    pub owner_uid: Option<CompactString>,
     /// `metallb.io/preferredL2SpeakerNode`, used when `status.node` is absent (adoption).
-    pub preferred_node: Option<String>,
+    pub preferred_node: Option<CompactString>,
     /// `spec`.
     pub spec: ChildSpec,
     /// `status`.
@@ -221,16 +227,16 @@ pub struct ChildSpec {
     /// The parent Service.
     pub service_ref: ServiceRef,
     /// Name of the `MetalLoadBalancerClass`.
-    pub class: String,
+    pub class: CompactString,
     /// Which of the parent's IPs this child carries (0-based); always set in a plan.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
     /// The entry of `network.deckhouse.io/load-balancer-ips` for this index, verbatim.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub desired_ip: Option<String>,
+    pub desired_ip: Option<CompactString>,
     /// `network.deckhouse.io/load-balancer-shared-ip-key` of the parent.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sharing_key: Option<String>,
+    pub sharing_key: Option<CompactString>,
     /// The parent's `spec.ports`.
     pub ports: SharedPorts,
     /// The parent's `spec.selector`.
@@ -243,7 +249,7 @@ pub struct ChildSpec {
     pub publish_not_ready_addresses: bool,
     /// The parent's `spec.clusterIP`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster_ip: Option<String>,
+    pub cluster_ip: Option<CompactString>,
 }
 
 /// `status` of a child: what the speakers act on.
@@ -252,12 +258,12 @@ pub struct ChildSpec {
 pub struct ChildStatus {
     /// The allocated public IP.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+    pub ip: Option<CompactString>,
     /// The announcing node.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
+    pub node: Option<CompactString>,
     /// Nodes that take over, in this order, while `node` is dead in the gossip view (≤ 3).
-    pub backups: Vec<String>,
+    pub backups: Vec<CompactString>,
     /// Conditions (`Announced`).
     pub conditions: Vec<Condition>,
 }
@@ -281,13 +287,13 @@ pub enum ConditionStatus {
 pub struct Condition {
     /// `type`.
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: CompactString,
     /// `status`.
     pub status: ConditionStatus,
     /// `reason` (CamelCase).
-    pub reason: String,
+    pub reason: CompactString,
     /// `message`.
-    pub message: String,
+    pub message: CompactString,
     /// Changes only when `status` changes.
     pub last_transition_time: Timestamp,
     /// `metadata.generation` of the object when the condition was computed.
@@ -337,11 +343,11 @@ pub enum ChildAction {
 #[serde(rename_all = "camelCase")]
 pub struct DesiredChild {
     /// In the parent's namespace.
-    pub namespace: String,
+    pub namespace: CompactString,
     /// `<service>-<class>-<index>` or its truncated, hashed form.
-    pub name: String,
+    pub name: CompactString,
     /// uid of the parent, for the ownerReference.
-    pub owner_uid: String,
+    pub owner_uid: CompactString,
     /// What to write.
     pub action: ChildAction,
     /// `spec`.
@@ -381,9 +387,9 @@ impl DeleteReason {
 #[serde(rename_all = "camelCase")]
 pub struct ChildDeletion {
     /// `metadata.namespace`.
-    pub namespace: String,
+    pub namespace: CompactString,
     /// `metadata.name`.
-    pub name: String,
+    pub name: CompactString,
     /// Why.
     pub reason: DeleteReason,
 }
@@ -393,11 +399,11 @@ pub struct ChildDeletion {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatusPlan {
     /// `metadata.namespace`.
-    pub namespace: String,
+    pub namespace: CompactString,
     /// `metadata.name`.
-    pub name: String,
+    pub name: CompactString,
     /// `status.loadBalancer.ingress[*].ip`, in index order (shared IPs once).
-    pub ingress: Vec<String>,
+    pub ingress: Vec<CompactString>,
     /// The full `status.conditions` after merging ours into the existing ones.
     pub conditions: Vec<Condition>,
     /// Whether ingress or conditions differ from the input; false means nothing to write.

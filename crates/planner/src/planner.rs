@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond, labels};
 
 use crate::annotations::{parse_count, parse_requested};
@@ -167,7 +168,7 @@ impl<'a> Planner<'a> {
         for class in &classes {
             for err in class.pool.errors() {
                 diags.push(Diagnostic::InvalidPoolEntry {
-                    class: class.input.name.clone(),
+                    class: class.input.name.as_str().into(),
                     error: err.to_string(),
                 });
             }
@@ -666,14 +667,12 @@ impl<'a> Planner<'a> {
             statuses.push(merged_status(s, Vec::new(), wanted, &self.input.now));
         }
         statuses.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        children.sort_by(|a, b| {
-            (&a.namespace, &a.spec.service_ref.name, &a.spec.class, a.spec.index).cmp(&(
-                &b.namespace,
-                &b.spec.service_ref.name,
-                &b.spec.class,
-                b.spec.index,
-            ))
-        });
+        // Already in the documented order: Services are bound sorted by namespace and name, each
+        // has one class, and its slots run by index. A sort would only add scratch space the
+        // size of all children to the run's peak.
+        debug_assert!(children.is_sorted_by_key(|c| {
+            (&c.namespace, &c.spec.service_ref.name, &c.spec.class, c.spec.index)
+        }));
         // Lookup only, never iterated.
         let desired: HashSet<(&str, &str)> =
             children.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).collect();
@@ -709,7 +708,7 @@ impl<'a> Planner<'a> {
     ) -> DesiredChild {
         let class = &self.classes[svc.class];
         let name = child_name(&svc.key.name, &class.input.name, slot.index);
-        let ip_text = slot.ip.map(|ip| ip.to_string());
+        let ip_text = slot.ip.map(|ip| ip.to_compact_string());
         let announced = match (&ip_text, slot.node) {
             (None, _) => Wanted::new(
                 cond::ANNOUNCED,
@@ -734,16 +733,20 @@ impl<'a> Planner<'a> {
         let old_conditions = same_name.map(|c| c.status.conditions.as_slice()).unwrap_or_default();
         let status = ChildStatus {
             ip: ip_text,
-            node: slot.node.map(|n| self.node_names[n].to_owned()),
-            backups: slot.backups.iter().map(|&n| self.node_names[n].to_owned()).collect(),
+            node: slot.node.map(|n| self.node_names[n].into()),
+            backups: slot.backups.iter().map(|&n| self.node_names[n].into()).collect(),
             conditions: merge(old_conditions, vec![announced], &self.input.now, None),
         };
         let spec = ChildSpec {
             service_ref: svc.key.clone(),
-            class: class.input.name.clone(),
+            class: class.input.name.as_str().into(),
             index: Some(slot.index),
-            desired_ip: svc.requested.get(slot.index as usize).cloned().flatten(),
-            sharing_key: svc.sharing_key.map(str::to_owned),
+            desired_ip: svc
+                .requested
+                .get(slot.index as usize)
+                .and_then(Option::as_deref)
+                .map(Into::into),
+            sharing_key: svc.sharing_key.map(Into::into),
             ports: svc.input.ports.clone(),
             selector: svc.input.selector.clone(),
             external_traffic_policy: svc.input.external_traffic_policy,
@@ -766,7 +769,7 @@ impl<'a> Planner<'a> {
         };
         DesiredChild {
             namespace: svc.key.namespace.clone(),
-            name,
+            name: name.into(),
             owner_uid: svc.input.uid.clone(),
             action,
             spec,
@@ -776,13 +779,13 @@ impl<'a> Planner<'a> {
 
     /// The parent's ingress and conditions.
     fn service_status(&self, svc: &Svc<'_>, my_slots: &[Slot]) -> ServiceStatusPlan {
-        let mut ingress: Vec<String> = Vec::new();
+        let mut ingress: Vec<CompactString> = Vec::new();
         let (mut assigned, mut announced) = (0u32, 0u32);
         for slot in my_slots {
             let Some(ip) = slot.ip else { continue };
             assigned += 1;
             announced += u32::from(slot.node.is_some());
-            let ip = ip.to_string();
+            let ip = ip.to_compact_string();
             if !ingress.contains(&ip) {
                 ingress.push(ip);
             }
@@ -1103,7 +1106,7 @@ fn bind(
         }
         (None, None) => match ours {
             // Already reported as orphaned by an earlier plan: keep that condition as it is.
-            Some(c) => Binding::Orphaned { message: c.message.clone() },
+            Some(c) => Binding::Orphaned { message: c.message.to_string() },
             None => {
                 diags.push(Diagnostic::NoClass { service: key.clone() });
                 Binding::NotOurs
@@ -1222,7 +1225,7 @@ fn no_candidate_text(svc: &Svc<'_>) -> String {
 /// Merges `wanted` into the Service's conditions and says whether anything changed.
 fn merged_status(
     s: &ServiceInput,
-    ingress: Vec<String>,
+    ingress: Vec<CompactString>,
     wanted: Vec<Wanted>,
     now: &Timestamp,
 ) -> ServiceStatusPlan {

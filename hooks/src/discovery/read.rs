@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use addon::RawJson;
+use compact_str::CompactString;
 use metallb_api::names::api;
 use metallb_planner::pool::Family;
 use metallb_planner::{
@@ -63,6 +64,11 @@ impl<'a> Field<'a> {
     /// A string member, owned.
     pub(super) fn string(self, what: &str) -> Result<Option<String>, String> {
         Ok(self.text(what)?.map(Cow::into_owned))
+    }
+
+    /// A string member as the planner keeps it (short ones without a heap allocation).
+    pub(super) fn compact(self, what: &str) -> Result<Option<CompactString>, String> {
+        Ok(self.text(what)?.map(CompactString::from))
     }
 
     /// A non-empty string member.
@@ -148,7 +154,7 @@ struct SliceDoc<'a> {
     namespace: Text<'a>,
     #[serde(borrow)]
     service: Text<'a>,
-    nodes: Vec<String>,
+    nodes: Vec<CompactString>,
 }
 
 /// The key of a status item; `None` when it has no readable name (such an item is ignored).
@@ -180,9 +186,12 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
     let mut nodes = node::read_all(&s.nodes, &mut skipped);
     apply_speaker_readiness(&mut nodes, &s.speakers);
 
-    let mut endpoints: BTreeMap<Key<'a>, BTreeSet<String>> = BTreeMap::new();
+    // Keyed by owned names so that each Service can take its set out instead of copying it.
+    let mut endpoints: BTreeMap<(CompactString, CompactString), BTreeSet<CompactString>> =
+        BTreeMap::new();
     for slice in docs::<SliceDoc<'a>>(&s.endpoint_slices) {
-        endpoints.entry((slice.namespace.0, slice.service.0)).or_default().extend(slice.nodes);
+        let service = (slice.namespace.0.into(), slice.service.0.into());
+        endpoints.entry(service).or_default().extend(slice.nodes);
     }
 
     let mut service_status = BTreeMap::new();
@@ -203,12 +212,14 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
                     svc.conditions = conditions(stored.conditions, now);
                     svc.ingress = stored
                         .ingress
-                        .read::<Vec<String>>("ingress")
+                        .read::<Vec<CompactString>>("ingress")
                         .ok()
                         .flatten()
                         .unwrap_or_default();
                 }
-                svc.ready_endpoint_nodes = endpoints.get(&k).cloned().unwrap_or_default();
+                svc.ready_endpoint_nodes = endpoints
+                    .remove(&(svc.namespace.clone(), svc.name.clone()))
+                    .unwrap_or_default();
                 services.push(svc);
             }
             Err(skip) => skipped.push(skip),
@@ -363,10 +374,10 @@ fn read_service(raw: &RawJson) -> Result<ServiceInput, Skipped> {
         internal_traffic_policy: policy(spec.internal_traffic_policy.as_deref()),
         ip_families,
         publish_not_ready_addresses: spec.publish_not_ready_addresses.unwrap_or(false),
-        cluster_ip: spec.cluster_ip.filter(|c| !c.is_empty()),
-        uid,
-        namespace,
-        name,
+        cluster_ip: spec.cluster_ip.filter(|c| !c.is_empty()).map(Into::into),
+        uid: uid.into(),
+        namespace: namespace.into(),
+        name: name.into(),
         ..ServiceInput::default()
     })
 }
@@ -454,9 +465,9 @@ struct NameIn<'a> {
 }
 
 /// The previous implementation kept a child's IP only in `status.loadBalancer.ingress[0].ip`.
-fn legacy_ip(load_balancer: Field<'_>) -> Option<String> {
+fn legacy_ip(load_balancer: Field<'_>) -> Option<CompactString> {
     let lb: Value = load_balancer.read("loadBalancer").ok()??;
-    lb.pointer("/ingress/0/ip").and_then(Value::as_str).map(str::to_owned)
+    lb.pointer("/ingress/0/ip").and_then(Value::as_str).map(CompactString::from)
 }
 
 type ReadChild<'a> = (Key<'a>, StoredChild<'a>, ExistingChild);
@@ -500,7 +511,7 @@ fn read_child<'a>(
         }
     };
     let spec: ChildSpecIn<'a> = doc.spec.read("spec").ok().flatten().unwrap_or_default();
-    let lenient_string = |f: Field<'_>| f.string("").ok().flatten();
+    let lenient_string = |f: Field<'_>| f.compact("").ok().flatten();
     let service = spec
         .service_ref
         .read::<NameIn<'_>>("")
@@ -536,7 +547,7 @@ fn read_child<'a>(
         owner_uid,
         preferred_node: lenient_string(doc.preferred_node),
         spec: ChildSpec {
-            service_ref: ServiceRef { namespace: namespace.clone().into_owned(), name: service },
+            service_ref: ServiceRef { namespace: namespace.as_ref().into(), name: service.into() },
             class: lenient_string(spec.metal_load_balancer_class)
                 .or_else(|| lenient_string(doc.pool))
                 .unwrap_or_default(),
@@ -575,8 +586,8 @@ fn read_child<'a>(
             backups: status.backup_nodes.read("").ok().flatten().unwrap_or_default(),
             conditions: conditions(status.conditions, now),
         },
-        namespace: namespace.clone().into_owned(),
-        name: name.clone().into_owned(),
+        namespace: namespace.as_ref().into(),
+        name: name.as_ref().into(),
     };
     let stored =
         StoredChild { labels: doc.labels, owner_references: doc.owner_references, spec: doc.spec };
@@ -606,28 +617,29 @@ struct ConditionIn<'a> {
 /// `now`), so a condition list written by someone else never stops the hook.
 pub(super) fn conditions(list: Field<'_>, now: &Timestamp) -> Vec<Condition> {
     let items: Vec<Field<'_>> = list.read("conditions").ok().flatten().unwrap_or_default();
-    items
-        .into_iter()
-        .filter_map(|item| {
-            let c: ConditionIn<'_> = item.read("").ok()??;
-            let s = |f: Field<'_>| f.string("").ok().flatten();
-            let status = match c.status.text("").ok().flatten().as_deref() {
-                Some("True") => ConditionStatus::True,
-                Some("False") => ConditionStatus::False,
-                _ => ConditionStatus::Unknown,
-            };
-            Some(Condition {
-                type_: s(c.type_)?,
-                status,
-                reason: s(c.reason).unwrap_or_default(),
-                message: s(c.message).unwrap_or_default(),
-                last_transition_time: s(c.last_transition_time)
-                    .filter(|t| !t.is_empty())
-                    .map_or_else(|| now.clone(), Timestamp),
-                observed_generation: c.observed_generation.read("").ok().flatten(),
-            })
+    // Sized to the stored list: collecting a filtered iterator would reserve four conditions
+    // for the one a child has.
+    let mut out = Vec::with_capacity(items.len());
+    out.extend(items.into_iter().filter_map(|item| {
+        let c: ConditionIn<'_> = item.read("").ok()??;
+        let s = |f: Field<'_>| f.compact("").ok().flatten();
+        let status = match c.status.text("").ok().flatten().as_deref() {
+            Some("True") => ConditionStatus::True,
+            Some("False") => ConditionStatus::False,
+            _ => ConditionStatus::Unknown,
+        };
+        Some(Condition {
+            type_: s(c.type_)?,
+            status,
+            reason: s(c.reason).unwrap_or_default(),
+            message: s(c.message).unwrap_or_default(),
+            last_transition_time: s(c.last_transition_time)
+                .filter(|t| !t.is_empty())
+                .map_or_else(|| now.clone(), Timestamp),
+            observed_generation: c.observed_generation.read("").ok().flatten(),
         })
-        .collect()
+    }));
+    out
 }
 
 /// The conditions of a `status` object.

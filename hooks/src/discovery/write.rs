@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use metallb_api::names::{api, labels};
 use metallb_planner::{
     ClassStatusPlan, Condition, DesiredChild, ServicePort, ServiceStatusPlan, TrafficPolicy,
@@ -216,7 +217,7 @@ pub(crate) struct ChildStatusDoc<'a> {
     ip: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     node: Option<Cow<'a, str>>,
-    backup_nodes: Cow<'a, [String]>,
+    backup_nodes: Cow<'a, [CompactString]>,
     conditions: Cow<'a, [Condition]>,
     #[serde(borrow, default)]
     load_balancer: Option<LoadBalancerStatus<'a>>,
@@ -365,14 +366,14 @@ mod tests {
     fn desired(class: &str, desired_ip: Option<&str>) -> DesiredChild {
         DesiredChild {
             namespace: "n".into(),
-            name: metallb_planner::naming::child_name("s", class, 0),
+            name: metallb_planner::naming::child_name("s", class, 0).into(),
             owner_uid: "uid-1".into(),
             action: ChildAction::Create,
             spec: ChildSpec {
                 service_ref: ServiceRef { namespace: "n".into(), name: "s".into() },
                 class: class.into(),
                 index: Some(0),
-                desired_ip: desired_ip.map(str::to_owned),
+                desired_ip: desired_ip.map(Into::into),
                 ..Default::default()
             },
             status: metallb_planner::ChildStatus::default(),
@@ -577,11 +578,11 @@ mod tests {
             )
                 .prop_map(
                     |(type_, status, reason, message, time, observed_generation)| Condition {
-                        type_,
+                        type_: type_.into(),
                         status,
-                        reason,
-                        message,
-                        last_transition_time: Timestamp(time),
+                        reason: reason.into(),
+                        message: message.into(),
+                        last_transition_time: Timestamp(time.into()),
                         observed_generation,
                     },
                 )
@@ -599,17 +600,17 @@ mod tests {
                       publish in any::<bool>(), cluster_ip in option::of(ip())) -> ChildSpec {
                 let policy = |l: bool| if l { TrafficPolicy::Local } else { TrafficPolicy::Cluster };
                 ChildSpec {
-                    service_ref: ServiceRef { namespace, name: service },
-                    class,
+                    service_ref: ServiceRef { namespace: namespace.into(), name: service.into() },
+                    class: class.into(),
                     index,
-                    desired_ip,
-                    sharing_key,
+                    desired_ip: desired_ip.map(Into::into),
+                    sharing_key: sharing_key.map(Into::into),
                     ports: ports.into(),
                     selector: selector.into(),
                     external_traffic_policy: policy(local.0),
                     internal_traffic_policy: policy(local.1),
                     publish_not_ready_addresses: publish,
-                    cluster_ip,
+                    cluster_ip: cluster_ip.map(Into::into),
                 }
             }
         }
@@ -619,12 +620,17 @@ mod tests {
                          ip in option::of(ip()), node in option::of(text()),
                          backups in vec(text(), 0..3), conditions in vec(condition(), 0..3)) -> DesiredChild {
                 DesiredChild {
-                    namespace,
-                    name,
-                    owner_uid,
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    owner_uid: owner_uid.into(),
                     action: ChildAction::Create,
                     spec,
-                    status: metallb_planner::ChildStatus { ip, node, backups, conditions },
+                    status: metallb_planner::ChildStatus {
+                        ip: ip.map(Into::into),
+                        node: node.map(Into::into),
+                        backups: backups.into_iter().map(Into::into).collect(),
+                        conditions,
+                    },
                 }
             }
         }
@@ -651,7 +657,7 @@ mod tests {
             fn a_written_service_status_reads_back_as_unchanged(
                 ingress in vec(ip(), 0..4), conditions in vec(condition(), 0..4),
             ) {
-                let plan = ServiceStatusPlan { namespace: "n".into(), name: "s".into(), ingress, conditions, changed: true };
+                let plan = ServiceStatusPlan { namespace: "n".into(), name: "s".into(), ingress: ingress.into_iter().map(Into::into).collect(), conditions, changed: true };
                 let patch = value(&service_status(&plan, None));
                 let status = &patch["status"];
                 let ips: Vec<Value> = status["loadBalancer"]["ingress"].as_array().unwrap().iter().map(|i| i["ip"].clone()).collect();

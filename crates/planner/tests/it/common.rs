@@ -35,9 +35,9 @@ pub(crate) fn port(protocol: &str, number: i32) -> ServicePort {
 
 pub(crate) fn svc(name: &str) -> ServiceInput {
     ServiceInput {
-        namespace: "ns".to_owned(),
-        name: name.to_owned(),
-        uid: format!("uid-{name}"),
+        namespace: "ns".into(),
+        name: name.into(),
+        uid: format!("uid-{name}").into(),
         generation: 1,
         ports: vec![port("TCP", 80)].into(),
         selector: BTreeMap::from([("app".to_owned(), name.to_owned())]).into(),
@@ -67,7 +67,7 @@ impl SvcExt for ServiceInput {
     }
     fn local(mut self, endpoints: &[&str]) -> Self {
         self.external_traffic_policy = TrafficPolicy::Local;
-        self.ready_endpoint_nodes = endpoints.iter().map(|e| (*e).to_owned()).collect();
+        self.ready_endpoint_nodes = endpoints.iter().map(|e| (*e).into()).collect();
         self
     }
 }
@@ -78,7 +78,7 @@ pub(crate) fn input(
     services: Vec<ServiceInput>,
 ) -> Input {
     Input {
-        now: Timestamp("2026-01-01T00:00:00Z".to_owned()),
+        now: Timestamp("2026-01-01T00:00:00Z".into()),
         classes,
         nodes,
         services,
@@ -98,11 +98,11 @@ pub(crate) fn children_of<'a>(plan: &'a Plan, service: &str) -> Vec<&'a DesiredC
 }
 
 pub(crate) fn ips_of(plan: &Plan, service: &str) -> Vec<Option<String>> {
-    children_of(plan, service).iter().map(|c| c.status.ip.clone()).collect()
+    children_of(plan, service).iter().map(|c| c.status.ip.as_deref().map(str::to_owned)).collect()
 }
 
 pub(crate) fn nodes_of(plan: &Plan, service: &str) -> Vec<Option<String>> {
-    children_of(plan, service).iter().map(|c| c.status.node.clone()).collect()
+    children_of(plan, service).iter().map(|c| c.status.node.as_deref().map(str::to_owned)).collect()
 }
 
 pub(crate) fn status_of<'a>(plan: &'a Plan, service: &str) -> Option<&'a ServiceStatusPlan> {
@@ -122,5 +122,5 @@ pub(crate) fn svc_condition<'a>(plan: &'a Plan, service: &str, type_: &str) -> &
 }
 
 pub(crate) fn bound_class(plan: &Plan, service: &str) -> String {
-    svc_condition(plan, service, cond::LOAD_BALANCER_CLASS).message.clone()
+    svc_condition(plan, service, cond::LOAD_BALANCER_CLASS).message.to_string()
 }

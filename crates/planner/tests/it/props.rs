@@ -189,7 +189,7 @@ fn candidates(input: &Input, class: &str, service: &ServiceInput) -> usize {
                     .contains_key(metallb_api::names::labels::EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS)
                 && c.node_selector.iter().all(|(k, v)| n.labels.get(k) == Some(v))
                 && (service.external_traffic_policy == TrafficPolicy::Cluster
-                    || service.ready_endpoint_nodes.contains(&n.name))
+                    || service.ready_endpoint_nodes.contains(n.name.as_str()))
         })
         .count()
 }
@@ -230,7 +230,10 @@ fn check_quiet(plan: &Plan) -> Result<(), TestCaseError> {
 }
 
 fn ip_by_name(plan: &Plan) -> BTreeMap<String, Option<String>> {
-    plan.children.iter().map(|c| (c.name.clone(), c.status.ip.clone())).collect()
+    plan.children
+        .iter()
+        .map(|c| (c.name.to_string(), c.status.ip.as_deref().map(str::to_owned)))
+        .collect()
 }
 
 proptest! {
@@ -250,7 +253,7 @@ proptest! {
         let cluster = build(&k);
         let (first, mut applied) = converge(&cluster);
         prop_assert_eq!(serde_json::to_string(&first).ok(), serde_json::to_string(&metallb_planner::plan(&cluster)).ok());
-        applied.now = Timestamp("2030-01-01T00:00:00Z".to_owned());
+        applied.now = Timestamp("2030-01-01T00:00:00Z".into());
         let second = metallb_planner::plan(&applied);
         check_quiet(&second)?;
         prop_assert_eq!(ip_by_name(&first), ip_by_name(&second));
@@ -260,7 +263,7 @@ proptest! {
     fn unrelated_service_or_node_never_moves_an_ip(k in cluster_knobs(), extra in svc_knobs()) {
         let (before, mut applied) = converge(&build(&k));
         let mut new = service(99, &SvcKnobs { shared: false, ..extra }, k.nodes.len());
-        new.name = "zz-new".to_owned();
+        new.name = "zz-new".into();
         applied.services.push(new);
         applied.nodes.push(node("node-new"));
         let after = metallb_planner::plan(&applied);
