@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use metallb_api::names::annotations;
-use metallb_planner::{ClassInput, Input, NodeInput, ServiceInput, ServicePort, Timestamp};
+use metallb_planner::{
+    ClassInput, Input, NodeInput, ServiceInput, ServicePort, StringMap, Timestamp,
+};
 
 const NODES: usize = 100;
 const CLASSES: usize = 5;
@@ -40,12 +42,9 @@ fn cluster(services: usize) -> Input {
             name: format!("svc-{i:05}").into(),
             uid: format!("uid-{i}").into(),
             generation: 1,
-            annotations: BTreeMap::from([
-                (annotations::EXTERNAL_IPS_COUNT.to_owned(), "3".to_owned()),
-                (
-                    annotations::METAL_LOAD_BALANCER_CLASS.to_owned(),
-                    format!("class-{}", i % CLASSES),
-                ),
+            annotations: StringMap::from([
+                (annotations::EXTERNAL_IPS_COUNT, "3".to_owned()),
+                (annotations::METAL_LOAD_BALANCER_CLASS, format!("class-{}", i % CLASSES)),
             ]),
             ports: vec![ServicePort {
                 protocol: "TCP".to_owned(),

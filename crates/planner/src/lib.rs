@@ -34,10 +34,12 @@ pub mod naming;
 mod place;
 mod planner;
 pub mod pool;
+mod string_map;
 
-pub use compact_str::{CompactString, ToCompactString, format_compact};
+pub use compact_str::CompactString;
 pub use diag::{Diagnostic, RequestRejection};
 pub use model::*;
+pub use string_map::StringMap;
 
 /// The crate's one error type: what can be wrong with a pool entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

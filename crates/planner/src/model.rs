@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diag::Diagnostic;
 use crate::pool::Family;
+use crate::string_map::StringMap;
 
 // === input ===
 
@@ -118,7 +119,7 @@ pub enum PortTarget {
 pub type SharedPorts = Arc<[ServicePort]>;
 
 /// A Service's `spec.selector`, shared like [`SharedPorts`].
-pub type SharedSelector = Arc<BTreeMap<String, String>>;
+pub type SharedSelector = Arc<StringMap>;
 
 /// One entry of `spec.ports`, copied into every child.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
@@ -165,7 +166,7 @@ pub struct ServiceInput {
     /// `spec.loadBalancerClass`.
     pub load_balancer_class: Option<String>,
     /// `metadata.annotations`.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: StringMap,
     /// `spec.ports`; shared with the children that copy it.
     pub ports: SharedPorts,
     /// `spec.selector`; shared with the children that copy it.

@@ -50,7 +50,6 @@ struct Svc<'a> {
     requested: Vec<Option<String>>,
     sharing_key: Option<&'a str>,
     families: Vec<Family>,
-    ports: BTreeSet<(String, i32)>,
     /// `(reason, message)` for `AnnotationsValid`, first one gives the reason.
     issues: Vec<(&'static str, String)>,
     /// Extra text for `AllPublicIPsAssigned`.
@@ -627,9 +626,6 @@ impl<'a> Planner<'a> {
 
     /// Builds the plan: children with actions, deletions, statuses, membership.
     fn finish(mut self) -> Plan {
-        // Lookup only, never iterated (see `match_children`).
-        let existing_by_name: HashMap<(&str, &str), &ExistingChild> =
-            self.existing.iter().map(|c| ((c.namespace.as_str(), c.name.as_str()), *c)).collect();
         let mut children = Vec::with_capacity(self.slots.len());
         let mut statuses = Vec::with_capacity(self.svcs.len() + self.orphaned.len());
         for svc in &self.svcs {
@@ -641,13 +637,13 @@ impl<'a> Planner<'a> {
                         index: slot.index,
                     });
                 }
-                children.push(self.child(svc, slot, &existing_by_name));
+                children.push(self.child(svc, slot));
             }
             statuses.push(self.service_status(svc, my_slots));
         }
         for (s, message) in &self.orphaned {
             let raw_count = s.annotations.get(annotations::EXTERNAL_IPS_COUNT);
-            let (count, _) = parse_count(raw_count.map(String::as_str));
+            let (count, _) = parse_count(raw_count);
             let wanted = vec![
                 Wanted::new(
                     cond::LOAD_BALANCER_CLASS,
@@ -673,9 +669,13 @@ impl<'a> Planner<'a> {
         debug_assert!(children.is_sorted_by_key(|c| {
             (&c.namespace, &c.spec.service_ref.name, &c.spec.class, c.spec.index)
         }));
-        // Lookup only, never iterated.
-        let desired: HashSet<(&str, &str)> =
-            children.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).collect();
+        // Lookup only, never iterated; not built when nothing is deleted (the usual run), as it
+        // would be the size of all children.
+        let desired: HashSet<(&str, &str)> = if self.deletions.is_empty() {
+            HashSet::new()
+        } else {
+            children.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).collect()
+        };
         let mut deletions: Vec<ChildDeletion> = self
             .deletions
             .iter()
@@ -700,12 +700,7 @@ impl<'a> Planner<'a> {
     }
 
     /// One desired child with its action.
-    fn child(
-        &self,
-        svc: &Svc<'_>,
-        slot: &Slot,
-        existing_by_name: &HashMap<(&str, &str), &ExistingChild>,
-    ) -> DesiredChild {
+    fn child(&self, svc: &Svc<'_>, slot: &Slot) -> DesiredChild {
         let class = &self.classes[svc.class];
         let name = child_name(&svc.key.name, &class.input.name, slot.index);
         let ip_text = slot.ip.map(|ip| ip.to_compact_string());
@@ -729,7 +724,7 @@ impl<'a> Planner<'a> {
                 format!("{ip} is announced by node {}", self.node_names[node]),
             ),
         };
-        let same_name = existing_by_name.get(&(svc.key.namespace.as_str(), name.as_str())).copied();
+        let same_name = self.existing_named(&svc.key.namespace, &name);
         let old_conditions = same_name.map(|c| c.status.conditions.as_slice()).unwrap_or_default();
         let status = ChildStatus {
             ip: ip_text,
@@ -775,6 +770,14 @@ impl<'a> Planner<'a> {
             spec,
             status,
         }
+    }
+
+    /// The existing child of that name (`existing` is sorted by namespace and name).
+    fn existing_named(&self, namespace: &str, name: &str) -> Option<&'a ExistingChild> {
+        self.existing
+            .binary_search_by(|c| (c.namespace.as_str(), c.name.as_str()).cmp(&(namespace, name)))
+            .ok()
+            .map(|i| self.existing[i])
     }
 
     /// The parent's ingress and conditions.
@@ -1023,7 +1026,10 @@ fn compatible(a: &Svc<'_>, b: &Svc<'_>) -> bool {
     let policies = (a.input.external_traffic_policy == TrafficPolicy::Cluster
         && b.input.external_traffic_policy == TrafficPolicy::Cluster)
         || a.input.selector == b.input.selector;
-    policies && a.ports.is_disjoint(&b.ports)
+    // Port lists are short and this runs only for Services that ask to share an IP: a direct
+    // comparison costs less than a set per Service held for the whole run.
+    policies
+        && a.input.ports.iter().all(|p| b.input.ports.iter().all(|q| p.identity() != q.identity()))
 }
 
 fn family_ok(families: &[Family], ip: Addr) -> bool {
@@ -1152,7 +1158,7 @@ fn new_svc<'a>(
             ));
         }
     }
-    let raw_count = s.annotations.get(annotations::EXTERNAL_IPS_COUNT).map(String::as_str);
+    let raw_count = s.annotations.get(annotations::EXTERNAL_IPS_COUNT);
     let (count, count_issue) = parse_count(raw_count);
     if let (Some(issue), Some(raw)) = (count_issue, raw_count) {
         issues.push((
@@ -1169,8 +1175,7 @@ fn new_svc<'a>(
             used: count,
         });
     }
-    let requested =
-        parse_requested(s.annotations.get(annotations::LOAD_BALANCER_IPS).map(String::as_str));
+    let requested = parse_requested(s.annotations.get(annotations::LOAD_BALANCER_IPS));
     if requested.len() > count as usize {
         let ignored = requested.len() - count as usize;
         issues.push((
@@ -1198,14 +1203,6 @@ fn new_svc<'a>(
             .map(|k| k.trim())
             .filter(|k| !k.is_empty()),
         families,
-        ports: s
-            .ports
-            .iter()
-            .map(|p| {
-                let (protocol, port) = p.identity();
-                (protocol.to_owned(), port)
-            })
-            .collect(),
         issues,
         assign_notes: Vec::new(),
         first_slot,

@@ -16,8 +16,8 @@ use metallb_api::names::api;
 use metallb_planner::pool::Family;
 use metallb_planner::{
     ChildSpec, ChildStatus, ClassInput, Condition, ConditionStatus, ExistingChild, Input,
-    NodeInput, ServiceInput, ServicePort, ServiceRef, SharedPorts, SharedSelector, Timestamp,
-    TrafficPolicy,
+    NodeInput, ServiceInput, ServicePort, ServiceRef, SharedPorts, SharedSelector, StringMap,
+    Timestamp, TrafficPolicy,
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -311,7 +311,7 @@ struct ServiceDoc<'a> {
 struct ServiceSpecDoc {
     load_balancer_class: Option<String>,
     ports: Option<Vec<ServicePort>>,
-    selector: Option<BTreeMap<String, String>>,
+    selector: Option<StringMap>,
     external_traffic_policy: Option<String>,
     internal_traffic_policy: Option<String>,
     ip_families: Option<Vec<String>>,
@@ -560,11 +560,7 @@ fn read_child<'a>(
             ),
             selector: share(
                 parent.as_ref().map(|p| &p.1),
-                spec.selector
-                    .read::<BTreeMap<String, String>>("")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
+                spec.selector.read::<StringMap>("").ok().flatten().unwrap_or_default(),
             ),
             external_traffic_policy: policy(
                 spec.external_traffic_policy.text("").ok().flatten().as_deref(),

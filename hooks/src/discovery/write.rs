@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use compact_str::CompactString;
 use metallb_api::names::{api, labels};
 use metallb_planner::{
-    ClassStatusPlan, Condition, DesiredChild, ServicePort, ServiceStatusPlan, TrafficPolicy,
+    ClassStatusPlan, Condition, DesiredChild, ServicePort, ServiceStatusPlan, StringMap,
+    TrafficPolicy,
 };
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -120,7 +121,7 @@ struct ChildSpecDoc<'a> {
     load_balancer_class: Cow<'a, str>,
     ports: Cow<'a, [ServicePort]>,
     #[serde(default, skip_serializing_if = "is_empty_map")]
-    selector: Cow<'a, BTreeMap<String, String>>,
+    selector: Cow<'a, StringMap>,
     external_traffic_policy: TrafficPolicy,
     internal_traffic_policy: TrafficPolicy,
     publish_not_ready_addresses: bool,
@@ -128,7 +129,7 @@ struct ChildSpecDoc<'a> {
     cluster_ip: Option<Cow<'a, str>>,
 }
 
-fn is_empty_map(m: &BTreeMap<String, String>) -> bool {
+fn is_empty_map(m: &StringMap) -> bool {
     m.is_empty()
 }
 
@@ -606,7 +607,7 @@ mod tests {
                     desired_ip: desired_ip.map(Into::into),
                     sharing_key: sharing_key.map(Into::into),
                     ports: ports.into(),
-                    selector: selector.into(),
+                    selector: std::sync::Arc::new(selector.into_iter().collect()),
                     external_traffic_policy: policy(local.0),
                     internal_traffic_policy: policy(local.1),
                     publish_not_ready_addresses: publish,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use metallb_api::names::{annotations, conditions as cond};
 use metallb_planner::{
     ClassInput, Condition, DesiredChild, Input, NodeInput, Plan, ServiceInput, ServicePort,
-    ServiceStatusPlan, Timestamp, TrafficPolicy,
+    ServiceStatusPlan, StringMap, Timestamp, TrafficPolicy,
 };
 
 pub(crate) fn class(name: &str, pool: &[&str]) -> ClassInput {
@@ -40,7 +40,7 @@ pub(crate) fn svc(name: &str) -> ServiceInput {
         uid: format!("uid-{name}").into(),
         generation: 1,
         ports: vec![port("TCP", 80)].into(),
-        selector: BTreeMap::from([("app".to_owned(), name.to_owned())]).into(),
+        selector: StringMap::from([("app", name)]).into(),
         ..ServiceInput::default()
     }
 }
