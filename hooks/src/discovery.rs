@@ -24,7 +24,7 @@ use metallb_planner::{ChildAction, ConditionStatus, Timestamp};
 use serde_json::Value;
 
 use read::Snapshots;
-use read::{key, ready_speaker_nodes};
+use read::ready_speaker_nodes;
 use write::{
     CHILD_STATUS_MEMBERS, CLASS_STATUS_MEMBERS, child_object, child_status, class_status,
     service_status,
@@ -239,7 +239,7 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
     }
 
     for d in &plan.deletions {
-        let ours = r.children.get(&key(&d.namespace, &d.name)).is_some_and(|c| {
+        let ours = r.children.get(&d.namespace, &d.name).is_some_and(|c| {
             is_ours(
                 &c.labels
                     .read::<BTreeMap<String, String>>("labels")
@@ -278,13 +278,14 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
     let mut status_ops = Vec::new();
     for c in std::mem::take(&mut plan.children) {
         let c = &c;
-        let k = key(&c.namespace, &c.name);
         let object = child_object(c);
         let create = matches!(c.action, ChildAction::Create);
-        if create || !r.children.get(&k).is_some_and(|stored| object.matches(stored)) {
+        if create
+            || !r.children.get(&c.namespace, &c.name).is_some_and(|stored| object.matches(stored))
+        {
             ops.push(KubeOperation::CreateOrUpdate { object: RawJson::new(&object)? });
         }
-        let stored = if create { None } else { r.child_status.get(&k).copied() };
+        let stored = if create { None } else { r.child_status.get(&c.namespace, &c.name).copied() };
         if let Some(patch) = write::status_patch(stored, child_status(c), &CHILD_STATUS_MEMBERS) {
             let target = ObjectRef::namespaced(
                 api::CHILD_API_VERSION,
@@ -298,7 +299,7 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
     ops.extend(status_ops);
 
     for sp in &plan.services {
-        let stored = r.service_status.get(&key(&sp.namespace, &sp.name));
+        let stored = r.service_status.get(&sp.namespace, &sp.name);
         if let Some(patch) = service_status(sp, stored) {
             let target =
                 ObjectRef::namespaced("v1", "Service", sp.namespace.as_str(), sp.name.as_str());

@@ -62,7 +62,6 @@ struct Slot {
     svc: usize,
     index: u32,
     existing: Option<usize>,
-    request: Option<Result<Addr, RequestRejection>>,
     ip: Option<Addr>,
     /// The request was rejected: this index stays without IP.
     rejected: bool,
@@ -116,6 +115,9 @@ struct Planner<'a> {
     unmanaged: BTreeSet<ServiceRef>,
     /// All slots, contiguous per Service.
     slots: Vec<Slot>,
+    /// The requested IP of a slot (`load-balancer-ips`), validated, by slot id. Apart from the
+    /// slots because few Services request IPs and a request is a third of a slot's size.
+    requests: BTreeMap<usize, Result<Addr, RequestRejection>>,
     /// Existing children sorted by namespace and name; a child id is an index here.
     existing: Vec<&'a ExistingChild>,
     deletions: Vec<(usize, DeleteReason)>,
@@ -208,6 +210,7 @@ impl<'a> Planner<'a> {
             orphaned: Vec::new(),
             unmanaged: BTreeSet::new(),
             slots: Vec::new(),
+            requests: BTreeMap::new(),
             existing: Vec::new(),
             deletions: Vec::new(),
             alloc: Alloc { holders: BTreeMap::new(), shareable: BTreeMap::new() },
@@ -240,11 +243,13 @@ impl<'a> Planner<'a> {
                             let class = &self.classes[class];
                             entry.as_deref().map(|text| validate_request(text, &svc, class))
                         });
+                        if let Some(request) = request {
+                            self.requests.insert(self.slots.len(), request);
+                        }
                         self.slots.push(Slot {
                             svc: self.svcs.len(),
                             index,
                             existing: None,
-                            request,
                             ip: None,
                             rejected: false,
                             node: None,
@@ -255,6 +260,9 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+        // The numbers are known only now; the spare room of growing would last the whole run.
+        self.slots.shrink_to_fit();
+        self.svcs.shrink_to_fit();
     }
 
     /// Matches existing children to slots; the rest are deleted with a reason.
@@ -341,7 +349,7 @@ impl<'a> Planner<'a> {
             };
             let svc = &self.svcs[self.slots[sid].svc];
             let in_pool = self.classes[svc.class].pool.contains(ip) && family_ok(&svc.families, ip);
-            let matches_request = match &self.slots[sid].request {
+            let matches_request = match self.requests.get(&sid) {
                 None => true,
                 Some(Ok(addr)) => *addr == ip,
                 Some(Err(_)) => false,
@@ -370,20 +378,19 @@ impl<'a> Planner<'a> {
     /// (where the passes assign in another order) reproduces.
     fn grant_requests(&mut self, free: &mut FreeSet) -> Vec<(usize, Refusal)> {
         let mut rejected = Vec::new();
-        for sid in 0..self.slots.len() {
+        for (&sid, request) in &self.requests {
             if self.slots[sid].ip.is_some() {
                 continue;
             }
-            let Some(request) = self.slots[sid].request.clone() else { continue };
             let outcome = match request {
-                Err(why) => Err(Refusal::Invalid(why)),
+                Err(why) => Err(Refusal::Invalid(why.clone())),
                 Ok(ip)
-                    if free.take(ip)
-                        || self.alloc.can_share(&self.slots, &self.svcs, sid, ip).is_ok() =>
+                    if free.take(*ip)
+                        || self.alloc.can_share(&self.slots, &self.svcs, sid, *ip).is_ok() =>
                 {
-                    Ok(ip)
+                    Ok(*ip)
                 }
-                Ok(ip) => Err(Refusal::Taken(ip)),
+                Ok(ip) => Err(Refusal::Taken(*ip)),
             };
             match outcome {
                 Ok(ip) => self.alloc.assign(&mut self.slots, &self.svcs, sid, ip),

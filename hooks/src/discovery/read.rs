@@ -28,9 +28,29 @@ use crate::types::{SkipReason, Skipped, class, node, opt_bool, opt_str};
 /// (namespace, name); borrowed from the snapshot text unless the JSON escaped a character.
 pub(super) type Key<'a> = (Cow<'a, str>, Cow<'a, str>);
 
-/// A key to look up a map of [`Key`]s with, without allocating.
-pub(super) fn key<'k>(namespace: &'k str, name: &'k str) -> Key<'k> {
-    (Cow::Borrowed(namespace), Cow::Borrowed(name))
+/// Stored items by (namespace, name): one vector sorted by key, looked up by binary search.
+/// These tables hold an entry per child and per Service for the whole run; a `BTreeMap` of as
+/// many entries takes about half as much again in node space.
+pub(super) struct ByName<'a, V>(Vec<(Key<'a>, V)>);
+
+impl<'a, V> ByName<'a, V> {
+    /// The table of `entries`; of two entries with one key the later wins, as a map insert.
+    pub(super) fn new(mut entries: Vec<(Key<'a>, V)>) -> Self {
+        // Reversed, a stable sort puts the later of equal keys first, and `dedup` keeps it.
+        entries.reverse();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        entries.shrink_to_fit();
+        Self(entries)
+    }
+
+    /// The entry of `namespace/name`.
+    pub(super) fn get(&self, namespace: &str, name: &str) -> Option<&V> {
+        self.0
+            .binary_search_by(|(k, _)| (k.0.as_ref(), k.1.as_ref()).cmp(&(namespace, name)))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
 }
 
 /// One member of a snapshot document, kept as its JSON text; absent and `null` are the same.
@@ -117,9 +137,9 @@ pub(super) struct Read<'a> {
     pub(super) input: Input,
     pub(super) classes: Vec<class::Class>,
     pub(super) class_status: BTreeMap<String, Field<'a>>,
-    pub(super) service_status: BTreeMap<Key<'a>, StoredServiceStatus<'a>>,
-    pub(super) children: BTreeMap<Key<'a>, StoredChild<'a>>,
-    pub(super) child_status: BTreeMap<Key<'a>, Field<'a>>,
+    pub(super) service_status: ByName<'a, StoredServiceStatus<'a>>,
+    pub(super) children: ByName<'a, StoredChild<'a>>,
+    pub(super) child_status: ByName<'a, Field<'a>>,
     pub(super) skipped: Vec<Skipped>,
 }
 
@@ -194,21 +214,20 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
         endpoints.entry(service).or_default().extend(slice.nodes);
     }
 
-    let mut service_status = BTreeMap::new();
-    for doc in docs::<ServiceStatusDoc<'a>>(&s.service_status) {
-        if let Some(k) = identity(doc.namespace, doc.name) {
-            service_status.insert(
-                k,
-                StoredServiceStatus { conditions: doc.conditions, ingress: doc.ingress },
-            );
-        }
-    }
+    let service_status = ByName::new(
+        docs::<ServiceStatusDoc<'a>>(&s.service_status)
+            .filter_map(|doc| {
+                let stored =
+                    StoredServiceStatus { conditions: doc.conditions, ingress: doc.ingress };
+                Some((identity(doc.namespace, doc.name)?, stored))
+            })
+            .collect(),
+    );
     let mut services = Vec::with_capacity(s.services.len());
     for raw in &s.services {
         match read_service(raw) {
             Ok(mut svc) => {
-                let k = key(&svc.namespace, &svc.name);
-                if let Some(stored) = service_status.get(&k) {
+                if let Some(stored) = service_status.get(&svc.namespace, &svc.name) {
                     svc.conditions = conditions(stored.conditions, now);
                     svc.ingress = stored
                         .ingress
@@ -232,18 +251,17 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
         .iter()
         .map(|s| ((s.namespace.as_str(), s.name.as_str()), (&s.ports, &s.selector)))
         .collect();
-    let mut child_status = BTreeMap::new();
-    for doc in docs::<StatusDoc<'a>>(&s.child_status) {
-        if let Some(k) = identity(doc.namespace, doc.name) {
-            child_status.insert(k, doc.status);
-        }
-    }
-    let mut stored_children = BTreeMap::new();
+    let child_status = ByName::new(
+        docs::<StatusDoc<'a>>(&s.child_status)
+            .filter_map(|doc| Some((identity(doc.namespace, doc.name)?, doc.status)))
+            .collect(),
+    );
+    let mut stored_children = Vec::with_capacity(s.children.len());
     let mut children = Vec::with_capacity(s.children.len());
     for raw in &s.children {
         match read_child(raw, &child_status, &shared, now) {
             Ok((k, stored, child)) => {
-                stored_children.insert(k, stored);
+                stored_children.push((k, stored));
                 children.push(child);
             }
             Err(skip) => skipped.push(skip),
@@ -261,7 +279,7 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
         classes,
         class_status,
         service_status,
-        children: stored_children,
+        children: ByName::new(stored_children),
         child_status,
         skipped,
     }
@@ -489,7 +507,7 @@ where
 
 fn read_child<'a>(
     raw: &'a RawJson,
-    statuses: &BTreeMap<Key<'a>, Field<'a>>,
+    statuses: &ByName<'a, Field<'a>>,
     shared: &Shared<'_>,
     now: &Timestamp,
 ) -> Result<ReadChild<'a>, Skipped> {
@@ -540,7 +558,7 @@ fn read_child<'a>(
         .find(|r| r.kind.text("").ok().flatten().as_deref() == Some("Service"))
         .and_then(|r| lenient_string(r.uid));
     let status: ChildStatusIn<'_> = statuses
-        .get(&key(&namespace, &name))
+        .get(&namespace, &name)
         .and_then(|f| f.read("status").ok().flatten())
         .unwrap_or_default();
     let child = ExistingChild {
@@ -656,8 +674,26 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn key<'k>(namespace: &'k str, name: &'k str) -> Key<'k> {
+        (Cow::Borrowed(namespace), Cow::Borrowed(name))
+    }
+
     fn field(text: &str) -> Field<'_> {
         serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn tables_by_name_find_entries_and_keep_the_later_of_two() {
+        let t = ByName::new(vec![
+            (key("n", "b"), 1),
+            (key("n", "a"), 2),
+            (key("n", "b"), 3),
+            (key("m", "z"), 4),
+        ]);
+        assert_eq!(
+            [t.get("n", "a"), t.get("n", "b"), t.get("m", "z"), t.get("n", "z")],
+            [Some(&2), Some(&3), Some(&4), None]
+        );
     }
 
     #[test]
@@ -697,7 +733,7 @@ mod tests {
         let status =
             RawJson::from(json!({"ip": 7, "loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]},
             "backupNodes": "b", "conditions": {}}));
-        let statuses = BTreeMap::from([(key("n", "c"), field(status.get()))]);
+        let statuses = ByName::new(vec![(key("n", "c"), field(status.get()))]);
         let (k, _, c) =
             read_child(&child, &statuses, &Shared::new(), &Timestamp::default()).unwrap();
         assert_eq!(k, key("n", "c"));
@@ -720,7 +756,7 @@ mod tests {
         let child = |ports: Value| {
             let raw = RawJson::from(json!({"namespace": "n", "name": "c",
                 "spec": {"serviceRef": {"name": "s"}, "ports": ports, "selector": {"app": "s"}}}));
-            read_child(&raw, &BTreeMap::new(), &shared, &Timestamp::default()).unwrap().2
+            read_child(&raw, &ByName::new(Vec::new()), &shared, &Timestamp::default()).unwrap().2
         };
         let same = child(json!([{"port": 80, "protocol": "TCP"}]));
         assert!(Arc::ptr_eq(&same.spec.ports, &svc.ports));
