@@ -95,7 +95,7 @@ impl Hook for AdoptServices {
             &pool_map,
         );
         let mut out = input.output();
-        out.kubernetes = outcome.ops;
+        out.kubernetes.extend(outcome.ops);
         if outcome.complete {
             out.values.set("internal.migrationOfOldFashionedLBsAdoptionComplete", true)?;
         }

@@ -15,8 +15,8 @@ mod write;
 use std::collections::{BTreeMap, BTreeSet};
 
 use addon::{
-    Hook, HookConfig, HookError, HookInput, HookOutput, KubeOperation, KubernetesBinding,
-    LabelSelector, MetricOperation, ObjectRef, RawJson,
+    Hook, HookConfig, HookError, HookInput, HookOutput, KubeOperation, KubeOutput,
+    KubernetesBinding, LabelSelector, MetricOperation, ObjectRef, RawJson,
 };
 use metallb_api::names::{annotations, api, conditions as cond, labels, metrics, module};
 use metallb_api::values::ClassValue;
@@ -161,18 +161,16 @@ impl Hook for Discovery {
             tracing::info!("waiting for the adoption of Services served before the upgrade");
             return Ok(out);
         }
-        let outcome = handle(&snapshots, &crate::types::now())?;
+        let outcome = handle(&snapshots, &crate::types::now(), &mut out.kubernetes)?;
         out.values.set("internal.l2loadbalancers", &outcome.class_values)?;
-        out.kubernetes = outcome.ops;
         out.metrics = outcome.metrics;
         Ok(out)
     }
 }
 
-/// What one run produces.
+/// What one run produces besides its Kubernetes operations.
 #[derive(Debug)]
 pub(crate) struct Outcome {
-    pub(crate) ops: Vec<KubeOperation>,
     pub(crate) class_values: Vec<ClassValue>,
     pub(crate) metrics: Vec<MetricOperation>,
 }
@@ -222,8 +220,12 @@ fn node_summary(nodes: &[String]) -> String {
     }
 }
 
-/// Snapshots → plan → operations, values and metrics.
-pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serde_json::Error> {
+/// Snapshots → plan → operations (added to `ops` as they are rendered), values and metrics.
+pub(crate) fn handle(
+    s: &Snapshots<'_>,
+    now: &Timestamp,
+    ops: &mut KubeOutput,
+) -> Result<Outcome, serde_json::Error> {
     let mut r = read::read(s, now);
     let mut plan = metallb_planner::plan(&r.input);
     // From here on only the plan and the stored objects are needed. Freeing the planner's input,
@@ -232,7 +234,6 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
     drop(std::mem::take(&mut r.input));
     let unassigned = unassigned_ip_metrics(&plan.children);
     let mut skipped = r.skipped;
-    let mut ops = Vec::new();
 
     for d in &plan.diagnostics {
         tracing::info!(diagnostic = d.label(), "{d}");
@@ -275,7 +276,8 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
         }
     }
 
-    let mut status_ops = Vec::new();
+    // Each child's status patch follows its object: the framework runs operations in order,
+    // and a run that writes one child at a time never holds all of them (see `KubeOutput`).
     for c in std::mem::take(&mut plan.children) {
         let c = &c;
         let object = child_object(c);
@@ -293,10 +295,9 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
                 c.namespace.as_str(),
                 c.name.as_str(),
             );
-            status_ops.push(KubeOperation::merge_patch(target, RawJson::new(&patch)?).status());
+            ops.push(KubeOperation::merge_patch(target, RawJson::new(&patch)?).status());
         }
     }
-    ops.extend(status_ops);
 
     for sp in &plan.services {
         let stored = r.service_status.get(&sp.namespace, &sp.name);
@@ -384,7 +385,7 @@ pub(crate) fn handle(s: &Snapshots<'_>, now: &Timestamp) -> Result<Outcome, serd
     }
     metric_ops.extend(skipped_metrics(&skipped, metrics::GROUP_DISCOVERY));
 
-    Ok(Outcome { ops, class_values, metrics: metric_ops })
+    Ok(Outcome { class_values, metrics: metric_ops })
 }
 
 #[cfg(test)]

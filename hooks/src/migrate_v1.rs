@@ -83,7 +83,7 @@ impl Hook for MigrateV1 {
         if let Some(map) = &outcome.pool_map {
             out.values.set("internal.ipAddressPoolToMLBCMap", map)?;
         }
-        out.kubernetes = outcome.ops;
+        out.kubernetes.extend(outcome.ops);
         out.metric(MetricOperation::expire(GROUP));
         out.metrics.extend(skipped_metrics(&outcome.skipped, GROUP));
         Ok(out)

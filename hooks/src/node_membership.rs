@@ -46,7 +46,7 @@ impl Hook for NodeMembership {
     fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
         let outcome = handle(&items(input, "classes")?, &items(input, "nodes")?);
         let mut out = input.output();
-        out.kubernetes = outcome.ops;
+        out.kubernetes.extend(outcome.ops);
         out.metric(addon::MetricOperation::expire(GROUP));
         out.metrics.extend(skipped_metrics(&outcome.skipped, GROUP));
         Ok(out)

@@ -111,7 +111,8 @@ fn run(
 ) -> Result<(), String> {
     let input = HookInput::from_env(root_key, env)
         .map_err(|e| format!("read input: {}", error_chain(&e)))?;
-    let output = hook.run(&input).map_err(|e| format!("execute: {}", error_chain(e.as_ref())))?;
+    let mut output =
+        hook.run(&input).map_err(|e| format!("execute: {}", error_chain(e.as_ref())))?;
     output.write(env).map_err(|e| format!("write output: {}", error_chain(&e)))?;
     // The process ends right after a run. Handing a large input and output back to the
     // allocator node by node (hundreds of thousands of JSON values for 30k Services) took a

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::context::{self, BindingContext, SnapshotItem};
 use crate::kube::KubeOperation;
+use crate::kube_output::KubeOutput;
 use crate::metrics::MetricOperation;
 use crate::raw::RawJson;
 use crate::values::PatchableValues;
@@ -30,6 +31,8 @@ pub struct HookInput {
     values: Value,
     global_values: Value,
     config_values: Value,
+    /// The framework's Kubernetes operations file, which [`HookOutput`] writes as it goes.
+    kube_path: Option<PathBuf>,
 }
 
 impl HookInput {
@@ -46,6 +49,7 @@ impl HookInput {
             values: object_or_empty(values),
             global_values: Value::Object(Map::new()),
             config_values: object_or_empty(config_values),
+            kube_path: None,
         }
     }
 
@@ -68,6 +72,9 @@ impl HookInput {
             config_values: object_or_empty(
                 config_values.get(root_key).cloned().unwrap_or_default(),
             ),
+            kube_path: env("KUBERNETES_PATCH_PATH")
+                .or_else(|| env(D8_TEST_KUBERNETES_PATCH_SET_FILE))
+                .map(PathBuf::from),
         })
     }
 
@@ -149,14 +156,19 @@ impl HookInput {
             .collect()
     }
 
-    /// An empty output whose values patch starts from this run's module values.
+    /// An empty output whose values patch starts from this run's module values. Its
+    /// Kubernetes operations go to the framework's file as they come when this input was read
+    /// from it (see [`KubeOutput`]).
     pub fn output(&self) -> HookOutput {
         HookOutput {
             values: PatchableValues::from_object(
                 self.root_key.clone(),
                 self.values.as_object().cloned().unwrap_or_default(),
             ),
-            kubernetes: Vec::new(),
+            kubernetes: match &self.kube_path {
+                Some(path) => KubeOutput::to_file(path.clone()),
+                None => KubeOutput::in_memory(),
+            },
             metrics: Vec::new(),
         }
     }
@@ -183,12 +195,12 @@ fn read_json(path: &Path, what: &'static str) -> Result<Value> {
 }
 
 /// Everything one hook run produces.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct HookOutput {
     /// Values changes, as a minimal strict patch.
     pub values: PatchableValues,
     /// Kubernetes operations, executed by the framework in order.
-    pub kubernetes: Vec<KubeOperation>,
+    pub kubernetes: KubeOutput,
     /// Metric operations.
     pub metrics: Vec<MetricOperation>,
 }
@@ -212,12 +224,13 @@ impl HookOutput {
         serde_json::to_string(self.values.ops()).map(|s| s + "\n").map_err(Error::Serialize)
     }
 
-    /// Writes the output files named by the environment.
+    /// Writes the output files named by the environment (and completes the Kubernetes
+    /// operations file when they were streamed to it).
     ///
     /// A file whose variable is unset is skipped when there is nothing to write and is an error
     /// otherwise, so output is never lost silently. `KUBERNETES_PATCH_PATH` falls back to
     /// `D8_TEST_KUBERNETES_PATCH_SET_FILE`.
-    pub fn write(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    pub fn write(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
         let kube_var = if env("KUBERNETES_PATCH_PATH").is_some() {
             "KUBERNETES_PATCH_PATH"
         } else {
@@ -227,9 +240,13 @@ impl HookOutput {
         write_output(env, "VALUES_JSON_PATCH_PATH", values.is_empty(), |w| {
             w.write_all(values.as_bytes()).map_err(serde_json::Error::io)
         })?;
-        write_output(env, kube_var, self.kubernetes.is_empty(), |w| {
-            write_json_lines(w, &self.kubernetes)
-        })?;
+        if self.kubernetes.is_streamed() {
+            self.kubernetes.finish()?;
+        } else {
+            write_output(env, kube_var, self.kubernetes.is_empty(), |w| {
+                write_json_lines(w, self.kubernetes.held())
+            })?;
+        }
         write_output(env, "METRICS_PATH", self.metrics.is_empty(), |w| {
             write_json_lines(w, &self.metrics)
         })
@@ -362,6 +379,30 @@ mod tests {
             "{\"operation\":\"DeleteInBackground\",\"apiVersion\":\"v1\",\"kind\":\"Node\",\"name\":\"n\"}\n"
         );
         assert!(std::fs::read_to_string(p("metrics")).unwrap().contains("\"group\":\"g\""));
+    }
+
+    #[test]
+    fn outputs_of_a_run_read_from_files_stream_their_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).display().to_string();
+        std::fs::write(p("ctx"), "[]").unwrap();
+        std::fs::write(p("values"), "{}").unwrap();
+        for kube_var in ["KUBERNETES_PATCH_PATH", D8_TEST_KUBERNETES_PATCH_SET_FILE] {
+            let env: BTreeMap<&str, String> = [
+                ("BINDING_CONTEXT_PATH", p("ctx")),
+                ("VALUES_PATH", p("values")),
+                (kube_var, p(kube_var)),
+            ]
+            .into();
+            let mut out = HookInput::from_env("m", &env_of(&env)).unwrap().output();
+            out.kube(KubeOperation::DeleteInBackground(ObjectRef::cluster("v1", "Node", "n")));
+            assert!(out.kubernetes.held().is_empty(), "{kube_var}: not kept in memory");
+            out.write(&env_of(&env)).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(p(kube_var)).unwrap(),
+                "{\"operation\":\"DeleteInBackground\",\"apiVersion\":\"v1\",\"kind\":\"Node\",\"name\":\"n\"}\n"
+            );
+        }
     }
 
     #[test]
