@@ -20,7 +20,10 @@ use addon::{
 };
 use metallb_api::names::{annotations, api, conditions as cond, labels, metrics, module};
 use metallb_api::values::ClassValue;
-use metallb_planner::{ChildAction, ConditionStatus, Timestamp};
+use metallb_planner::{
+    ChildAction, CompactString, ConditionStatus, DesiredChild, Rendered, ServiceStatusPlan,
+    Timestamp,
+};
 use serde_json::Value;
 
 use read::Snapshots;
@@ -188,27 +191,48 @@ fn member_nodes_without_ready_speaker<'a>(
     members.iter().filter(|m| !ready.contains(*m)).map(String::as_str).collect()
 }
 
-/// The number of IPs without an address per Service and class.
-fn unassigned_ip_metrics(children: &[metallb_planner::DesiredChild]) -> Vec<MetricOperation> {
-    let mut unassigned: BTreeMap<(&str, &str, &str), u32> = BTreeMap::new();
-    for c in children.iter().filter(|c| c.status.ip.is_none()) {
-        *unassigned
-            .entry((c.namespace.as_str(), c.spec.service_ref.name.as_str(), c.spec.class.as_str()))
-            .or_default() += 1;
+/// What the metrics count while children and Service statuses go by one at a time.
+#[derive(Default)]
+struct Tally {
+    /// IPs without an address per (namespace, Service, class).
+    unassigned: BTreeMap<(CompactString, CompactString, CompactString), u32>,
+    /// Services bound to a class that lack an IP, per class.
+    not_fully_assigned: BTreeMap<CompactString, u32>,
+}
+
+impl Tally {
+    fn child(&mut self, c: &DesiredChild) {
+        if c.status.ip.is_none() {
+            let key = (c.namespace.clone(), c.spec.service_ref.name.clone(), c.spec.class.clone());
+            *self.unassigned.entry(key).or_default() += 1;
+        }
     }
-    unassigned
-        .into_iter()
-        .map(|((namespace, name, class_name), n)| {
+
+    fn service(&mut self, sp: &ServiceStatusPlan) {
+        let bound = sp
+            .conditions
+            .iter()
+            .find(|x| x.type_ == cond::LOAD_BALANCER_CLASS && x.status == ConditionStatus::True);
+        let short = sp.conditions.iter().any(|x| {
+            x.type_ == cond::ALL_PUBLIC_IPS_ASSIGNED && x.status == ConditionStatus::False
+        });
+        if let (Some(bound), true) = (bound, short) {
+            *self.not_fully_assigned.entry(bound.message.clone()).or_default() += 1;
+        }
+    }
+
+    fn unassigned_ip_metrics(&self) -> impl Iterator<Item = MetricOperation> + '_ {
+        self.unassigned.iter().map(|((namespace, name, class_name), n)| {
             MetricOperation::set(
                 metrics::GROUP_DISCOVERY,
                 metrics::SERVICE_UNASSIGNED_IPS,
-                f64::from(n),
+                f64::from(*n),
             )
-            .label("namespace", namespace)
-            .label("name", name)
-            .label("class", class_name)
+            .label("namespace", namespace.as_str())
+            .label("name", name.as_str())
+            .label("class", class_name.as_str())
         })
-        .collect()
+    }
 }
 
 /// `a,b,c` for up to three nodes, else `N nodes`: fits a `kubectl get` column.
@@ -226,20 +250,17 @@ pub(crate) fn handle(
     now: &Timestamp,
     ops: &mut KubeOutput,
 ) -> Result<Outcome, serde_json::Error> {
-    let mut r = read::read(s, now);
-    let mut plan = metallb_planner::plan(&r.input);
-    // From here on only the plan and the stored objects are needed. Freeing the planner's input,
-    // and each planned child once its operations are written, lets the operations of a large
-    // first run reuse that memory instead of adding to it.
-    drop(std::mem::take(&mut r.input));
-    let unassigned = unassigned_ip_metrics(&plan.children);
+    let r = read::read(s, now);
+    // Children and Service statuses are rendered one at a time and written at once, so the
+    // run never holds the desired state of every child (see `Decisions`, `KubeOutput`).
+    let decisions = metallb_planner::decide(&r.input);
     let mut skipped = r.skipped;
 
-    for d in &plan.diagnostics {
+    for d in &decisions.diagnostics {
         tracing::info!(diagnostic = d.label(), "{d}");
     }
 
-    for d in &plan.deletions {
+    for d in &decisions.deletions {
         let ours = r.children.get(&d.namespace, &d.name).is_some_and(|c| {
             is_ours(
                 &c.labels
@@ -276,46 +297,58 @@ pub(crate) fn handle(
         }
     }
 
-    // Each child's status patch follows its object: the framework runs operations in order,
-    // and a run that writes one child at a time never holds all of them (see `KubeOutput`).
-    for c in std::mem::take(&mut plan.children) {
-        let c = &c;
-        let object = child_object(c);
-        let create = matches!(c.action, ChildAction::Create);
-        if create
-            || !r.children.get(&c.namespace, &c.name).is_some_and(|stored| object.matches(stored))
-        {
-            ops.push(KubeOperation::CreateOrUpdate { object: RawJson::new(&object)? });
-        }
-        let stored = if create { None } else { r.child_status.get(&c.namespace, &c.name).copied() };
-        if let Some(patch) = write::status_patch(stored, child_status(c), &CHILD_STATUS_MEMBERS) {
-            let target = ObjectRef::namespaced(
-                api::CHILD_API_VERSION,
-                api::CHILD_KIND,
-                c.namespace.as_str(),
-                c.name.as_str(),
-            );
-            ops.push(KubeOperation::merge_patch(target, RawJson::new(&patch)?).status());
-        }
-    }
-
-    for sp in &plan.services {
-        let stored = r.service_status.get(&sp.namespace, &sp.name);
-        if let Some(patch) = service_status(sp, stored) {
-            let target =
-                ObjectRef::namespaced("v1", "Service", sp.namespace.as_str(), sp.name.as_str());
-            ops.push(
-                KubeOperation::merge_patch(target, RawJson::new(&patch)?)
-                    .status()
-                    // The Service may be gone by the time the patch runs; its children go with it.
-                    .ignore_missing_object(),
-            );
+    // A Service's status follows its children, and each child's status patch its object: the
+    // framework runs operations in order.
+    let mut tally = Tally::default();
+    for part in decisions.render() {
+        match part {
+            Rendered::Child(c) => {
+                tally.child(&c);
+                let object = child_object(&c);
+                let create = matches!(c.action, ChildAction::Create);
+                let stored = r.children.get(&c.namespace, &c.name);
+                if create || !stored.is_some_and(|stored| object.matches(stored)) {
+                    ops.push(KubeOperation::CreateOrUpdate { object: RawJson::new(&object)? });
+                }
+                let stored = if create { None } else { r.child_status.get(&c.namespace, &c.name) };
+                let wanted = child_status(&c);
+                if let Some(patch) =
+                    write::status_patch(stored.copied(), wanted, &CHILD_STATUS_MEMBERS)
+                {
+                    let target = ObjectRef::namespaced(
+                        api::CHILD_API_VERSION,
+                        api::CHILD_KIND,
+                        c.namespace.as_str(),
+                        c.name.as_str(),
+                    );
+                    ops.push(KubeOperation::merge_patch(target, RawJson::new(&patch)?).status());
+                }
+            }
+            Rendered::Service(sp) => {
+                tally.service(&sp);
+                let stored = r.service_status.get(&sp.namespace, &sp.name);
+                if let Some(patch) = service_status(&sp, stored) {
+                    let target = ObjectRef::namespaced(
+                        "v1",
+                        "Service",
+                        sp.namespace.as_str(),
+                        sp.name.as_str(),
+                    );
+                    ops.push(
+                        KubeOperation::merge_patch(target, RawJson::new(&patch)?)
+                            .status()
+                            // The Service may be gone by the time the patch runs; its children
+                            // go with it.
+                            .ignore_missing_object(),
+                    );
+                }
+            }
         }
     }
 
     let mut class_values = Vec::new();
     let mut metric_ops = vec![MetricOperation::expire(metrics::GROUP_DISCOVERY)];
-    for cp in &plan.classes {
+    for cp in &decisions.classes {
         let Some(c) = r.classes.iter().find(|c| c.input.name == cp.name) else { continue };
         let is_default = cp
             .conditions
@@ -351,29 +384,15 @@ pub(crate) fn handle(
             metrics::CLASS_ALLOCATED_IPS,
             cp.allocated as f64,
         )));
-        let not_full = plan
-            .services
-            .iter()
-            .filter(|sp| {
-                let bound = sp.conditions.iter().any(|x| {
-                    x.type_ == cond::LOAD_BALANCER_CLASS
-                        && x.status == ConditionStatus::True
-                        && x.message == cp.name
-                });
-                let short = sp.conditions.iter().any(|x| {
-                    x.type_ == cond::ALL_PUBLIC_IPS_ASSIGNED && x.status == ConditionStatus::False
-                });
-                bound && short
-            })
-            .count();
+        let not_full = tally.not_fully_assigned.get(cp.name.as_str()).copied().unwrap_or(0);
         metric_ops.push(class_label(MetricOperation::set(
             metrics::GROUP_DISCOVERY,
             metrics::CLASS_SERVICES_NOT_FULLY_ASSIGNED,
-            not_full as f64,
+            f64::from(not_full),
         )));
     }
-    metric_ops.extend(unassigned);
-    for node in member_nodes_without_ready_speaker(&plan.nodes.members, &s.speakers) {
+    metric_ops.extend(tally.unassigned_ip_metrics());
+    for node in member_nodes_without_ready_speaker(&decisions.nodes.members, &s.speakers) {
         metric_ops.push(
             MetricOperation::set(
                 metrics::GROUP_DISCOVERY,

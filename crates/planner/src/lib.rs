@@ -39,6 +39,7 @@ mod string_map;
 pub use compact_str::CompactString;
 pub use diag::{Diagnostic, RequestRejection};
 pub use model::*;
+pub use planner::{Decisions, Render};
 pub use string_map::StringMap;
 
 /// The crate's one error type: what can be wrong with a pool entry.
@@ -75,7 +76,23 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Plans everything from one consistent snapshot of the cluster.
 pub fn plan(input: &Input) -> Plan {
-    planner::run(input)
+    let decisions = decide(input);
+    let mut children = Vec::with_capacity(decisions.child_count());
+    let mut services = Vec::with_capacity(decisions.service_count());
+    for part in decisions.render() {
+        match part {
+            Rendered::Child(c) => children.push(c),
+            Rendered::Service(s) => services.push(s),
+        }
+    }
+    let Decisions { deletions, classes, nodes, diagnostics, .. } = decisions;
+    Plan { children, deletions, services, classes, nodes, diagnostics }
+}
+
+/// [`plan`] without building the children and Service statuses up front: the caller renders
+/// them one at a time (see [`Decisions`]).
+pub fn decide(input: &Input) -> Decisions<'_> {
+    planner::decide(input)
 }
 
 /// The cluster as it is after the hooks carried out `plan` on `input`.

@@ -322,6 +322,19 @@ pub struct Plan {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// One part of a plan as [`crate::Decisions::render`] builds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value exists at a time; boxing would add an allocation per child"
+)]
+pub enum Rendered {
+    /// The next desired child.
+    Child(DesiredChild),
+    /// The next parent Service status (after that Service's children).
+    Service(ServiceStatusPlan),
+}
+
 /// What to do with one desired child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -20,7 +20,7 @@ use crate::diag::{Diagnostic, RequestRejection};
 use crate::model::{
     ChildAction, ChildDeletion, ChildSpec, ChildStatus, ClassInput, ClassStatusPlan,
     ConditionStatus, DeleteReason, DesiredChild, ExistingChild, Input, NodeInput, NodeMembership,
-    Plan, ServiceInput, ServiceRef, ServiceStatusPlan, Timestamp, TrafficPolicy,
+    Rendered, ServiceInput, ServiceRef, ServiceStatusPlan, Timestamp, TrafficPolicy,
 };
 use crate::naming::{child_name, legacy_index};
 use crate::place;
@@ -83,14 +83,90 @@ enum Binding {
     },
 }
 
-/// Runs the whole pipeline.
-pub(crate) fn run(input: &Input) -> Plan {
+/// Runs the pipeline up to the rendering of children and Service statuses.
+pub(crate) fn decide(input: &Input) -> Decisions<'_> {
     let mut planner = Planner::new(input);
     planner.bind_services();
     planner.match_children();
     planner.allocate();
     planner.place();
-    planner.finish()
+    planner.conclude()
+}
+
+/// Whose status comes next in [`Decisions::render`].
+#[derive(Clone, Copy)]
+enum StatusOf {
+    /// `Planner::svcs[i]`, after its children.
+    Bound(usize),
+    /// `Planner::orphaned[i]`.
+    Orphaned(usize),
+}
+
+/// Everything a plan decides, with its children and Service statuses not yet built.
+///
+/// [`Decisions::render`] builds them one at a time, in the order of [`Plan::children`] and
+/// [`Plan::services`]. A caller that turns each into writes at once holds one child at a time
+/// instead of the whole desired state (90k children for 30k Services of three IPs).
+pub struct Decisions<'a> {
+    planner: Planner<'a>,
+    order: Vec<StatusOf>,
+    /// As [`Plan::deletions`].
+    pub deletions: Vec<ChildDeletion>,
+    /// As [`Plan::classes`].
+    pub classes: Vec<ClassStatusPlan>,
+    /// As [`Plan::nodes`].
+    pub nodes: NodeMembership,
+    /// As [`Plan::diagnostics`].
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Decisions<'_> {
+    /// Each Service's children by index, then its status; Services by namespace and name.
+    pub fn render(&self) -> Render<'_> {
+        Render { decisions: self, entry: 0, slot: 0 }
+    }
+
+    /// How many children [`Decisions::render`] yields.
+    pub fn child_count(&self) -> usize {
+        self.planner.slots.len()
+    }
+
+    /// How many Service statuses [`Decisions::render`] yields.
+    pub fn service_count(&self) -> usize {
+        self.order.len()
+    }
+}
+
+/// The iterator of [`Decisions::render`].
+pub struct Render<'d> {
+    decisions: &'d Decisions<'d>,
+    entry: usize,
+    slot: usize,
+}
+
+impl Iterator for Render<'_> {
+    type Item = Rendered;
+
+    fn next(&mut self) -> Option<Rendered> {
+        let p = &self.decisions.planner;
+        match *self.decisions.order.get(self.entry)? {
+            StatusOf::Bound(i) => {
+                let svc = &p.svcs[i];
+                let slots = p.slots_of(svc);
+                if let Some(slot) = slots.get(self.slot) {
+                    self.slot += 1;
+                    return Some(Rendered::Child(p.child(svc, slot)));
+                }
+                self.entry += 1;
+                self.slot = 0;
+                Some(Rendered::Service(p.service_status(svc, slots)))
+            }
+            StatusOf::Orphaned(j) => {
+                self.entry += 1;
+                Some(Rendered::Service(p.orphan_status(j)))
+            }
+        }
+    }
 }
 
 /// Working state of one plan; each phase is a method, called in order by [`run`].
@@ -631,63 +707,69 @@ impl<'a> Planner<'a> {
         self.units = units;
     }
 
-    /// Builds the plan: children with actions, deletions, statuses, membership.
-    fn finish(mut self) -> Plan {
-        let mut children = Vec::with_capacity(self.slots.len());
-        let mut statuses = Vec::with_capacity(self.svcs.len() + self.orphaned.len());
-        for svc in &self.svcs {
-            let my_slots = &self.slots[svc.first_slot..svc.first_slot + svc.count as usize];
-            for slot in my_slots {
-                if slot.ip.is_some() && slot.node.is_none() {
-                    self.diags.push(Diagnostic::NoCandidateNode {
-                        service: svc.key.clone(),
-                        index: slot.index,
-                    });
-                }
-                children.push(self.child(svc, slot));
+    /// Settles everything but the children and Service statuses, which [`Decisions::render`]
+    /// builds one at a time.
+    fn conclude(mut self) -> Decisions<'a> {
+        for slot in &self.slots {
+            if slot.ip.is_some() && slot.node.is_none() {
+                self.diags.push(Diagnostic::NoCandidateNode {
+                    service: self.svcs[slot.svc].key.clone(),
+                    index: slot.index,
+                });
             }
-            statuses.push(self.service_status(svc, my_slots));
         }
-        for (s, message) in &self.orphaned {
-            let raw_count = s.annotations.get(annotations::EXTERNAL_IPS_COUNT);
-            let (count, _) = parse_count(raw_count);
-            let wanted = vec![
-                Wanted::new(
-                    cond::LOAD_BALANCER_CLASS,
-                    False,
-                    cond::REASON_CLASS_NOT_FOUND,
-                    message.clone(),
-                ),
-                Wanted::new(
-                    cond::ALL_PUBLIC_IPS_ASSIGNED,
-                    False,
-                    cond::REASON_NOT_ALL_IPS_ASSIGNED,
-                    format!(
-                        "0 of {count} public IPs were assigned; no MetalLoadBalancerClass applies"
-                    ),
-                ),
-            ];
-            statuses.push(merged_status(s, Vec::new(), wanted, &self.input.now));
+        // Bound and orphaned Services, each list sorted by namespace and name, merged.
+        let mut order = Vec::with_capacity(self.svcs.len() + self.orphaned.len());
+        let mut orphans = self.orphaned.iter().enumerate().peekable();
+        for (i, svc) in self.svcs.iter().enumerate() {
+            let key = (svc.key.namespace.as_str(), svc.key.name.as_str());
+            while let Some((j, _)) =
+                orphans.next_if(|(_, (s, _))| (s.namespace.as_str(), s.name.as_str()) < key)
+            {
+                order.push(StatusOf::Orphaned(j));
+            }
+            order.push(StatusOf::Bound(i));
         }
-        statuses.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        // Already in the documented order: Services are bound sorted by namespace and name, each
-        // has one class, and its slots run by index. A sort would only add scratch space the
-        // size of all children to the run's peak.
-        debug_assert!(children.is_sorted_by_key(|c| {
-            (&c.namespace, &c.spec.service_ref.name, &c.spec.class, c.spec.index)
-        }));
+        order.extend(orphans.map(|(j, _)| StatusOf::Orphaned(j)));
+
+        let deletions = self.deletions();
+        let mut allocated = vec![0u64; self.classes.len()];
+        for &(leader, _) in &self.units {
+            allocated[self.svcs[self.slots[leader].svc].class] += 1;
+        }
+        let classes = (0..self.classes.len()).map(|i| self.class_status(i, allocated[i])).collect();
+        let nodes = self.membership();
+        let diagnostics = std::mem::take(&mut self.diags);
+        Decisions { planner: self, order, deletions, classes, nodes, diagnostics }
+    }
+
+    /// The slots of a bound Service, by index.
+    fn slots_of(&self, svc: &Svc<'_>) -> &[Slot] {
+        &self.slots[svc.first_slot..svc.first_slot + svc.count as usize]
+    }
+
+    /// Existing children to delete, except those whose name a slot keeps (renamed or rebound
+    /// children are replaced in place), sorted by namespace and name.
+    fn deletions(&self) -> Vec<ChildDeletion> {
         // Lookup only, never iterated; not built when nothing is deleted (the usual run), as it
-        // would be the size of all children.
-        let desired: HashSet<(&str, &str)> = if self.deletions.is_empty() {
+        // would hold a name per child.
+        let desired: HashSet<(&str, CompactString)> = if self.deletions.is_empty() {
             HashSet::new()
         } else {
-            children.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).collect()
+            let mut desired = HashSet::with_capacity(self.slots.len());
+            for slot in &self.slots {
+                let svc = &self.svcs[slot.svc];
+                let class = &self.classes[svc.class].input.name;
+                let name = child_name(&svc.key.name, class, slot.index);
+                desired.insert((svc.key.namespace.as_str(), CompactString::from(name)));
+            }
+            desired
         };
         let mut deletions: Vec<ChildDeletion> = self
             .deletions
             .iter()
             .map(|&(id, reason)| (self.existing[id], reason))
-            .filter(|(c, _)| !desired.contains(&(c.namespace.as_str(), c.name.as_str())))
+            .filter(|(c, _)| !desired.contains(&(c.namespace.as_str(), c.name.clone())))
             .map(|(c, reason)| ChildDeletion {
                 namespace: c.namespace.clone(),
                 name: c.name.clone(),
@@ -696,14 +778,28 @@ impl<'a> Planner<'a> {
             .collect();
         deletions.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         deletions.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+        deletions
+    }
 
-        let mut allocated = vec![0u64; self.classes.len()];
-        for &(leader, _) in &self.units {
-            allocated[self.svcs[self.slots[leader].svc].class] += 1;
-        }
-        let classes = (0..self.classes.len()).map(|i| self.class_status(i, allocated[i])).collect();
-        let nodes = self.membership();
-        Plan { children, deletions, services: statuses, classes, nodes, diagnostics: self.diags }
+    /// The status of a Service that was ours and has no class now.
+    fn orphan_status(&self, orphan: usize) -> ServiceStatusPlan {
+        let (s, message) = &self.orphaned[orphan];
+        let (count, _) = parse_count(s.annotations.get(annotations::EXTERNAL_IPS_COUNT));
+        let wanted = vec![
+            Wanted::new(
+                cond::LOAD_BALANCER_CLASS,
+                False,
+                cond::REASON_CLASS_NOT_FOUND,
+                message.as_str(),
+            ),
+            Wanted::new(
+                cond::ALL_PUBLIC_IPS_ASSIGNED,
+                False,
+                cond::REASON_NOT_ALL_IPS_ASSIGNED,
+                format!("0 of {count} public IPs were assigned; no MetalLoadBalancerClass applies"),
+            ),
+        ];
+        merged_status(s, Vec::new(), wanted, &self.input.now)
     }
 
     /// One desired child with its action.

@@ -3,7 +3,7 @@
 use metallb_api::names::{annotations, conditions as cond, labels};
 use metallb_planner::{
     ChildAction, ChildSpec, ChildStatus, ConditionStatus, DeleteReason, Diagnostic, ExistingChild,
-    RequestRejection, ServiceRef, Timestamp,
+    Rendered, RequestRejection, ServiceRef, Timestamp,
 };
 
 use crate::common::*;
@@ -117,6 +117,41 @@ fn vanished_class_rebinds_and_says_so() {
     // Re-planning keeps the reason: nothing to write.
     let again = metallb_planner::plan(&applied);
     assert!(!status_of(&again, "web").unwrap().changed);
+}
+
+#[test]
+fn rendering_gives_each_services_children_then_its_status_in_service_order() {
+    let on = |name: &str, class: &str| svc(name).ann(annotations::METAL_LOAD_BALANCER_CLASS, class);
+    let (_, mut applied) = converge(&input(
+        vec![class("old", &["10.0.1.0/24"]), class("keep", &["10.0.2.0/24"])],
+        nodes(2),
+        vec![on("d", "keep"), on("c", "old"), on("b", "keep").count(2), on("a", "old")],
+    ));
+    // `a` and `c` are orphaned: their statuses come between the bound Services' by name.
+    applied.classes.retain(|c| c.name == "keep");
+    let decisions = metallb_planner::decide(&applied);
+    let order: Vec<String> = decisions
+        .render()
+        .map(|part| match part {
+            Rendered::Child(c) => format!("child {}", c.name),
+            Rendered::Service(s) => format!("status {}", s.name),
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "status a",
+            "child b-keep-0",
+            "child b-keep-1",
+            "status b",
+            "status c",
+            "child d-keep-0",
+            "status d"
+        ]
+    );
+    assert_eq!((decisions.child_count(), decisions.service_count()), (3, 4));
+    let plan = metallb_planner::plan(&applied);
+    assert_eq!((plan.deletions, plan.diagnostics), (decisions.deletions, decisions.diagnostics));
 }
 
 #[test]
