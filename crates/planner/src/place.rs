@@ -24,8 +24,14 @@ use sha2::{Digest, Sha256};
 /// is dead, and three failures at once before the hooks re-plan is already a rare event.
 pub(crate) const MAX_BACKUPS: usize = 3;
 
-/// Ranks `candidates` (node ids, with their names) by `sha256(key + "#" + name)`, ascending.
-pub(crate) fn rendezvous(key: &str, candidates: &[usize], names: &[&str]) -> Vec<usize> {
+/// Ranks `candidates` (node ids, with their names) by `sha256(key + "#" + name)`, ascending,
+/// and keeps the first `keep` of them.
+pub(crate) fn rendezvous(
+    key: &str,
+    candidates: &[usize],
+    names: &[&str],
+    keep: usize,
+) -> Vec<usize> {
     let mut prefix = Sha256::new();
     prefix.update(key.as_bytes());
     prefix.update(b"#");
@@ -42,8 +48,22 @@ pub(crate) fn rendezvous(key: &str, candidates: &[usize], names: &[&str]) -> Vec
             (u128::from_be_bytes(head), node)
         })
         .collect();
+    if keep < ranked.len() {
+        ranked.select_nth_unstable(keep);
+        ranked.truncate(keep);
+    }
     ranked.sort_unstable();
     ranked.into_iter().map(|(_, node)| node).collect()
+}
+
+/// How much of a Service's rendezvous order placement reads when it leads `ips` IPs: the first
+/// fit for each IP is usually near the front, and the backups of an IP are the first
+/// [`MAX_BACKUPS`] nodes other than it and its siblings, which this many nodes always hold.
+/// Only when no node of this head is free and below the cap does placement rank all
+/// candidates again ([`first_fit`] then [`choose`]). Keeping the head instead of the whole
+/// order (all of a class's nodes) per Service saves most of the placement's memory.
+pub(crate) fn head_len(ips: usize) -> usize {
+    ips + 1 + MAX_BACKUPS
 }
 
 /// `ceil(2·T / M)`, at least 1.
@@ -60,18 +80,28 @@ pub(crate) fn load_cap(ips: usize, candidates: usize) -> u32 {
 /// with the fewest siblings, then the least load. Ties go to the better rendezvous rank.
 pub(crate) fn choose(order: &[usize], siblings: &[usize], load: &[u32], cap: u32) -> Option<usize> {
     let free = |node: &&usize| !siblings.contains(node);
-    order
-        .iter()
-        .filter(free)
-        .find(|&&node| load[node] < cap)
-        .or_else(|| order.iter().filter(free).min_by_key(|&&node| load[node]))
+    first_fit(order, siblings, load, cap)
+        .or_else(|| order.iter().filter(free).min_by_key(|&&node| load[node]).copied())
         .or_else(|| {
-            order.iter().min_by_key(|&&node| {
-                let count = siblings.iter().filter(|&&s| s == node).count();
-                (count, load[node])
-            })
+            order
+                .iter()
+                .min_by_key(|&&node| {
+                    let count = siblings.iter().filter(|&&s| s == node).count();
+                    (count, load[node])
+                })
+                .copied()
         })
-        .copied()
+}
+
+/// The first node in `order` without a sibling and below the cap: [`choose`]'s first choice,
+/// which a head of the order decides alone when it holds such a node.
+pub(crate) fn first_fit(
+    order: &[usize],
+    siblings: &[usize],
+    load: &[u32],
+    cap: u32,
+) -> Option<usize> {
+    order.iter().copied().find(|node| !siblings.contains(node) && load[*node] < cap)
 }
 
 /// Backups of a child on `primary`: the rest of the order, nodes without a sibling first, so a
@@ -85,6 +115,8 @@ pub(crate) fn backups(order: &[usize], primary: usize, siblings: &[usize]) -> Ve
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -92,10 +124,11 @@ mod tests {
         let names = ["n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7"];
         let all: Vec<usize> = (0..names.len()).collect();
         let firsts: std::collections::BTreeSet<usize> =
-            (0..40).map(|i| rendezvous(&format!("ns/svc-{i}"), &all, &names)[0]).collect();
+            (0..40).map(|i| rendezvous(&format!("ns/svc-{i}"), &all, &names, 1)[0]).collect();
         assert!(firsts.len() > 4, "first choices spread: {firsts:?}");
-        let a = rendezvous("ns/a", &all, &names);
-        assert_eq!(a, rendezvous("ns/a", &all, &names));
+        let a = rendezvous("ns/a", &all, &names, names.len());
+        assert_eq!(a, rendezvous("ns/a", &all, &names, names.len()));
+        assert_eq!(rendezvous("ns/a", &all, &names, 3), a[..3]);
         let mut sorted = a.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, all);
@@ -104,9 +137,9 @@ mod tests {
     #[test]
     fn removing_a_candidate_keeps_the_relative_order() {
         let names = ["a", "b", "c", "d", "e"];
-        let full = rendezvous("ns/s", &[0, 1, 2, 3, 4], &names);
+        let full = rendezvous("ns/s", &[0, 1, 2, 3, 4], &names, 5);
         let without: Vec<usize> = full.iter().copied().filter(|&n| n != 2).collect();
-        assert_eq!(rendezvous("ns/s", &[0, 1, 3, 4], &names), without);
+        assert_eq!(rendezvous("ns/s", &[0, 1, 3, 4], &names, 9), without);
     }
 
     #[test]
@@ -118,6 +151,34 @@ mod tests {
         assert_eq!(choose(&order, &[0, 2], &load, 2), Some(3), "least loaded non-sibling");
         assert_eq!(choose(&order, &[0, 1, 2, 3], &load, 2), Some(0), "fewest siblings");
         assert_eq!(choose(&[], &[], &load, 2), None);
+    }
+
+    proptest! {
+        /// Placement from the head of an order decides as placement from the whole order:
+        /// the first fit when the head has one, the backups always (siblings ≤ IPs led).
+        #[test]
+        fn the_head_of_an_order_decides_as_the_whole_order(
+            order in prop::sample::subsequence((0..24usize).collect::<Vec<_>>(), 0..24).prop_shuffle(),
+            load in prop::collection::vec(0u32..4, 24),
+            cap in 1u32..4,
+            ips in 1usize..6,
+            sibling_picks in prop::collection::vec(0usize..24, 0..6),
+        ) {
+            let siblings: Vec<usize> =
+                sibling_picks.iter().take(ips - 1).filter_map(|&i| order.get(i).copied()).collect();
+            let head = &order[..order.len().min(head_len(ips))];
+            let from_head = first_fit(head, &siblings, &load, cap)
+                .or_else(|| choose(&order, &siblings, &load, cap));
+            prop_assert_eq!(from_head, choose(&order, &siblings, &load, cap));
+            if let Some(primary) = from_head {
+                let mut with_primary = siblings.clone();
+                with_primary.push(primary);
+                prop_assert_eq!(
+                    backups(head, primary, &with_primary),
+                    backups(&order, primary, &with_primary)
+                );
+            }
+        }
     }
 
     #[test]

@@ -643,39 +643,56 @@ impl<'a> Planner<'a> {
             .collect();
         let mut load = vec![vec![0u32; self.nodes.len()]; classes.len()];
         let mut used: Vec<Vec<usize>> = vec![Vec::new(); svcs.len()];
-        // Each leading Service's candidates in its rendezvous order, computed once.
-        let orders: Vec<Vec<usize>> = svcs
+        // Each leading Service's candidates, and the head of their rendezvous order (see
+        // `place::head_len`), computed once.
+        let candidates_of = |svc: &Svc<'_>| -> Vec<usize> {
+            let base = &classes[svc.class].candidates;
+            match svc.input.external_traffic_policy {
+                TrafficPolicy::Cluster => base.clone(),
+                TrafficPolicy::Local => base
+                    .iter()
+                    .copied()
+                    .filter(|&n| svc.input.ready_endpoint_nodes.contains(self.node_names[n]))
+                    .collect(),
+            }
+        };
+        let full_order = |svc: &Svc<'_>| {
+            let candidates = candidates_of(svc);
+            place::rendezvous(&svc.key.to_string(), &candidates, &self.node_names, usize::MAX)
+        };
+        let mut candidate_count = vec![0usize; svcs.len()];
+        let heads: Vec<Vec<usize>> = svcs
             .iter()
             .zip(&led)
-            .map(|(svc, &count)| {
+            .zip(&mut candidate_count)
+            .map(|((svc, &count), candidate_count)| {
                 if count == 0 {
                     return Vec::new();
                 }
-                let base = &classes[svc.class].candidates;
-                let filtered: Vec<usize> = match svc.input.external_traffic_policy {
-                    TrafficPolicy::Cluster => base.clone(),
-                    TrafficPolicy::Local => base
-                        .iter()
-                        .copied()
-                        .filter(|&n| svc.input.ready_endpoint_nodes.contains(self.node_names[n]))
-                        .collect(),
-                };
-                place::rendezvous(&svc.key.to_string(), &filtered, &self.node_names)
+                let candidates = candidates_of(svc);
+                *candidate_count = candidates.len();
+                let key = svc.key.to_string();
+                place::rendezvous(&key, &candidates, &self.node_names, place::head_len(count))
             })
             .collect();
+        let is_candidate = |s: usize, node: usize| {
+            let svc = &svcs[s];
+            classes[svc.class].candidates.binary_search(&node).is_ok()
+                && (svc.input.external_traffic_policy == TrafficPolicy::Cluster
+                    || svc.input.ready_endpoint_nodes.contains(self.node_names[node]))
+        };
         // Keep nodes that are still eligible and not taken by a sibling. With more IPs than
         // candidates a node may carry up to ceil(N / candidates) siblings: what
         // `place::choose` produces, so a re-plan keeps it.
         for &(leader, ip) in &units {
             let s = slots[leader].svc;
-            let order = &orders[s];
-            let per_node = led[s].div_ceil(order.len().max(1));
+            let per_node = led[s].div_ceil(candidate_count[s].max(1));
             let kept = self.alloc.holders[&ip].iter().find_map(|&sid| {
                 let ex = self.existing[slots[sid].existing?];
                 let name = ex.status.node.as_deref().or(ex.preferred_node.as_deref())?;
                 let node = *self.node_id.get(name)?;
                 let siblings = used[s].iter().filter(|&&n| n == node).count();
-                (order.contains(&node) && siblings < per_node).then_some(node)
+                (is_candidate(s, node) && siblings < per_node).then_some(node)
             });
             if let Some(node) = kept {
                 slots[leader].node = Some(node);
@@ -689,7 +706,15 @@ impl<'a> Planner<'a> {
             }
             let s = slots[leader].svc;
             let class = svcs[s].class;
-            if let Some(node) = place::choose(&orders[s], &used[s], &load[class], caps[class]) {
+            let (head, class_load, cap) = (&heads[s], &load[class], caps[class]);
+            let chosen = place::first_fit(head, &used[s], class_load, cap).or_else(|| {
+                if head.len() == candidate_count[s] {
+                    place::choose(head, &used[s], class_load, cap)
+                } else {
+                    place::choose(&full_order(&svcs[s]), &used[s], class_load, cap)
+                }
+            });
+            if let Some(node) = chosen {
                 slots[leader].node = Some(node);
                 used[s].push(node);
                 load[class][node] += 1;
@@ -698,7 +723,7 @@ impl<'a> Planner<'a> {
         for &(leader, ip) in &units {
             let Some(node) = slots[leader].node else { continue };
             let s = slots[leader].svc;
-            let backups = place::backups(&orders[s], node, &used[s]);
+            let backups = place::backups(&heads[s], node, &used[s]);
             for &sid in &self.alloc.holders[&ip] {
                 slots[sid].node = Some(node);
                 slots[sid].backups = backups.clone();
