@@ -78,19 +78,19 @@ impl Hook for AdoptServices {
             )
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
         let pool_map: BTreeMap<String, String> = input
             .values()
             .pointer("/internal/ipAddressPoolToMLBCMap")
             .and_then(|m| serde_json::from_value(m.clone()).ok())
             .unwrap_or_default();
-        let class_names: BTreeSet<String> = items(input, "classes")?
+        let class_names: BTreeSet<String> = items(&input, "classes")?
             .into_iter()
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect();
         let outcome = handle(
-            &items(input, "module_config")?,
-            &items(input, "services")?,
+            &items(&input, "module_config")?,
+            &items(&input, "services")?,
             &class_names,
             &pool_map,
         );

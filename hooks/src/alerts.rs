@@ -39,9 +39,9 @@ impl Hook for Alerts {
         )
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
         let mut out = input.output();
-        out.metrics = handle(&items(input, "module_config")?, &items(input, "services")?);
+        out.metrics = handle(&items(&input, "module_config")?, &items(&input, "services")?);
         Ok(out)
     }
 }

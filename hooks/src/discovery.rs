@@ -140,17 +140,19 @@ impl Hook for Discovery {
             )
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
-        let snapshots = Snapshots {
-            classes: items(input, "classes")?,
-            nodes: items(input, "nodes")?,
-            speakers: items(input, "speakers")?,
+    fn run(&self, mut input: HookInput) -> Result<HookOutput, HookError> {
+        let services = input.take_snapshot_json("services")?;
+        let endpoint_slices = input.take_snapshot_json("endpoint_slices")?;
+        let mut snapshots = Snapshots {
+            classes: items(&input, "classes")?,
+            nodes: items(&input, "nodes")?,
+            speakers: items(&input, "speakers")?,
             class_status: input.snapshot_json("class_status")?,
-            services: input.snapshot_json("services")?,
+            services,
             service_status: input.snapshot_json("service_status")?,
             children: input.snapshot_json("children")?,
             child_status: input.snapshot_json("child_status")?,
-            endpoint_slices: input.snapshot_json("endpoint_slices")?,
+            endpoint_slices,
         };
         let adopted = input
             .values()
@@ -164,7 +166,7 @@ impl Hook for Discovery {
             tracing::info!("waiting for the adoption of Services served before the upgrade");
             return Ok(out);
         }
-        let outcome = handle(&snapshots, &crate::types::now(), &mut out.kubernetes)?;
+        let outcome = handle(&mut snapshots, &crate::types::now(), &mut out.kubernetes)?;
         out.values.set("internal.l2loadbalancers", &outcome.class_values)?;
         out.metrics = outcome.metrics;
         Ok(out)
@@ -246,7 +248,7 @@ fn node_summary(nodes: &[String]) -> String {
 
 /// Snapshots → plan → operations (added to `ops` as they are rendered), values and metrics.
 pub(crate) fn handle(
-    s: &Snapshots<'_>,
+    s: &mut Snapshots<'_>,
     now: &Timestamp,
     ops: &mut KubeOutput,
 ) -> Result<Outcome, serde_json::Error> {

@@ -55,7 +55,7 @@ impl Hook for EnsureCrds {
         HookConfig::new().on_startup(order::ENSURE_CRDS)
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
         let mut out = input.output();
         for (object, apply) in handle()? {
             out.kube(match apply {

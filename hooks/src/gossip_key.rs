@@ -42,10 +42,10 @@ impl Hook for GossipKey {
             )
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
         let mut out = input.output();
-        let namespace_exists = !items(input, "namespace")?.is_empty();
-        let secret_exists = !items(input, "secret")?.is_empty();
+        let namespace_exists = !items(&input, "namespace")?.is_empty();
+        let secret_exists = !items(&input, "secret")?.is_empty();
         if let Some(object) = handle(namespace_exists, secret_exists, random_key)? {
             tracing::info!(secret = module::GOSSIP_KEY_SECRET, "creating the gossip key");
             out.kube(KubeOperation::CreateIfNotExists { object: object.into() });

@@ -72,12 +72,12 @@ impl Hook for MigrateV1 {
             )
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
         let outcome = handle(
-            &items(input, "module_config")?,
-            &items(input, "l2_advertisements")?,
-            &items(input, "ip_address_pools")?,
-            &items(input, "classes")?,
+            &items(&input, "module_config")?,
+            &items(&input, "l2_advertisements")?,
+            &items(&input, "ip_address_pools")?,
+            &items(&input, "classes")?,
         );
         let mut out = input.output();
         if let Some(map) = &outcome.pool_map {

@@ -43,8 +43,8 @@ impl Hook for NodeMembership {
             )
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
-        let outcome = handle(&items(input, "classes")?, &items(input, "nodes")?);
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
+        let outcome = handle(&items(&input, "classes")?, &items(&input, "nodes")?);
         let mut out = input.output();
         out.kubernetes.extend(outcome.ops);
         out.metric(addon::MetricOperation::expire(GROUP));

@@ -25,8 +25,10 @@ pub trait Hook: Sync {
     fn name(&self) -> &str;
     /// Bindings and settings.
     fn config(&self) -> crate::HookConfig;
-    /// One run: read the input, return what should change.
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError>;
+    /// One run: read the input, return what should change. The input is the hook's own, so
+    /// it can take a large snapshot out once read and free it early
+    /// ([`HookInput::take_snapshot_json`]).
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError>;
 }
 
 /// Entry point of a batch executable: `fn main() -> ExitCode { addon::run_batch("myModule", &HOOKS) }`.
@@ -112,13 +114,11 @@ fn run(
     let input = HookInput::from_env(root_key, env)
         .map_err(|e| format!("read input: {}", error_chain(&e)))?;
     let mut output =
-        hook.run(&input).map_err(|e| format!("execute: {}", error_chain(e.as_ref())))?;
+        hook.run(input).map_err(|e| format!("execute: {}", error_chain(e.as_ref())))?;
     output.write(env).map_err(|e| format!("write output: {}", error_chain(&e)))?;
-    // The process ends right after a run. Handing a large input and output back to the
-    // allocator node by node (hundreds of thousands of JSON values for 30k Services) took a
-    // tenth of such a run and frees nothing the exit does not free at once.
+    // The process ends right after a run. Handing a large output back to the allocator piece
+    // by piece frees nothing the exit does not free at once.
     std::mem::forget(output);
-    std::mem::forget(input);
     Ok(())
 }
 
@@ -138,7 +138,7 @@ mod tests {
                 KubernetesBinding::new("nodes", "v1", "Node").jq_filter(".metadata.name"),
             )
         }
-        fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+        fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
             let nodes: Vec<String> = input.snapshot("nodes")?;
             let mut out = input.output();
             out.values.set("internal.nodes", &nodes)?;
@@ -155,7 +155,7 @@ mod tests {
         fn config(&self) -> HookConfig {
             HookConfig::new().kubernetes(KubernetesBinding::new("x", "v1", "Pod").group("other"))
         }
-        fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+        fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
             Ok(input.output())
         }
     }

@@ -111,6 +111,20 @@ impl BindingContext {
             _ => None,
         }
     }
+
+    /// Removes the snapshot of `binding` from this context and returns its items (none when
+    /// it carries no such snapshot); where [`BindingContext::snapshot`] finds it.
+    pub(crate) fn take_snapshot(&mut self, binding: &str) -> Vec<SnapshotItem> {
+        if let Some(items) = self.snapshots.as_mut().and_then(|s| s.remove(binding)) {
+            return items;
+        }
+        match self.binding_type {
+            Some(BindingType::Synchronization) if self.binding == binding => {
+                self.objects.take().unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Parses the content of `BINDING_CONTEXT_PATH`; an empty file means no context.

@@ -156,6 +156,34 @@ impl HookInput {
             .collect()
     }
 
+    /// [`HookInput::snapshot_json`], taken out of the input: the items are the caller's, and
+    /// every context's copy of the snapshot is gone from the input. For a hook that reads a
+    /// large snapshot into its own types and can then free its text.
+    pub fn take_snapshot_json(&mut self, binding: &str) -> Result<Vec<RawJson>> {
+        let last = self
+            .contexts
+            .iter()
+            .rposition(|c| c.snapshot(binding).is_some())
+            .ok_or_else(|| Error::NoSnapshot(binding.to_owned()))?;
+        let items = self.contexts[last].take_snapshot(binding);
+        for c in &mut self.contexts[..last] {
+            c.take_snapshot(binding);
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, item)| match item.filter_result.or(item.object) {
+                Some(raw) if raw.is_null() => None,
+                Some(raw) => Some(Ok(raw)),
+                None => Some(Err(Error::SnapshotItem {
+                    binding: binding.to_owned(),
+                    index,
+                    reason: "neither filterResult nor object".into(),
+                })),
+            })
+            .collect()
+    }
+
     /// An empty output whose values patch starts from this run's module values. Its
     /// Kubernetes operations go to the framework's file as they come when this input was read
     /// from it (see [`KubeOutput`]).
@@ -352,6 +380,21 @@ mod tests {
         assert_eq!(input.values(), &json!({"internal": {}}));
         assert_eq!(input.config_values(), &json!({}));
         assert_eq!(input.global_values()["enabledModules"], json!(["x"]));
+    }
+
+    #[test]
+    fn a_taken_snapshot_leaves_every_context() {
+        let contexts = context::parse_contexts(
+            r#"[{"binding":"a","type":"Event","snapshots":{"nodes":[{"filterResult":{"n":1}}],"pods":[]}},
+                {"binding":"b","type":"Event","snapshots":{"nodes":[{"filterResult":{"n":2}},{"filterResult":null}]}}]"#,
+        )
+        .unwrap();
+        let mut input = HookInput::new("m", contexts, Value::Null, Value::Null);
+        let taken = input.take_snapshot_json("nodes").unwrap();
+        assert_eq!(taken.iter().map(RawJson::get).collect::<Vec<_>>(), [r#"{"n":2}"#]);
+        assert!(!input.has_snapshot("nodes"), "no context keeps a copy");
+        assert!(input.has_snapshot("pods"));
+        assert!(matches!(input.take_snapshot_json("nodes"), Err(Error::NoSnapshot(_))));
     }
 
     #[test]

@@ -34,7 +34,7 @@
 //!             KubernetesBinding::new("nodes", "v1", "Node").jq_filter(".metadata.name"),
 //!         )
 //!     }
-//!     fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+//!     fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
 //!         let nodes: Vec<String> = input.snapshot("nodes")?;
 //!         let mut out = input.output();
 //!         out.values.set("internal.nodeCount", nodes.len())?;

@@ -34,13 +34,13 @@ pub mod naming;
 mod place;
 mod planner;
 pub mod pool;
-mod string_map;
+mod strings;
 
 pub use compact_str::CompactString;
 pub use diag::{Diagnostic, RequestRejection};
 pub use model::*;
 pub use planner::{Decisions, Render};
-pub use string_map::StringMap;
+pub use strings::{StringMap, StringSet};
 
 /// The crate's one error type: what can be wrong with a pool entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diag::Diagnostic;
 use crate::pool::Family;
-use crate::string_map::StringMap;
+use crate::strings::{StringMap, StringSet};
 
 // === input ===
 
@@ -186,7 +186,7 @@ pub struct ServiceInput {
     /// `status.loadBalancer.ingress[*].ip` as it is now.
     pub ingress: Vec<CompactString>,
     /// Nodes holding a ready endpoint of this Service (from its EndpointSlices).
-    pub ready_endpoint_nodes: BTreeSet<CompactString>,
+    pub ready_endpoint_nodes: StringSet,
 }
 
 impl ServiceInput {

@@ -17,7 +17,7 @@ use metallb_planner::pool::Family;
 use metallb_planner::{
     ChildSpec, ChildStatus, ClassInput, Condition, ConditionStatus, ExistingChild, Input,
     NodeInput, ServiceInput, ServicePort, ServiceRef, SharedPorts, SharedSelector, StringMap,
-    Timestamp, TrafficPolicy,
+    StringSet, Timestamp, TrafficPolicy,
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -97,19 +97,21 @@ impl<'a> Field<'a> {
     }
 }
 
-/// Every snapshot of one run; the items are borrowed from the hook's input. Classes, nodes and
-/// speakers stay few whatever the number of Services and are read as JSON trees.
+/// Every snapshot of one run. Classes, nodes and speakers stay few whatever the number of
+/// Services and are read as JSON trees. The stored state that rendered objects are compared
+/// with is borrowed from the hook's input; Services and EndpointSlices are taken out of it,
+/// because [`read`] turns them into the planner's input and frees their text.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Snapshots<'a> {
     pub(crate) classes: Vec<Value>,
     pub(crate) nodes: Vec<Value>,
     pub(crate) speakers: Vec<Value>,
     pub(crate) class_status: Vec<&'a RawJson>,
-    pub(crate) services: Vec<&'a RawJson>,
+    pub(crate) services: Vec<RawJson>,
     pub(crate) service_status: Vec<&'a RawJson>,
     pub(crate) children: Vec<&'a RawJson>,
     pub(crate) child_status: Vec<&'a RawJson>,
-    pub(crate) endpoint_slices: Vec<&'a RawJson>,
+    pub(crate) endpoint_slices: Vec<RawJson>,
 }
 
 /// The stored parts of a child that the hook compares with what it would write.
@@ -184,16 +186,19 @@ fn identity<'a>(namespace: Field<'a>, name: Field<'a>) -> Option<Key<'a>> {
 
 /// Deserializes every item, dropping those that do not have the document's shape (the jq
 /// filters always produce it; anything else is not worth a skip record).
-fn docs<'a, T: Deserialize<'a>>(items: &[&'a RawJson]) -> impl Iterator<Item = T> {
-    items.iter().filter_map(|raw| raw.parse().ok())
+fn docs<'a, T: Deserialize<'a>>(
+    items: impl IntoIterator<Item = &'a RawJson>,
+) -> impl Iterator<Item = T> {
+    items.into_iter().filter_map(|raw| raw.parse().ok())
 }
 
-pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
+/// Reads the snapshots; the Services and EndpointSlices are consumed (see [`Snapshots`]).
+pub(super) fn read<'a>(s: &mut Snapshots<'a>, now: &Timestamp) -> Read<'a> {
     let mut skipped = Vec::new();
 
     let mut class_status = BTreeMap::new();
     let mut class_conditions = BTreeMap::new();
-    for doc in docs::<StatusDoc<'a>>(&s.class_status) {
+    for doc in docs::<StatusDoc<'a>>(s.class_status.iter().copied()) {
         let Ok(Some(name)) = doc.name.string("name") else { continue };
         class_conditions.insert(name.clone(), conditions_of_status(doc.status, now));
         class_status.insert(name, doc.status);
@@ -207,15 +212,17 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
     apply_speaker_readiness(&mut nodes, &s.speakers);
 
     // Keyed by owned names so that each Service can take its set out instead of copying it.
-    let mut endpoints: BTreeMap<(CompactString, CompactString), BTreeSet<CompactString>> =
+    let mut endpoints: BTreeMap<(CompactString, CompactString), Vec<CompactString>> =
         BTreeMap::new();
-    for slice in docs::<SliceDoc<'a>>(&s.endpoint_slices) {
+    let slices = std::mem::take(&mut s.endpoint_slices);
+    for slice in docs::<SliceDoc<'_>>(&slices) {
         let service = (slice.namespace.0.into(), slice.service.0.into());
         endpoints.entry(service).or_default().extend(slice.nodes);
     }
+    drop(slices);
 
     let service_status = ByName::new(
-        docs::<ServiceStatusDoc<'a>>(&s.service_status)
+        docs::<ServiceStatusDoc<'a>>(s.service_status.iter().copied())
             .filter_map(|doc| {
                 let stored =
                     StoredServiceStatus { conditions: doc.conditions, ingress: doc.ingress };
@@ -223,8 +230,9 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
             })
             .collect(),
     );
-    let mut services = Vec::with_capacity(s.services.len());
-    for raw in &s.services {
+    let texts = std::mem::take(&mut s.services);
+    let mut services = Vec::with_capacity(texts.len());
+    for raw in &texts {
         match read_service(raw) {
             Ok(mut svc) => {
                 if let Some(stored) = service_status.get(&svc.namespace, &svc.name) {
@@ -238,12 +246,14 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
                 }
                 svc.ready_endpoint_nodes = endpoints
                     .remove(&(svc.namespace.clone(), svc.name.clone()))
+                    .map(StringSet::from)
                     .unwrap_or_default();
                 services.push(svc);
             }
             Err(skip) => skipped.push(skip),
         }
     }
+    drop(texts);
 
     // Children usually carry exactly their Service's ports and selector: they then share the
     // Service's copy instead of holding one each.
@@ -252,7 +262,7 @@ pub(super) fn read<'a>(s: &Snapshots<'a>, now: &Timestamp) -> Read<'a> {
         .map(|s| ((s.namespace.as_str(), s.name.as_str()), (&s.ports, &s.selector)))
         .collect();
     let child_status = ByName::new(
-        docs::<StatusDoc<'a>>(&s.child_status)
+        docs::<StatusDoc<'a>>(s.child_status.iter().copied())
             .filter_map(|doc| Some((identity(doc.namespace, doc.name)?, doc.status)))
             .collect(),
     );

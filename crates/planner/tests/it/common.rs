@@ -67,7 +67,7 @@ impl SvcExt for ServiceInput {
     }
     fn local(mut self, endpoints: &[&str]) -> Self {
         self.external_traffic_policy = TrafficPolicy::Local;
-        self.ready_endpoint_nodes = endpoints.iter().map(|e| (*e).into()).collect();
+        self.ready_endpoint_nodes = endpoints.iter().copied().collect();
         self
     }
 }

@@ -354,7 +354,7 @@ fn sharing_table() {
         a.external_traffic_policy = pa;
         b.external_traffic_policy = pb;
         for s in [&mut a, &mut b] {
-            s.ready_endpoint_nodes = ["node-0", "node-1"].iter().map(|n| (*n).into()).collect();
+            s.ready_endpoint_nodes = ["node-0", "node-1"].into_iter().collect();
         }
         if same_selector {
             b.selector = a.selector.clone();

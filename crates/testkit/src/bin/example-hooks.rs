@@ -53,7 +53,7 @@ impl Hook for Nodes {
             )
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
         let nodes: Vec<NodeInfo> = input.snapshot("nodes")?;
         let mut out = input.output();
         let ready: Vec<&str> = nodes.iter().filter(|n| n.ready).map(|n| n.name.as_str()).collect();
@@ -106,7 +106,7 @@ impl Hook for Loop {
         )
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
         #[derive(Deserialize)]
         struct Meta {
             name: String,
@@ -146,7 +146,7 @@ impl Hook for Cleanup {
         HookConfig::new().schedule(ScheduleBinding::new("cleanup", "*/10 * * * *"))
     }
 
-    fn run(&self, input: &HookInput) -> Result<HookOutput, HookError> {
+    fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
         let mut out = input.output();
         out.values.remove("internal.legacy")?;
         out.kube(KubeOperation::DeleteInBackground(ObjectRef::namespaced(

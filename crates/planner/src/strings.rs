@@ -1,4 +1,5 @@
-//! [`StringMap`]: the small string-to-string maps of a Service (annotations, selector).
+//! Small sorted string collections held per Service: [`StringMap`] (annotations, selector) and
+//! [`StringSet`] (nodes with a ready endpoint).
 
 use std::fmt;
 
@@ -127,6 +128,58 @@ impl<'de> Deserialize<'de> for StringMap {
     }
 }
 
+/// A set of strings kept as one sorted vector, for the same reason as [`StringMap`]: a
+/// Service's endpoint nodes are one or two names, and a `BTreeSet` allocates a node of eleven
+/// for the first. Serialized as a JSON array, in order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<CompactString>")]
+pub struct StringSet(Vec<CompactString>);
+
+impl StringSet {
+    /// Whether `item` is in the set.
+    pub fn contains(&self, item: &str) -> bool {
+        self.0.binary_search_by(|x| x.as_str().cmp(item)).is_ok()
+    }
+
+    /// The number of items.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The items in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(CompactString::as_str)
+    }
+}
+
+impl From<Vec<CompactString>> for StringSet {
+    fn from(mut items: Vec<CompactString>) -> Self {
+        items.sort_unstable();
+        items.dedup();
+        items.shrink_to_fit();
+        Self(items)
+    }
+}
+
+impl<T: Into<CompactString>> FromIterator<T> for StringSet {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        items.into_iter().map(Into::into).collect::<Vec<_>>().into()
+    }
+}
+
+impl<T: Into<CompactString>> Extend<T> for StringSet {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        let mut all = std::mem::take(&mut self.0);
+        all.extend(items.into_iter().map(Into::into));
+        *self = all.into();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -147,6 +200,18 @@ mod tests {
         assert!(serde_json::from_str::<StringMap>(r#"{"a":1}"#).is_err());
         m.clear();
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn sets_sort_dedup_and_extend() {
+        let mut set = StringSet::from_iter(["b", "a", "b"]);
+        assert_eq!(set.iter().collect::<Vec<_>>(), ["a", "b"]);
+        set.extend(["c", "a"]);
+        assert_eq!((set.len(), set.contains("c"), set.contains("d")), (3, true, false));
+        assert_eq!(serde_json::to_string(&set).unwrap(), r#"["a","b","c"]"#);
+        let back: StringSet = serde_json::from_str(r#"["c","a","b","a"]"#).unwrap();
+        assert_eq!(back, set);
+        assert!(StringSet::default().is_empty());
     }
 
     proptest! {
