@@ -47,7 +47,7 @@ fn cluster(services: usize) -> Input {
                 (annotations::METAL_LOAD_BALANCER_CLASS, format!("class-{}", i % CLASSES)),
             ]),
             ports: vec![ServicePort {
-                protocol: "TCP".to_owned(),
+                protocol: "TCP".into(),
                 port: 443,
                 ..ServicePort::default()
             }]

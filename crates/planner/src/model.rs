@@ -110,7 +110,7 @@ pub enum PortTarget {
     /// A port number.
     Number(i32),
     /// A named container port.
-    Name(String),
+    Name(CompactString),
 }
 
 /// A Service's `spec.ports`, shared rather than copied: every child of a Service carries the
@@ -127,9 +127,9 @@ pub type SharedSelector = Arc<StringMap>;
 pub struct ServicePort {
     /// `name`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     /// `protocol`: `TCP`, `UDP` or `SCTP` (empty means `TCP`, as in Kubernetes).
-    pub protocol: String,
+    pub protocol: CompactString,
     /// `port`.
     pub port: i32,
     /// `targetPort`.
@@ -140,7 +140,7 @@ pub struct ServicePort {
     pub node_port: Option<i32>,
     /// `appProtocol`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub app_protocol: Option<String>,
+    pub app_protocol: Option<CompactString>,
 }
 
 impl ServicePort {

@@ -106,11 +106,32 @@ pub(crate) fn first_fit(
 
 /// Backups of a child on `primary`: the rest of the order, nodes without a sibling first, so a
 /// take-over keeps the Service's IPs on distinct nodes when it can.
-pub(crate) fn backups(order: &[usize], primary: usize, siblings: &[usize]) -> Vec<usize> {
+pub(crate) fn backups(order: &[usize], primary: usize, siblings: &[usize]) -> Backups {
     let rest = || order.iter().copied().filter(move |&n| n != primary);
     let clear = rest().filter(|n| !siblings.contains(n));
     let crowded = rest().filter(|n| siblings.contains(n));
-    clear.chain(crowded).take(MAX_BACKUPS).collect()
+    let mut out = Backups::default();
+    for node in clear.chain(crowded).take(MAX_BACKUPS) {
+        // Node ids index the input's node list, which holds far fewer than 2^32 nodes.
+        out.nodes[usize::from(out.len)] = u32::try_from(node).unwrap_or(u32::MAX);
+        out.len += 1;
+    }
+    out
+}
+
+/// The backup nodes of one child, held in place: every slot of a run has them, and a vector
+/// each would be a heap allocation per IP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Backups {
+    nodes: [u32; MAX_BACKUPS],
+    len: u8,
+}
+
+impl Backups {
+    /// The node ids, in take-over order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.nodes[..usize::from(self.len)].iter().map(|&n| n as usize)
+    }
 }
 
 #[cfg(test)]
@@ -186,7 +207,8 @@ mod tests {
         assert_eq!(load_cap(10, 4), 5);
         assert_eq!(load_cap(1, 100), 1);
         assert_eq!(load_cap(3, 0), u32::MAX);
-        assert_eq!(backups(&[4, 2, 0, 1, 3], 2, &[0, 2]), vec![4, 1, 3]);
-        assert_eq!(backups(&[4, 2, 0], 2, &[4, 2]), vec![0, 4]);
+        let list = |b: Backups| b.iter().collect::<Vec<_>>();
+        assert_eq!(list(backups(&[4, 2, 0, 1, 3], 2, &[0, 2])), [4, 1, 3]);
+        assert_eq!(list(backups(&[4, 2, 0], 2, &[4, 2])), [0, 4]);
     }
 }

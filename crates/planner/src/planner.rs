@@ -66,7 +66,7 @@ struct Slot {
     /// The request was rejected: this index stays without IP.
     rejected: bool,
     node: Option<usize>,
-    backups: Vec<usize>,
+    backups: place::Backups,
 }
 
 /// How a Service relates to our classes.
@@ -198,8 +198,8 @@ struct Planner<'a> {
     existing: Vec<&'a ExistingChild>,
     deletions: Vec<(usize, DeleteReason)>,
     alloc: Alloc,
-    /// Distinct allocated IPs in placement order: `(leader slot, IP)`.
-    units: Vec<(usize, Addr)>,
+    /// Distinct allocated IPs per class.
+    ips_per_class: Vec<usize>,
 }
 
 impl<'a> Planner<'a> {
@@ -290,7 +290,7 @@ impl<'a> Planner<'a> {
             existing: Vec::new(),
             deletions: Vec::new(),
             alloc: Alloc { holders: BTreeMap::new(), shareable: BTreeMap::new() },
-            units: Vec::new(),
+            ips_per_class: Vec::new(),
         }
     }
 
@@ -329,7 +329,7 @@ impl<'a> Planner<'a> {
                             ip: None,
                             rejected: false,
                             node: None,
-                            backups: Vec::new(),
+                            backups: place::Backups::default(),
                         });
                     }
                     self.svcs.push(svc);
@@ -726,10 +726,10 @@ impl<'a> Planner<'a> {
             let backups = place::backups(&heads[s], node, &used[s]);
             for &sid in &self.alloc.holders[&ip] {
                 slots[sid].node = Some(node);
-                slots[sid].backups = backups.clone();
+                slots[sid].backups = backups;
             }
         }
-        self.units = units;
+        self.ips_per_class = ips_per_class;
     }
 
     /// Settles everything but the children and Service statuses, which [`Decisions::render`]
@@ -758,11 +758,9 @@ impl<'a> Planner<'a> {
         order.extend(orphans.map(|(j, _)| StatusOf::Orphaned(j)));
 
         let deletions = self.deletions();
-        let mut allocated = vec![0u64; self.classes.len()];
-        for &(leader, _) in &self.units {
-            allocated[self.svcs[self.slots[leader].svc].class] += 1;
-        }
-        let classes = (0..self.classes.len()).map(|i| self.class_status(i, allocated[i])).collect();
+        let classes = (0..self.classes.len())
+            .map(|i| self.class_status(i, self.ips_per_class[i] as u64))
+            .collect();
         let nodes = self.membership();
         let diagnostics = std::mem::take(&mut self.diags);
         Decisions { planner: self, order, deletions, classes, nodes, diagnostics }
@@ -857,7 +855,7 @@ impl<'a> Planner<'a> {
         let status = ChildStatus {
             ip: ip_text,
             node: slot.node.map(|n| self.node_names[n].into()),
-            backups: slot.backups.iter().map(|&n| self.node_names[n].into()).collect(),
+            backups: slot.backups.iter().map(|n| self.node_names[n].into()).collect(),
             conditions: merge(old_conditions, vec![announced], &self.input.now, None),
         };
         let spec = ChildSpec {

@@ -360,7 +360,7 @@ fn policy(name: Option<&str>) -> TrafficPolicy {
 fn with_default_protocol(mut ports: Vec<ServicePort>) -> Vec<ServicePort> {
     for p in &mut ports {
         if p.protocol.is_empty() {
-            p.protocol = "TCP".to_owned();
+            p.protocol = "TCP".into();
         }
     }
     ports

@@ -542,7 +542,7 @@ mod tests {
         fn port() -> impl Strategy<Value = ServicePort> {
             let target = prop_oneof![
                 (1..65535i32).prop_map(PortTarget::Number),
-                text().prop_map(PortTarget::Name)
+                text().prop_map(|name| PortTarget::Name(name.into()))
             ];
             (
                 option::of(text()),
@@ -554,12 +554,12 @@ mod tests {
             )
                 .prop_map(
                     |(name, protocol, port, target_port, node_port, app_protocol)| ServicePort {
-                        name,
-                        protocol: protocol.to_owned(),
+                        name: name.map(Into::into),
+                        protocol: protocol.into(),
                         port,
                         target_port,
                         node_port,
-                        app_protocol,
+                        app_protocol: app_protocol.map(Into::into),
                     },
                 )
         }

@@ -30,7 +30,7 @@ pub(crate) fn nodes(count: usize) -> Vec<NodeInput> {
 }
 
 pub(crate) fn port(protocol: &str, number: i32) -> ServicePort {
-    ServicePort { protocol: protocol.to_owned(), port: number, ..ServicePort::default() }
+    ServicePort { protocol: protocol.into(), port: number, ..ServicePort::default() }
 }
 
 pub(crate) fn svc(name: &str) -> ServiceInput {
