@@ -9,6 +9,7 @@
 //!
 //! Every loop runs over sorted data, so the output is a pure function of the input.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use compact_str::{CompactString, ToCompactString};
@@ -289,7 +290,7 @@ impl<'a> Planner<'a> {
             requests: BTreeMap::new(),
             existing: Vec::new(),
             deletions: Vec::new(),
-            alloc: Alloc { holders: BTreeMap::new(), shareable: BTreeMap::new() },
+            alloc: Alloc::default(),
             ips_per_class: Vec::new(),
         }
     }
@@ -527,7 +528,7 @@ impl<'a> Planner<'a> {
                         .alloc
                         .holders
                         .get(&ip)
-                        .and_then(|h| h.iter().map(|&x| self.slots[x].svc).min());
+                        .and_then(|h| h.iter().map(|x| self.slots[x].svc).min());
                     match holder {
                         Some(h) => RequestRejection::Taken { by: self.svcs[h].key.clone() },
                         // Not free and held by nobody cannot happen for an address of the
@@ -620,19 +621,26 @@ impl<'a> Planner<'a> {
 
     /// Places every distinct IP on a node (see [`place`] for the algorithm and its bound).
     fn place(&mut self) {
-        // One unit per distinct IP; sharers follow the first holder (an IP has one
-        // announcer). Holders in slot order and the leader = the first slot, not the first
-        // assigned, so that a re-plan (where passes assign in another order) picks the same.
-        for holders in self.alloc.holders.values_mut() {
-            holders.sort_unstable();
+        // One unit per distinct IP, in the order of its leader: sharers follow the first holder
+        // (an IP has one announcer). The leader is the first slot, not the first assigned, so
+        // that a re-plan (where passes assign in another order) picks the same. The allocation's
+        // indexes are not needed past this point and go before placement allocates its own.
+        let mut leads = vec![false; self.slots.len()];
+        let mut followers: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for holders in std::mem::take(&mut self.alloc).holders.into_values() {
+            leads[holders.first] = true;
+            if !holders.rest.is_empty() {
+                followers.insert(holders.first, holders.rest);
+            }
         }
-        let mut units: Vec<(usize, Addr)> =
-            self.alloc.holders.iter().map(|(ip, h)| (h[0], *ip)).collect();
-        units.sort_unstable();
+        let units = || (0..leads.len()).filter(|&sid| leads[sid]);
+        let holders_of = |leader: usize| {
+            std::iter::once(leader).chain(followers.get(&leader).into_iter().flatten().copied())
+        };
         let (slots, svcs, classes) = (&mut self.slots, &self.svcs, &self.classes);
         let mut ips_per_class = vec![0usize; classes.len()];
         let mut led = vec![0usize; svcs.len()];
-        for &(leader, _) in &units {
+        for leader in units() {
             ips_per_class[svcs[slots[leader].svc].class] += 1;
             led[slots[leader].svc] += 1;
         }
@@ -684,10 +692,10 @@ impl<'a> Planner<'a> {
         // Keep nodes that are still eligible and not taken by a sibling. With more IPs than
         // candidates a node may carry up to ceil(N / candidates) siblings: what
         // `place::choose` produces, so a re-plan keeps it.
-        for &(leader, ip) in &units {
+        for leader in units() {
             let s = slots[leader].svc;
             let per_node = led[s].div_ceil(candidate_count[s].max(1));
-            let kept = self.alloc.holders[&ip].iter().find_map(|&sid| {
+            let kept = holders_of(leader).find_map(|sid| {
                 let ex = self.existing[slots[sid].existing?];
                 let name = ex.status.node.as_deref().or(ex.preferred_node.as_deref())?;
                 let node = *self.node_id.get(name)?;
@@ -700,7 +708,7 @@ impl<'a> Planner<'a> {
                 load[svcs[s].class][node] += 1;
             }
         }
-        for &(leader, _) in &units {
+        for leader in units() {
             if slots[leader].node.is_some() {
                 continue;
             }
@@ -720,11 +728,11 @@ impl<'a> Planner<'a> {
                 load[class][node] += 1;
             }
         }
-        for &(leader, ip) in &units {
+        for leader in units() {
             let Some(node) = slots[leader].node else { continue };
             let s = slots[leader].svc;
             let backups = place::backups(&heads[s], node, &used[s]);
-            for &sid in &self.alloc.holders[&ip] {
+            for sid in holders_of(leader) {
                 slots[sid].node = Some(node);
                 slots[sid].backups = backups;
             }
@@ -1092,9 +1100,34 @@ enum Refusal {
 }
 
 /// IP ownership during allocation.
+/// The slots holding one IP, in slot order; the first (the leader) held in place, as an IP
+/// usually has one holder and a vector each would be a heap allocation per IP.
+struct Holders {
+    first: usize,
+    rest: Vec<usize>,
+}
+
+impl Holders {
+    fn insert(&mut self, sid: usize) {
+        let displaced =
+            if sid < self.first { std::mem::replace(&mut self.first, sid) } else { sid };
+        let at = self.rest.partition_point(|&x| x < displaced);
+        self.rest.insert(at, displaced);
+    }
+
+    fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.first).chain(self.rest.iter().copied())
+    }
+}
+
+#[derive(Default)]
 struct Alloc {
-    /// IP → slots holding it, first holder first.
-    holders: BTreeMap<Addr, Vec<usize>>,
+    /// IP → slots holding it.
+    holders: BTreeMap<Addr, Holders>,
     /// `(class, sharing key, index)` → IPs other Services with that key may join.
     /// A set, so that the order (lowest IP first) does not depend on which pass assigned it.
     shareable: BTreeMap<(usize, String, u32), BTreeSet<Addr>>,
@@ -1103,10 +1136,15 @@ struct Alloc {
 impl Alloc {
     fn assign(&mut self, slots: &mut [Slot], svcs: &[Svc<'_>], sid: usize, ip: Addr) {
         slots[sid].ip = Some(ip);
-        let holders = self.holders.entry(ip).or_default();
-        holders.push(sid);
+        let count = match self.holders.entry(ip) {
+            Entry::Vacant(e) => e.insert(Holders { first: sid, rest: Vec::new() }).len(),
+            Entry::Occupied(mut e) => {
+                e.get_mut().insert(sid);
+                e.get().len()
+            }
+        };
         let svc = &svcs[slots[sid].svc];
-        if let (Some(key), 1) = (svc.sharing_key, holders.len()) {
+        if let (Some(key), 1) = (svc.sharing_key, count) {
             self.shareable
                 .entry((svc.class, key.to_owned(), slots[sid].index))
                 .or_default()
@@ -1130,7 +1168,7 @@ impl Alloc {
         // The first incompatible holder in Service order, not holder order (which depends on
         // the pass that assigned the IP), so messages are the same on every re-plan.
         let mut refused: Option<usize> = None;
-        for &h in holders {
+        for h in holders.iter() {
             let other_index = slots[h].svc;
             let other = &svcs[other_index];
             let legal = other_index != slots[sid].svc
