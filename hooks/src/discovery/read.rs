@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use addon::RawJson;
 use compact_str::CompactString;
-use metallb_api::names::api;
+use metallb_api::names::{annotations, api};
 use metallb_planner::pool::Family;
 use metallb_planner::{
     ChildSpec, ChildStatus, ClassInput, Condition, ConditionStatus, ExistingChild, Input,
@@ -366,6 +366,24 @@ fn with_default_protocol(mut ports: Vec<ServicePort>) -> Vec<ServicePort> {
     ports
 }
 
+/// The annotations the planner reads.
+const PLANNER_ANNOTATIONS: [&str; 4] = [
+    annotations::EXTERNAL_IPS_COUNT,
+    annotations::LOAD_BALANCER_IPS,
+    annotations::SHARED_IP_KEY,
+    annotations::METAL_LOAD_BALANCER_CLASS,
+];
+
+/// The annotations of `stored` that the planner reads, under keys that refer to the constants:
+/// the keys are longer than a `CompactString` holds inline, and a copy per Service would be a
+/// heap allocation each.
+fn planner_annotations(stored: &StringMap) -> StringMap {
+    PLANNER_ANNOTATIONS
+        .iter()
+        .filter_map(|&key| stored.get(key).map(|value| (CompactString::const_new(key), value)))
+        .collect()
+}
+
 fn read_service(raw: &RawJson) -> Result<ServiceInput, Skipped> {
     let kind = "Service";
     let doc: ServiceDoc<'_> = raw
@@ -395,7 +413,9 @@ fn read_service(raw: &RawJson) -> Result<ServiceInput, Skipped> {
     Ok(ServiceInput {
         generation: doc.generation.read("generation").map_err(bad)?.unwrap_or_default(),
         load_balancer_class: spec.load_balancer_class,
-        annotations: doc.annotations.read("annotations").map_err(bad)?.unwrap_or_default(),
+        annotations: planner_annotations(
+            &doc.annotations.read("annotations").map_err(bad)?.unwrap_or_default(),
+        ),
         ports: with_default_protocol(spec.ports.unwrap_or_default()).into(),
         selector: spec.selector.unwrap_or_default().into(),
         external_traffic_policy: policy(spec.external_traffic_policy.as_deref()),
@@ -775,6 +795,17 @@ mod tests {
         assert!(!Arc::ptr_eq(&other.spec.ports, &svc.ports));
         assert_eq!(other.spec.ports[0].port, 81);
         assert!(Arc::ptr_eq(&other.spec.selector, &svc.selector));
+    }
+
+    #[test]
+    fn services_keep_the_annotations_the_planner_reads() {
+        let svc = read_service(&RawJson::from(json!({"namespace": "n", "name": "s", "uid": "u",
+            "annotations": {annotations::EXTERNAL_IPS_COUNT: "2", "network.deckhouse.io/other": "x"}})))
+        .unwrap();
+        assert_eq!(
+            svc.annotations.iter().collect::<Vec<_>>(),
+            [(annotations::EXTERNAL_IPS_COUNT, "2")]
+        );
     }
 
     #[test]
