@@ -25,7 +25,7 @@ use crate::model::{
 };
 use crate::naming::{child_name, legacy_index};
 use crate::place;
-use crate::pool::{Addr, Family, FreeSet, Pool};
+use crate::pool::{Addr, Families, Family, FreeSet, Pool};
 
 use ConditionStatus::{False, True};
 
@@ -50,7 +50,7 @@ struct Svc<'a> {
     count: u32,
     requested: Vec<Option<String>>,
     sharing_key: Option<&'a str>,
-    families: Vec<Family>,
+    families: Families,
     /// `(reason, message)` for `AnnotationsValid`, first one gives the reason.
     issues: Vec<(&'static str, String)>,
     /// Extra text for `AllPublicIPsAssigned`.
@@ -425,7 +425,8 @@ impl<'a> Planner<'a> {
                 continue;
             };
             let svc = &self.svcs[self.slots[sid].svc];
-            let in_pool = self.classes[svc.class].pool.contains(ip) && family_ok(&svc.families, ip);
+            let in_pool =
+                self.classes[svc.class].pool.contains(ip) && family_ok(svc.families.as_slice(), ip);
             let matches_request = match self.requests.get(&sid) {
                 None => true,
                 Some(Ok(addr)) => *addr == ip,
@@ -505,7 +506,9 @@ impl<'a> Planner<'a> {
                     continue;
                 }
             }
-            match free.lowest_in(&self.classes[class].pool, &self.svcs[svc_index].families) {
+            match free
+                .lowest_in(&self.classes[class].pool, self.svcs[svc_index].families.as_slice())
+            {
                 Some(ip) => {
                     free.take(ip);
                     self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
@@ -1210,7 +1213,7 @@ fn validate_request(
     if !class.pool.contains(ip) {
         return Err(RequestRejection::OutsidePool { class: class.input.name.clone() });
     }
-    if !family_ok(&svc.families, ip) {
+    if !family_ok(svc.families.as_slice(), ip) {
         return Err(RequestRejection::WrongFamily);
     }
     Ok(ip)
@@ -1348,12 +1351,6 @@ fn new_svc<'a>(
         ));
         diags.push(Diagnostic::RequestedIpsIgnored { service: key.clone(), ignored });
     }
-    let mut families = Vec::new();
-    for f in &s.ip_families {
-        if !families.contains(f) {
-            families.push(*f);
-        }
-    }
     Svc {
         input: s,
         key,
@@ -1366,7 +1363,7 @@ fn new_svc<'a>(
             .get(annotations::SHARED_IP_KEY)
             .map(|k| k.trim())
             .filter(|k| !k.is_empty()),
-        families,
+        families: Families::new(&s.ip_families),
         issues,
         assign_notes: Vec::new(),
         first_slot,

@@ -28,6 +28,32 @@ pub enum Family {
     V6,
 }
 
+/// Families in preference order, each once, held in place: the planner keeps one per Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Families {
+    items: [Family; 2],
+    len: u8,
+}
+
+impl Families {
+    /// `preferred` without repeats.
+    pub(crate) fn new(preferred: &[Family]) -> Self {
+        let mut out = Self { items: [Family::V4; 2], len: 0 };
+        for &f in preferred {
+            if !out.as_slice().contains(&f) {
+                out.items[usize::from(out.len)] = f;
+                out.len += 1;
+            }
+        }
+        out
+    }
+
+    /// The families; empty allows both.
+    pub(crate) fn as_slice(&self) -> &[Family] {
+        &self.items[..usize::from(self.len)]
+    }
+}
+
 /// One address as a family plus an integer, so pools can do arithmetic on it.
 ///
 /// Ordering is IPv4 before IPv6, then numeric: the order "lowest free address" refers to.
