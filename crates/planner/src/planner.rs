@@ -437,7 +437,7 @@ impl<'a> Planner<'a> {
             }
             if free.take(ip) {
                 self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
-            } else if self.alloc.holders.contains_key(&ip) {
+            } else if self.alloc.is_held(ip) {
                 match self.alloc.can_share(&self.slots, &self.svcs, sid, ip) {
                     Ok(()) => self.alloc.assign(&mut self.slots, &self.svcs, sid, ip),
                     Err(holder) => self.diags.push(Diagnostic::IpConflict {
@@ -527,11 +527,7 @@ impl<'a> Planner<'a> {
             let why = match refusal {
                 Refusal::Invalid(why) => why,
                 Refusal::Taken(ip) => {
-                    let holder = self
-                        .alloc
-                        .holders
-                        .get(&ip)
-                        .and_then(|h| h.iter().map(|x| self.slots[x].svc).min());
+                    let holder = self.alloc.holders(ip).map(|x| self.slots[x].svc).min();
                     match holder {
                         Some(h) => RequestRejection::Taken { by: self.svcs[h].key.clone() },
                         // Not free and held by nobody cannot happen for an address of the
@@ -569,7 +565,7 @@ impl<'a> Planner<'a> {
             else {
                 continue;
             };
-            if self.alloc.holders[&ip].len() > 1 {
+            if self.alloc.followers.contains_key(&ip) {
                 continue;
             }
             let index = self.slots[sid].index;
@@ -630,10 +626,11 @@ impl<'a> Planner<'a> {
         // indexes are not needed past this point and go before placement allocates its own.
         let mut leads = vec![false; self.slots.len()];
         let mut followers: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for holders in std::mem::take(&mut self.alloc).holders.into_values() {
-            leads[holders.first] = true;
-            if !holders.rest.is_empty() {
-                followers.insert(holders.first, holders.rest);
+        let Alloc { leaders, followers: mut shared, .. } = std::mem::take(&mut self.alloc);
+        for (ip, leader) in leaders {
+            leads[leader] = true;
+            if let Some(rest) = shared.remove(&ip) {
+                followers.insert(leader, rest);
             }
         }
         let units = || (0..leads.len()).filter(|&sid| leads[sid]);
@@ -1103,51 +1100,47 @@ enum Refusal {
 }
 
 /// IP ownership during allocation.
-/// The slots holding one IP, in slot order; the first (the leader) held in place, as an IP
-/// usually has one holder and a vector each would be a heap allocation per IP.
-struct Holders {
-    first: usize,
-    rest: Vec<usize>,
-}
-
-impl Holders {
-    fn insert(&mut self, sid: usize) {
-        let displaced =
-            if sid < self.first { std::mem::replace(&mut self.first, sid) } else { sid };
-        let at = self.rest.partition_point(|&x| x < displaced);
-        self.rest.insert(at, displaced);
-    }
-
-    fn len(&self) -> usize {
-        1 + self.rest.len()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        std::iter::once(self.first).chain(self.rest.iter().copied())
-    }
-}
-
 #[derive(Default)]
 struct Alloc {
-    /// IP → slots holding it.
-    holders: BTreeMap<Addr, Holders>,
+    /// IP → the first of the slots holding it in slot order (the leader, which announces it).
+    /// An entry per allocated IP; the other holders of the few shared IPs are apart, so that
+    /// each entry is two words.
+    leaders: BTreeMap<Addr, usize>,
+    /// IP → the other slots holding it, in slot order: shared IPs only.
+    followers: BTreeMap<Addr, Vec<usize>>,
     /// `(class, sharing key, index)` → IPs other Services with that key may join.
     /// A set, so that the order (lowest IP first) does not depend on which pass assigned it.
     shareable: BTreeMap<(usize, String, u32), BTreeSet<Addr>>,
 }
 
 impl Alloc {
+    fn is_held(&self, ip: Addr) -> bool {
+        self.leaders.contains_key(&ip)
+    }
+
+    /// The slots holding `ip`, in slot order.
+    fn holders(&self, ip: Addr) -> impl Iterator<Item = usize> + '_ {
+        let rest = self.followers.get(&ip).into_iter().flatten().copied();
+        self.leaders.get(&ip).copied().into_iter().chain(rest)
+    }
+
     fn assign(&mut self, slots: &mut [Slot], svcs: &[Svc<'_>], sid: usize, ip: Addr) {
         slots[sid].ip = Some(ip);
-        let count = match self.holders.entry(ip) {
-            Entry::Vacant(e) => e.insert(Holders { first: sid, rest: Vec::new() }).len(),
+        let first = match self.leaders.entry(ip) {
+            Entry::Vacant(e) => {
+                e.insert(sid);
+                true
+            }
             Entry::Occupied(mut e) => {
-                e.get_mut().insert(sid);
-                e.get().len()
+                let follower =
+                    if sid < *e.get() { std::mem::replace(e.get_mut(), sid) } else { sid };
+                let rest = self.followers.entry(ip).or_default();
+                rest.insert(rest.partition_point(|&x| x < follower), follower);
+                false
             }
         };
         let svc = &svcs[slots[sid].svc];
-        if let (Some(key), 1) = (svc.sharing_key, count) {
+        if let (Some(key), true) = (svc.sharing_key, first) {
             self.shareable
                 .entry((svc.class, key.to_owned(), slots[sid].index))
                 .or_default()
@@ -1165,13 +1158,13 @@ impl Alloc {
         ip: Addr,
     ) -> Result<(), usize> {
         let me = &svcs[slots[sid].svc];
-        let Some(holders) = self.holders.get(&ip) else {
+        if !self.is_held(ip) {
             return Ok(());
-        };
+        }
         // The first incompatible holder in Service order, not holder order (which depends on
         // the pass that assigned the IP), so messages are the same on every re-plan.
         let mut refused: Option<usize> = None;
-        for h in holders.iter() {
+        for h in self.holders(ip) {
             let other_index = slots[h].svc;
             let other = &svcs[other_index];
             let legal = other_index != slots[sid].svc
