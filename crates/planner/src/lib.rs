@@ -1,7 +1,9 @@
 //! Every L2 decision of the metallb module as a pure function of plain structs.
 //!
 //! The hooks build an [`Input`] from Kubernetes snapshots, call [`plan`], and turn the
-//! [`Plan`] into operations. Nothing here does I/O, reads a clock (the caller passes
+//! [`Plan`] into operations. A caller with a large cluster calls [`decide`] instead and renders
+//! children and Service statuses one at a time ([`Decisions::render`]), so the whole desired
+//! state never exists at once. Nothing here does I/O, reads a clock (the caller passes
 //! [`Input::now`]) or draws random numbers: the same input gives a byte-identical plan.
 //!
 //! ```text
