@@ -102,8 +102,10 @@ pub struct Tools {
     pub hooks: PathBuf,
     /// `metallb-speaker`.
     pub speaker: PathBuf,
-    /// This program in release: `bench-exec`, `bench-baseline` and `bench-probe`.
+    /// This program in release: `bench-baseline` and `bench-probe`.
     pub xtask: PathBuf,
+    /// The meter, `bench-exec` (see [`exec`]).
+    pub meter: PathBuf,
 }
 
 impl Tools {
@@ -114,6 +116,7 @@ impl Tools {
             hooks: dir.join("metallb-hooks"),
             speaker: dir.join("metallb-speaker"),
             xtask: dir.join("xtask"),
+            meter: dir.join("bench-exec"),
         }
     }
 }
@@ -182,7 +185,7 @@ pub const QUICK_SCALES: [hook::Scale; 1] = [hook::Scale { services: 1_000, repea
 
 fn measure(root: &Path, args: &Args) -> Result<()> {
     let tools = Tools::release(root);
-    for bin in [&tools.hooks, &tools.speaker, &tools.xtask] {
+    for bin in [&tools.hooks, &tools.speaker, &tools.xtask, &tools.meter] {
         if !bin.is_file() {
             bail!("{} is missing; run `cargo xtask bench` without --no-build", bin.display());
         }

@@ -36,14 +36,6 @@ enum Task {
     /// Measure the hooks and the speaker and write docs/BENCHMARKS.md (+ the Russian twin);
     /// network parts need root and iproute2.
     Bench(bench::Args),
-    /// Bench helper: run a program, print its wall time and peak memory as JSON.
-    #[command(hide = true)]
-    BenchExec {
-        #[arg(long)]
-        stderr: std::path::PathBuf,
-        #[arg(last = true, required = true)]
-        command: Vec<std::ffi::OsString>,
-    },
     /// Bench helper: the baseline of the hook (parse the inputs, write outputs of these sizes).
     #[command(hide = true)]
     BenchBaseline {
@@ -100,9 +92,6 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Bench(args) => bench::run(&root, &args),
-        Task::BenchExec { stderr, command } => {
-            bench::exec::measure_child(&stderr, &command[0], &command[1..])
-        }
         Task::BenchBaseline { values_patch_bytes, kubernetes_bytes, metrics_bytes } => {
             bench::exec::baseline(bench::exec::OutputSizes {
                 values_patch: values_patch_bytes,

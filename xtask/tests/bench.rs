@@ -31,6 +31,7 @@ fn quick_hook_bench_runs_and_the_report_renders() {
         hooks: hooks_binary(),
         speaker: PathBuf::from("/nonexistent/metallb-speaker"),
         xtask: PathBuf::from(env!("CARGO_BIN_EXE_xtask")),
+        meter: PathBuf::from(env!("CARGO_BIN_EXE_bench-exec")),
     };
     let work = tempfile::tempdir().unwrap();
     let scale = hook::Scale { services: 1_000, repeats: 1 };

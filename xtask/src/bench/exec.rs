@@ -2,9 +2,10 @@
 //!
 //! `getrusage(RUSAGE_CHILDREN)` reports the largest resident set of all waited-for children
 //! of the caller, so a long-lived bench process cannot attribute it to one run. Each run
-//! therefore goes through a fresh `xtask bench-exec` process that has exactly one child: its
-//! `RUSAGE_CHILDREN` is that child's peak memory and CPU time. The wrapper's own start-up is
-//! paid equally by the hook and the baseline.
+//! therefore goes through a fresh meter process (`bench-exec`, a small program of its own)
+//! that has exactly one child: its `RUSAGE_CHILDREN` is that child's peak memory and CPU time.
+//! Linux counts the resident peak of the process a child was started from into the child's
+//! peak, so the meter is kept smaller than anything it measures.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ pub struct Usage {
     pub sys_s: f64,
 }
 
-/// `xtask bench-exec`: runs `program args` (environment inherited, stdout discarded, stderr
+/// The meter's work: runs `program args` (environment inherited, stdout discarded, stderr
 /// into `stderr`), prints its [`Usage`] as JSON on stdout, and fails if the program failed.
 pub fn measure_child(stderr: &Path, program: &OsString, args: &[OsString]) -> Result<()> {
     let log =
@@ -60,16 +61,15 @@ pub fn measure_child(stderr: &Path, program: &OsString, args: &[OsString]) -> Re
     Ok(())
 }
 
-/// Runs `program args` through `wrapper bench-exec` with exactly `env` (plus `PATH`).
+/// Runs `program args` through the meter with exactly `env` (plus `PATH`).
 pub fn measure(
-    wrapper: &Path,
+    meter: &Path,
     program: &Path,
     args: &[&str],
     env: &[(&str, String)],
     stderr: &Path,
 ) -> Result<Usage> {
-    let out = Command::new(wrapper)
-        .arg("bench-exec")
+    let out = Command::new(meter)
         .arg("--stderr")
         .arg(stderr)
         .arg("--")
@@ -80,7 +80,7 @@ pub fn measure(
         .envs(env.iter().map(|(k, v)| (*k, v)))
         .stderr(Stdio::piped())
         .output()
-        .with_context(|| format!("spawn {}", wrapper.display()))?;
+        .with_context(|| format!("spawn {}", meter.display()))?;
     if !out.status.success() {
         bail!("{}: {}", program.display(), String::from_utf8_lossy(&out.stderr).trim());
     }

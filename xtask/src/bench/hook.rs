@@ -78,7 +78,7 @@ pub struct ScaleResult {
 
 /// Peak memory of the hook executable doing nothing (`hook list`): the floor under every run.
 pub fn floor(tools: &Tools, work: &Path) -> Result<Usage> {
-    exec::measure(&tools.xtask, &tools.hooks, &["hook", "list"], &[], &work.join("floor.stderr"))
+    exec::measure(&tools.meter, &tools.hooks, &["hook", "list"], &[], &work.join("floor.stderr"))
 }
 
 /// Runs every scale; `work` holds the generated files.
@@ -282,7 +282,7 @@ impl<'a> Bench<'a> {
         files.reset_outputs()?;
         let index = self.def.index.to_string();
         exec::measure(
-            &self.tools.xtask,
+            &self.tools.meter,
             &self.tools.hooks,
             &["hook", "run", &index],
             &files.env(),
@@ -298,7 +298,7 @@ impl<'a> Bench<'a> {
             sizes.metrics.to_string(),
         );
         exec::measure(
-            &self.tools.xtask,
+            &self.tools.meter,
             &self.tools.xtask,
             &[
                 "bench-baseline",
