@@ -17,7 +17,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::Diagnostic;
-use crate::pool::Family;
+use crate::pool::Families;
 use crate::strings::{StringMap, StringSet};
 
 // === input ===
@@ -176,7 +176,7 @@ pub struct ServiceInput {
     /// `spec.internalTrafficPolicy` (absent → `Cluster`).
     pub internal_traffic_policy: TrafficPolicy,
     /// `spec.ipFamilies` in preference order; empty allows both (IPv4 first).
-    pub ip_families: Vec<Family>,
+    pub ip_families: Families,
     /// `spec.publishNotReadyAddresses`.
     pub publish_not_ready_addresses: bool,
     /// `spec.clusterIP`.

@@ -301,6 +301,8 @@ impl<'a> Planner<'a> {
         services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         services.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
         let default_class = self.defaults.first().copied();
+        let mut svcs = Vec::with_capacity(services.len());
+        let mut slot_count = 0;
         for s in services {
             let key = s.key();
             match bind(s, &key, &self.class_id, &self.classes, default_class, &mut self.diags) {
@@ -312,34 +314,39 @@ impl<'a> Planner<'a> {
                     self.orphaned.push((s, message));
                 }
                 Binding::Bound { class, reason } => {
-                    let first_slot = self.slots.len();
                     let svc =
-                        new_svc(s, key, class, reason, &self.class_id, first_slot, &mut self.diags);
-                    for index in 0..svc.count {
-                        let request = svc.requested.get(index as usize).and_then(|entry| {
-                            let class = &self.classes[class];
-                            entry.as_deref().map(|text| validate_request(text, &svc, class))
-                        });
-                        if let Some(request) = request {
-                            self.requests.insert(self.slots.len(), request);
-                        }
-                        self.slots.push(Slot {
-                            svc: self.svcs.len(),
-                            index,
-                            existing: None,
-                            ip: None,
-                            rejected: false,
-                            node: None,
-                            backups: place::Backups::default(),
-                        });
-                    }
-                    self.svcs.push(svc);
+                        new_svc(s, key, class, reason, &self.class_id, slot_count, &mut self.diags);
+                    slot_count += svc.count as usize;
+                    svcs.push(svc);
                 }
             }
         }
-        // The numbers are known only now; the spare room of growing would last the whole run.
-        self.slots.shrink_to_fit();
-        self.svcs.shrink_to_fit();
+        // Both vectors are allocated once at their size: grown by doubling, they would leave
+        // their smaller copies behind in a large run's heap.
+        svcs.shrink_to_fit();
+        let mut slots = Vec::with_capacity(slot_count);
+        for (id, svc) in svcs.iter().enumerate() {
+            for index in 0..svc.count {
+                let request = svc.requested.get(index as usize).and_then(|entry| {
+                    let class = &self.classes[svc.class];
+                    entry.as_deref().map(|text| validate_request(text, svc, class))
+                });
+                if let Some(request) = request {
+                    self.requests.insert(slots.len(), request);
+                }
+                slots.push(Slot {
+                    svc: id,
+                    index,
+                    existing: None,
+                    ip: None,
+                    rejected: false,
+                    node: None,
+                    backups: place::Backups::default(),
+                });
+            }
+        }
+        self.svcs = svcs;
+        self.slots = slots;
     }
 
     /// Matches existing children to slots; the rest are deleted with a reason.
@@ -1356,7 +1363,7 @@ fn new_svc<'a>(
             .get(annotations::SHARED_IP_KEY)
             .map(|k| k.trim())
             .filter(|k| !k.is_empty()),
-        families: Families::new(&s.ip_families),
+        families: s.ip_families,
         issues,
         assign_notes: Vec::new(),
         first_slot,

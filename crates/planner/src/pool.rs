@@ -28,16 +28,43 @@ pub enum Family {
     V6,
 }
 
-/// Families in preference order, each once, held in place: the planner keeps one per Service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Families {
+/// Address families in preference order, each once (a Service's `spec.ipFamilies`), held in
+/// place: every Service has one, and a vector each would be a heap allocation per Service.
+/// Empty allows both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<Family>", into = "Vec<Family>")]
+pub struct Families {
     items: [Family; 2],
     len: u8,
 }
 
+impl Default for Families {
+    fn default() -> Self {
+        Self::new(&[])
+    }
+}
+
+impl From<Vec<Family>> for Families {
+    fn from(preferred: Vec<Family>) -> Self {
+        Self::new(&preferred)
+    }
+}
+
+impl From<Families> for Vec<Family> {
+    fn from(f: Families) -> Self {
+        f.as_slice().to_vec()
+    }
+}
+
+impl FromIterator<Family> for Families {
+    fn from_iter<I: IntoIterator<Item = Family>>(items: I) -> Self {
+        Self::new(&items.into_iter().collect::<Vec<_>>())
+    }
+}
+
 impl Families {
     /// `preferred` without repeats.
-    pub(crate) fn new(preferred: &[Family]) -> Self {
+    pub fn new(preferred: &[Family]) -> Self {
         let mut out = Self { items: [Family::V4; 2], len: 0 };
         for &f in preferred {
             if !out.as_slice().contains(&f) {
@@ -49,7 +76,7 @@ impl Families {
     }
 
     /// The families; empty allows both.
-    pub(crate) fn as_slice(&self) -> &[Family] {
+    pub fn as_slice(&self) -> &[Family] {
         &self.items[..usize::from(self.len)]
     }
 }

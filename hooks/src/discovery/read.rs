@@ -36,12 +36,25 @@ pub(super) struct ByName<'a, V>(Vec<(Key<'a>, V)>);
 impl<'a, V> ByName<'a, V> {
     /// The table of `entries`; of two entries with one key the later wins, as a map insert.
     pub(super) fn new(mut entries: Vec<(Key<'a>, V)>) -> Self {
-        // Reversed, a stable sort puts the later of equal keys first, and `dedup` keeps it.
-        entries.reverse();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|a, b| a.0 == b.0);
-        entries.shrink_to_fit();
+        // Lists usually come sorted, with unique keys: then there is nothing to do (a stable
+        // sort would allocate a scratch space half the table's size).
+        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+            // Reversed, a stable sort puts the later of equal keys first; `dedup` keeps it.
+            entries.reverse();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.dedup_by(|a, b| a.0 == b.0);
+            entries.shrink_to_fit();
+        }
         Self(entries)
+    }
+
+    /// The table of `entries`, of which there are at most `capacity`.
+    pub(super) fn collect(entries: impl Iterator<Item = (Key<'a>, V)>, capacity: usize) -> Self {
+        // Collected at that size at once: grown by doubling, a table of a large run would leave
+        // its smaller copies behind in the heap.
+        let mut all = Vec::with_capacity(capacity);
+        all.extend(entries);
+        Self::new(all)
     }
 
     /// The entry of `namespace/name`.
@@ -221,19 +234,19 @@ pub(super) fn read<'a>(s: &mut Snapshots<'a>, now: &Timestamp) -> Read<'a> {
     }
     drop(slices);
 
-    let service_status = ByName::new(
-        docs::<ServiceStatusDoc<'a>>(s.service_status.iter().copied())
-            .filter_map(|doc| {
-                let stored =
-                    StoredServiceStatus { conditions: doc.conditions, ingress: doc.ingress };
-                Some((identity(doc.namespace, doc.name)?, stored))
-            })
-            .collect(),
+    let service_status = ByName::collect(
+        docs::<ServiceStatusDoc<'a>>(s.service_status.iter().copied()).filter_map(|doc| {
+            let stored = StoredServiceStatus { conditions: doc.conditions, ingress: doc.ingress };
+            Some((identity(doc.namespace, doc.name)?, stored))
+        }),
+        s.service_status.len(),
     );
+    // Each Service's text is freed as soon as it is read, so that what is read from the next
+    // ones can reuse the space.
     let texts = std::mem::take(&mut s.services);
     let mut services = Vec::with_capacity(texts.len());
-    for raw in &texts {
-        match read_service(raw) {
+    for raw in texts {
+        match read_service(&raw) {
             Ok(mut svc) => {
                 if let Some(stored) = service_status.get(&svc.namespace, &svc.name) {
                     svc.conditions = conditions(stored.conditions, now);
@@ -253,7 +266,6 @@ pub(super) fn read<'a>(s: &mut Snapshots<'a>, now: &Timestamp) -> Read<'a> {
             Err(skip) => skipped.push(skip),
         }
     }
-    drop(texts);
 
     // Children usually carry exactly their Service's ports and selector: they then share the
     // Service's copy instead of holding one each.
@@ -261,10 +273,10 @@ pub(super) fn read<'a>(s: &mut Snapshots<'a>, now: &Timestamp) -> Read<'a> {
         .iter()
         .map(|s| ((s.namespace.as_str(), s.name.as_str()), (&s.ports, &s.selector)))
         .collect();
-    let child_status = ByName::new(
+    let child_status = ByName::collect(
         docs::<StatusDoc<'a>>(s.child_status.iter().copied())
-            .filter_map(|doc| Some((identity(doc.namespace, doc.name)?, doc.status)))
-            .collect(),
+            .filter_map(|doc| Some((identity(doc.namespace, doc.name)?, doc.status))),
+        s.child_status.len(),
     );
     let mut stored_children = Vec::with_capacity(s.children.len());
     let mut children = Vec::with_capacity(s.children.len());
@@ -714,12 +726,11 @@ mod tests {
 
     #[test]
     fn tables_by_name_find_entries_and_keep_the_later_of_two() {
-        let t = ByName::new(vec![
-            (key("n", "b"), 1),
-            (key("n", "a"), 2),
-            (key("n", "b"), 3),
-            (key("m", "z"), 4),
-        ]);
+        let t = ByName::collect(
+            [(key("n", "b"), 1), (key("n", "a"), 2), (key("n", "b"), 3), (key("m", "z"), 4)]
+                .into_iter(),
+            4,
+        );
         assert_eq!(
             [t.get("n", "a"), t.get("n", "b"), t.get("m", "z"), t.get("n", "z")],
             [Some(&2), Some(&3), Some(&4), None]
@@ -822,8 +833,8 @@ mod tests {
         let s = read_service(&ok).unwrap();
         assert_eq!((s.generation, s.ports[0].protocol.as_str()), (2, "TCP"));
         assert_eq!(
-            (s.ip_families, s.external_traffic_policy),
-            (vec![Family::V6], TrafficPolicy::Local)
+            (s.ip_families.as_slice(), s.external_traffic_policy),
+            (&[Family::V6][..], TrafficPolicy::Local)
         );
     }
 }

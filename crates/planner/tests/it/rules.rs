@@ -453,7 +453,7 @@ fn exhaustion_takes_nothing_from_anyone() {
 #[test]
 fn huge_ipv6_pool_and_families() {
     let mut v6 = svc("v6").count(2);
-    v6.ip_families = vec![metallb_planner::pool::Family::V6];
+    v6.ip_families = metallb_planner::pool::Families::new(&[metallb_planner::pool::Family::V6]);
     let plan = metallb_planner::plan(&input(
         vec![default_class("a", &["::/0", "2001:db8::/64", "10.0.0.0/32"])],
         nodes(2),
