@@ -5,6 +5,7 @@
 //! `KUBERNETES_PATCH_PATH`, `METRICS_PATH` (`reference/addon-operator.md` §2.1). The config values
 //! patch is never written: Deckhouse fails any hook that changes config values (§3.2).
 
+use std::borrow::Borrow;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -144,15 +145,7 @@ impl HookInput {
         self.snapshot_items(binding)?
             .iter()
             .enumerate()
-            .filter_map(|(index, item)| match item.content() {
-                Some(raw) if raw.is_null() => None,
-                Some(raw) => Some(Ok(raw)),
-                None => Some(Err(Error::SnapshotItem {
-                    binding: binding.to_owned(),
-                    index,
-                    reason: "neither filterResult nor object".into(),
-                })),
-            })
+            .filter_map(|(index, item)| non_null(binding, index, item.content()))
             .collect()
     }
 
@@ -172,14 +165,8 @@ impl HookInput {
         items
             .into_iter()
             .enumerate()
-            .filter_map(|(index, item)| match item.filter_result.or(item.object) {
-                Some(raw) if raw.is_null() => None,
-                Some(raw) => Some(Ok(raw)),
-                None => Some(Err(Error::SnapshotItem {
-                    binding: binding.to_owned(),
-                    index,
-                    reason: "neither filterResult nor object".into(),
-                })),
+            .filter_map(|(index, item)| {
+                non_null(binding, index, item.filter_result.or(item.object))
             })
             .collect()
     }
@@ -199,6 +186,24 @@ impl HookInput {
             },
             metrics: Vec::new(),
         }
+    }
+}
+
+/// What a hook reads of snapshot item `index`: nothing for a filter's `null` (the filter left
+/// the object out), an error for an item with neither a filter result nor an object.
+fn non_null<R: Borrow<RawJson>>(
+    binding: &str,
+    index: usize,
+    content: Option<R>,
+) -> Option<Result<R>> {
+    match content {
+        Some(raw) if raw.borrow().is_null() => None,
+        Some(raw) => Some(Ok(raw)),
+        None => Some(Err(Error::SnapshotItem {
+            binding: binding.to_owned(),
+            index,
+            reason: "neither filterResult nor object".into(),
+        })),
     }
 }
 
