@@ -246,17 +246,58 @@ fn node_summary(nodes: &[String]) -> String {
     }
 }
 
+/// A child's object, unless stored as it is, then its status patch, unless already so.
+fn child_ops(c: &DesiredChild, r: &read::Read<'_>, ops: &mut KubeOutput) -> serde_json::Result<()> {
+    let object = child_object(c);
+    let create = matches!(c.action, ChildAction::Create);
+    let stored = r.children.get(&c.namespace, &c.name);
+    if create || !stored.is_some_and(|stored| object.matches(stored)) {
+        ops.push(KubeOperation::CreateOrUpdate { object: RawJson::new(&object)? });
+    }
+    let stored = if create { None } else { r.child_status.get(&c.namespace, &c.name).copied() };
+    if let Some(patch) = write::status_patch(stored, child_status(c), &CHILD_STATUS_MEMBERS) {
+        let target = ObjectRef::namespaced(
+            api::CHILD_API_VERSION,
+            api::CHILD_KIND,
+            c.namespace.as_str(),
+            c.name.as_str(),
+        );
+        ops.push(KubeOperation::merge_patch(target, RawJson::new(&patch)?).status());
+    }
+    Ok(())
+}
+
+/// A Service's status patch, unless its stored status is already so.
+fn service_status_op(
+    sp: &ServiceStatusPlan,
+    r: &read::Read<'_>,
+    ops: &mut KubeOutput,
+) -> serde_json::Result<()> {
+    let stored = r.service_status.get(&sp.namespace, &sp.name);
+    if let Some(patch) = service_status(sp, stored) {
+        let target =
+            ObjectRef::namespaced("v1", "Service", sp.namespace.as_str(), sp.name.as_str());
+        ops.push(
+            KubeOperation::merge_patch(target, RawJson::new(&patch)?)
+                .status()
+                // The Service may be gone by the time the patch runs; its children go with it.
+                .ignore_missing_object(),
+        );
+    }
+    Ok(())
+}
+
 /// Snapshots → plan → operations (added to `ops` as they are rendered), values and metrics.
 pub(crate) fn handle(
     s: &mut Snapshots<'_>,
     now: &Timestamp,
     ops: &mut KubeOutput,
 ) -> Result<Outcome, serde_json::Error> {
-    let r = read::read(s, now);
+    let mut r = read::read(s, now);
     // Children and Service statuses are rendered one at a time and written at once, so the
     // run never holds the desired state of every child (see `Decisions`, `KubeOutput`).
     let decisions = metallb_planner::decide(&r.input);
-    let mut skipped = r.skipped;
+    let mut skipped = std::mem::take(&mut r.skipped);
 
     for d in &decisions.diagnostics {
         tracing::info!(diagnostic = d.label(), "{d}");
@@ -306,44 +347,11 @@ pub(crate) fn handle(
         match part {
             Rendered::Child(c) => {
                 tally.child(&c);
-                let object = child_object(&c);
-                let create = matches!(c.action, ChildAction::Create);
-                let stored = r.children.get(&c.namespace, &c.name);
-                if create || !stored.is_some_and(|stored| object.matches(stored)) {
-                    ops.push(KubeOperation::CreateOrUpdate { object: RawJson::new(&object)? });
-                }
-                let stored = if create { None } else { r.child_status.get(&c.namespace, &c.name) };
-                let wanted = child_status(&c);
-                if let Some(patch) =
-                    write::status_patch(stored.copied(), wanted, &CHILD_STATUS_MEMBERS)
-                {
-                    let target = ObjectRef::namespaced(
-                        api::CHILD_API_VERSION,
-                        api::CHILD_KIND,
-                        c.namespace.as_str(),
-                        c.name.as_str(),
-                    );
-                    ops.push(KubeOperation::merge_patch(target, RawJson::new(&patch)?).status());
-                }
+                child_ops(&c, &r, ops)?;
             }
             Rendered::Service(sp) => {
                 tally.service(&sp);
-                let stored = r.service_status.get(&sp.namespace, &sp.name);
-                if let Some(patch) = service_status(&sp, stored) {
-                    let target = ObjectRef::namespaced(
-                        "v1",
-                        "Service",
-                        sp.namespace.as_str(),
-                        sp.name.as_str(),
-                    );
-                    ops.push(
-                        KubeOperation::merge_patch(target, RawJson::new(&patch)?)
-                            .status()
-                            // The Service may be gone by the time the patch runs; its children
-                            // go with it.
-                            .ignore_missing_object(),
-                    );
-                }
+                service_status_op(&sp, &r, ops)?;
             }
         }
     }
