@@ -165,7 +165,8 @@ pub struct ServiceInput {
     pub generation: i64,
     /// `spec.loadBalancerClass`.
     pub load_balancer_class: Option<String>,
-    /// `metadata.annotations`.
+    /// `metadata.annotations`. Only the module's own are read (the keys of
+    /// `metallb_api::names::annotations`), so a caller may pass just those.
     pub annotations: StringMap,
     /// `spec.ports`; shared with the children that copy it.
     pub ports: SharedPorts,
