@@ -105,19 +105,19 @@ enum StatusOf {
 
 /// Everything a plan decides, with its children and Service statuses not yet built.
 ///
-/// [`Decisions::render`] builds them one at a time, in the order of [`Plan::children`] and
-/// [`Plan::services`]. A caller that turns each into writes at once holds one child at a time
+/// [`Decisions::render`] builds them one at a time, in the order of [`Plan::children`](crate::Plan::children) and
+/// [`Plan::services`](crate::Plan::services). A caller that turns each into writes at once holds one child at a time
 /// instead of the whole desired state (90k children for 30k Services of three IPs).
 pub struct Decisions<'a> {
     planner: Planner<'a>,
     order: Vec<StatusOf>,
-    /// As [`Plan::deletions`].
+    /// As [`Plan::deletions`](crate::Plan::deletions).
     pub deletions: Vec<ChildDeletion>,
-    /// As [`Plan::classes`].
+    /// As [`Plan::classes`](crate::Plan::classes).
     pub classes: Vec<ClassStatusPlan>,
-    /// As [`Plan::nodes`].
+    /// As [`Plan::nodes`](crate::Plan::nodes).
     pub nodes: NodeMembership,
-    /// As [`Plan::diagnostics`].
+    /// As [`Plan::diagnostics`](crate::Plan::diagnostics).
     pub diagnostics: Vec<Diagnostic>,
 }
 
