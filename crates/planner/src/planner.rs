@@ -105,9 +105,10 @@ enum StatusOf {
 
 /// Everything a plan decides, with its children and Service statuses not yet built.
 ///
-/// [`Decisions::render`] builds them one at a time, in the order of [`Plan::children`](crate::Plan::children) and
-/// [`Plan::services`](crate::Plan::services). A caller that turns each into writes at once holds one child at a time
-/// instead of the whole desired state (90k children for 30k Services of three IPs).
+/// [`Decisions::render`] builds them one at a time, in the order of
+/// [`Plan::children`](crate::Plan::children) and [`Plan::services`](crate::Plan::services). A
+/// caller that turns each into writes at once holds one child at a time instead of the whole
+/// desired state (90k children for 30k Services of three IPs).
 pub struct Decisions<'a> {
     planner: Planner<'a>,
     order: Vec<StatusOf>,
