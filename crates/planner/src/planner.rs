@@ -171,7 +171,7 @@ impl Iterator for Render<'_> {
     }
 }
 
-/// Working state of one plan; each phase is a method, called in order by [`run`].
+/// Working state of one plan; each phase is a method, called in order by [`decide`].
 struct Planner<'a> {
     input: &'a Input,
     diags: Vec<Diagnostic>,
@@ -247,7 +247,7 @@ impl<'a> Planner<'a> {
         for class in &classes {
             for err in class.pool.errors() {
                 diags.push(Diagnostic::InvalidPoolEntry {
-                    class: class.input.name.as_str().into(),
+                    class: class.input.name.clone(),
                     error: err.to_string(),
                 });
             }
@@ -609,11 +609,9 @@ impl<'a> Planner<'a> {
     /// Notes for Services whose pool ran out.
     fn report_exhaustion(&mut self, exhausted: &BTreeSet<usize>) {
         for &s in exhausted {
+            let assigned =
+                self.slots_of(&self.svcs[s]).iter().filter(|slot| slot.ip.is_some()).count();
             let svc = &mut self.svcs[s];
-            let assigned = self.slots[svc.first_slot..svc.first_slot + svc.count as usize]
-                .iter()
-                .filter(|slot| slot.ip.is_some())
-                .count();
             let class = self.classes[svc.class].input.name.clone();
             svc.assign_notes.push(format!("the pool of class {class} is exhausted"));
             self.diags.push(Diagnostic::PoolExhausted {
