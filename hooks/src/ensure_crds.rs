@@ -21,10 +21,30 @@ pub(crate) enum Apply {
 }
 
 /// The generated CRDs (never the `doc-ru-*` twins, which are documentation).
-pub(crate) const CRDS: [(&str, &str, Apply); 4] = [
+pub(crate) const CRDS: [(&str, &str, Apply); 8] = [
     (
         "metalloadbalancerclasses.yaml",
         include_str!("../../crds/metalloadbalancerclasses.yaml"),
+        Apply::CreateOrUpdate,
+    ),
+    (
+        "metalloadbalancerpools.yaml",
+        include_str!("../../crds/metalloadbalancerpools.yaml"),
+        Apply::CreateOrUpdate,
+    ),
+    (
+        "metalloadbalancerbgppeers.yaml",
+        include_str!("../../crds/metalloadbalancerbgppeers.yaml"),
+        Apply::CreateOrUpdate,
+    ),
+    (
+        "metalloadbalancerconfigurations.yaml",
+        include_str!("../../crds/metalloadbalancerconfigurations.yaml"),
+        Apply::CreateOrUpdate,
+    ),
+    (
+        "internal/sdninternalbgpannouncements.yaml",
+        include_str!("../../crds/internal/sdninternalbgpannouncements.yaml"),
         Apply::CreateOrUpdate,
     ),
     (
@@ -101,6 +121,10 @@ mod tests {
             kinds,
             [
                 (api::CLASS_KIND, Apply::CreateOrUpdate),
+                (api::POOL_KIND, Apply::CreateOrUpdate),
+                (api::BGP_PEER_KIND, Apply::CreateOrUpdate),
+                (api::CONFIGURATION_KIND, Apply::CreateOrUpdate),
+                (api::BGP_ANNOUNCEMENT_KIND, Apply::CreateOrUpdate),
                 (api::CHILD_KIND, Apply::CreateOrUpdate),
                 ("IPAddressPool", Apply::CreateIfMissing),
                 ("L2Advertisement", Apply::CreateIfMissing),

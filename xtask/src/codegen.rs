@@ -8,7 +8,10 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use kube::CustomResourceExt;
 use metallb_api::metallb::{IPAddressPool, L2Advertisement};
-use metallb_api::{MetalLoadBalancerClass, SDNInternalL2LBService};
+use metallb_api::{
+    MetalLoadBalancerBGPPeer, MetalLoadBalancerClass, MetalLoadBalancerConfiguration,
+    MetalLoadBalancerPool, SDNInternalBGPAnnouncement, SDNInternalL2LBService,
+};
 
 use crate::docs;
 
@@ -40,8 +43,24 @@ pub fn generate() -> Result<Vec<Generated>> {
             content: crd_yaml(&MetalLoadBalancerClass::crd())?,
         },
         Generated {
+            path: "crds/metalloadbalancerpools.yaml",
+            content: crd_yaml(&MetalLoadBalancerPool::crd())?,
+        },
+        Generated {
+            path: "crds/metalloadbalancerbgppeers.yaml",
+            content: crd_yaml(&MetalLoadBalancerBGPPeer::crd())?,
+        },
+        Generated {
+            path: "crds/metalloadbalancerconfigurations.yaml",
+            content: crd_yaml(&MetalLoadBalancerConfiguration::crd())?,
+        },
+        Generated {
             path: "crds/internal/sdninternall2lbservices.yaml",
             content: crd_yaml(&SDNInternalL2LBService::crd())?,
+        },
+        Generated {
+            path: "crds/internal/sdninternalbgpannouncements.yaml",
+            content: crd_yaml(&SDNInternalBGPAnnouncement::crd())?,
         },
         Generated {
             path: "crds/native/ipaddresspools.yaml",

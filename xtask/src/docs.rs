@@ -10,7 +10,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use kube::CustomResourceExt;
-use metallb_api::MetalLoadBalancerClass;
+use metallb_api::{
+    MetalLoadBalancerBGPPeer, MetalLoadBalancerClass, MetalLoadBalancerConfiguration,
+    MetalLoadBalancerPool,
+};
 use serde_json::Value;
 
 /// Language of a generated document.
@@ -73,10 +76,24 @@ pub fn configuration(root: &Path, lang: Lang) -> Result<String> {
 /// `docs/CR.md` (or `.ru.md`) from the user-facing CRDs; Russian descriptions come from their
 /// `crds/doc-ru-*.yaml` twins under `root`.
 pub fn custom_resources(root: &Path, lang: Lang) -> Result<String> {
-    let crds = [(
-        serde_json::to_value(MetalLoadBalancerClass::crd())?,
-        "crds/doc-ru-metalloadbalancerclasses.yaml",
-    )];
+    let crds = [
+        (
+            serde_json::to_value(MetalLoadBalancerClass::crd())?,
+            "crds/doc-ru-metalloadbalancerclasses.yaml",
+        ),
+        (
+            serde_json::to_value(MetalLoadBalancerPool::crd())?,
+            "crds/doc-ru-metalloadbalancerpools.yaml",
+        ),
+        (
+            serde_json::to_value(MetalLoadBalancerBGPPeer::crd())?,
+            "crds/doc-ru-metalloadbalancerbgppeers.yaml",
+        ),
+        (
+            serde_json::to_value(MetalLoadBalancerConfiguration::crd())?,
+            "crds/doc-ru-metalloadbalancerconfigurations.yaml",
+        ),
+    ];
     let mut out = front_matter(
         lang.pick("The metallb module: custom resources", "Модуль metallb: кастомные ресурсы"),
     );

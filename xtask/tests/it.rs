@@ -76,7 +76,7 @@ fn broken_conventions_are_each_reported() {
     .unwrap();
     let config = root.join("openapi/config-values.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("enum: [Exists, Equal]", "enum: [exists, Equal]"))
+    std::fs::write(&config, text.replacen("enum: [Exists, Equal]", "enum: [exists, Equal]", 1))
         .unwrap();
     std::fs::create_dir_all(root.join("docs")).unwrap();
     std::fs::write(root.join("docs/FAQ.md"), "# FAQ\n").unwrap();

@@ -113,5 +113,6 @@ fn converted_layer2_settings_are_valid_version_2_settings() {
     schema().validate_config(&v2).unwrap();
     let settings: SettingsV2 = serde_json::from_value(v2).unwrap();
     assert_eq!(settings.speaker.tolerations.len(), 1);
+    assert_eq!(settings.speaker.node_selector.get("role").map(String::as_str), Some("front"));
     assert!(settings.address_pools.is_empty());
 }

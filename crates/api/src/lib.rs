@@ -3,6 +3,8 @@
 //!
 //! No I/O lives here; the hooks, the speaker and the code generator all share these types.
 
+pub mod announcement;
+pub mod bgp;
 pub mod child;
 pub mod class;
 pub mod metallb;
@@ -11,6 +13,13 @@ pub mod schema;
 pub mod settings;
 pub mod values;
 
+pub use announcement::{
+    SDNInternalBGPAnnouncement, SDNInternalBGPAnnouncementSpec, SDNInternalBGPAnnouncementStatus,
+};
+pub use bgp::{
+    MetalLoadBalancerBGPPeer, MetalLoadBalancerBGPPeerSpec, MetalLoadBalancerConfiguration,
+    MetalLoadBalancerConfigurationSpec, MetalLoadBalancerPool, MetalLoadBalancerPoolSpec,
+};
 pub use child::{SDNInternalL2LBService, SDNInternalL2LBServiceSpec, SDNInternalL2LBServiceStatus};
 pub use class::{MetalLoadBalancerClass, MetalLoadBalancerClassSpec, MetalLoadBalancerClassStatus};
 

@@ -15,6 +15,8 @@ pub mod module {
     pub const VALUES_KEY: &str = "metallb";
     /// Name of the speakers' DaemonSet and the `app` label of its pods.
     pub const SPEAKER_APP: &str = "l2lb-speaker";
+    /// Name of the BGP speakers' DaemonSet and the `app` label of its pods.
+    pub const BGP_SPEAKER_APP: &str = "bgp-speaker";
     /// Secret in [`NAMESPACE`] holding the speakers' shared gossip key.
     pub const GOSSIP_KEY_SECRET: &str = "l2lb-speaker-gossip-key";
     /// Data key of the gossip key inside [`GOSSIP_KEY_SECRET`].
@@ -40,6 +42,14 @@ pub mod api {
     /// `spec.loadBalancerClass` written into every child; the value the previous
     /// implementation's controller and speaker were started with (`--lb-class`).
     pub const CHILD_LOAD_BALANCER_CLASS: &str = "l2-load-balancer-class.network.deckhouse.io";
+    /// Kind of a BGP address pool.
+    pub const POOL_KIND: &str = "MetalLoadBalancerPool";
+    /// Kind of a BGP peer.
+    pub const BGP_PEER_KIND: &str = "MetalLoadBalancerBGPPeer";
+    /// Kind of a BGP configuration (nodes, peers, advertisements).
+    pub const CONFIGURATION_KIND: &str = "MetalLoadBalancerConfiguration";
+    /// Kind of the per-IP object the BGP speakers read.
+    pub const BGP_ANNOUNCEMENT_KIND: &str = "SDNInternalBGPAnnouncement";
     /// `apiVersion` of the platform's `ModuleConfig`.
     pub const MODULE_CONFIG_API_VERSION: &str = "deckhouse.io/v1alpha1";
     /// Kind of the platform's module configuration.
@@ -58,6 +68,10 @@ pub mod annotations {
     pub const SHARED_IP_KEY: &str = "network.deckhouse.io/load-balancer-shared-ip-key";
     /// Names the `MetalLoadBalancerClass` of a Service (below `spec.loadBalancerClass`).
     pub const METAL_LOAD_BALANCER_CLASS: &str = "network.deckhouse.io/metal-load-balancer-class";
+
+    /// Names the `MetalLoadBalancerPool` (BGP mode) a Service takes its IPs from; MetalLB's
+    /// [`METALLB_ADDRESS_POOL`] and [`METALLB_UNIVERSE_ADDRESS_POOL`] name it too, below this one.
+    pub const LOAD_BALANCER_POOL: &str = "network.deckhouse.io/load-balancer-pool";
 
     /// Preferred announcing node of a child written by the previous implementation; read
     /// when adopting its children.
@@ -123,6 +137,9 @@ pub mod labels {
     pub const CLASS: &str = "network.deckhouse.io/metal-load-balancer-class";
     /// Marks configuration objects for the platform's backups.
     pub const BACKUP_CLUSTER_CONFIG: &str = "backup.deckhouse.io/cluster-config";
+    /// A Secret a `MetalLoadBalancerBGPPeer` names must carry this label with the value
+    /// `"true"`: the module reads only labelled Secrets, never every Secret of the cluster.
+    pub const BGP_PASSWORD: &str = "network.deckhouse.io/metallb-bgp-password";
     /// Pod label of the speakers.
     pub const APP: &str = "app";
 }
@@ -191,6 +208,38 @@ pub mod conditions {
     pub const REASON_DEFAULT_CLASS_SHADOWED: &str = "DefaultClassShadowed";
     /// Reason of [`DEFAULT_CLASS`]: `isDefault` is not set.
     pub const REASON_NOT_DEFAULT: &str = "NotDefault";
+}
+
+/// Names of BGP mode's objects and their contents.
+pub mod bgp {
+    /// Prefix of the copies of password Secrets in the module's namespace:
+    /// `bgp-pwd-<namespace>-<name>`, the original module's naming.
+    pub const PASSWORD_COPY_PREFIX: &str = "bgp-pwd-";
+    /// Data key of the TCP MD5 password in a password Secret and its copy.
+    pub const PASSWORD_KEY: &str = "password";
+    /// Port of a peer without `peerPort` (RFC 4271 §8.2.1).
+    pub const DEFAULT_PEER_PORT: u16 = 179;
+    /// Hold time of a peer without `holdTime`: RFC 4271 §10's suggested value.
+    pub const DEFAULT_HOLD_TIME_SECONDS: u32 = 90;
+    /// BFD intervals (milliseconds) and multiplier of a peer whose `bfd` leaves them out:
+    /// FRR's and MetalLB's defaults, so a router configured for them matches.
+    pub const DEFAULT_BFD_INTERVAL_MS: u32 = 300;
+    /// See [`DEFAULT_BFD_INTERVAL_MS`].
+    pub const DEFAULT_BFD_DETECT_MULTIPLIER: u32 = 3;
+    /// Name of the configuration the settings migration creates.
+    pub const MIGRATED_CONFIGURATION: &str = "migrated-bgp";
+    /// Prefix of peers the settings migration creates: `peer-<index>`.
+    pub const MIGRATED_PEER_PREFIX: &str = "peer-";
+    /// Prefix of pools the settings migration creates for unnamed pools: `pool-<index>`.
+    pub const MIGRATED_POOL_PREFIX: &str = "pool-";
+
+    /// Name of the copy, in the module's namespace, of the password Secret `namespace/name`.
+    ///
+    /// Both parts are DNS names, so the result is one too while it fits in 253 characters; a
+    /// peer whose Secret name is longer is reported on the peer and gets no password.
+    pub fn password_copy_name(namespace: &str, name: &str) -> String {
+        format!("{PASSWORD_COPY_PREFIX}{namespace}-{name}")
+    }
 }
 
 /// Names used by the v1 → v2 migration.

@@ -118,3 +118,71 @@ pub fn ip_addresses(_: &mut SchemaGenerator) -> Schema {
 pub fn ip_address(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "string", "pattern": ip_address_pattern()})
 }
+
+/// A decimal 0–65535 without leading zeros.
+const U16: &str =
+    "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)";
+/// A decimal 0–4294967295 without leading zeros.
+const U32: &str = "(429496729[0-5]|42949672[0-8][0-9]|4294967[01][0-9]{2}|429496[0-6][0-9]{3}|42949[0-5][0-9]{4}|4294[0-8][0-9]{5}|429[0-3][0-9]{6}|42[0-8][0-9]{7}|4[01][0-9]{8}|[1-3][0-9]{9}|[1-9][0-9]{0,8}|0)";
+
+/// Well-known community names an advertisement may use (RFC 1997), plus `none`.
+pub const WELL_KNOWN_COMMUNITIES: [(&str, &str); 3] =
+    [("no-export", "65535:65281"), ("no-advertise", "65535:65282"), ("local-as", "65535:65283")];
+
+/// A community of an advertisement: `ASN:value`, a well-known name, `none`, or a large
+/// community `large:global:local1:local2`, anchored.
+pub fn community_pattern() -> String {
+    format!("^({U16}:{U16}|no-export|no-advertise|local-as|none|large:{U32}:{U32}:{U32})$")
+}
+
+/// Message shown by the API server when a community is rejected.
+pub const COMMUNITY_MESSAGE: &str = "each community must be ASN:value with both parts in \
+     0-65535, no-export, no-advertise, local-as, none, or large:global:local1:local2 with each \
+     part in 0-4294967295";
+
+/// Schema of `advertisements[].bgp.communities`.
+pub fn communities(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "maxItems": 64,
+        "items": {"type": "string", "maxLength": 40, "pattern": community_pattern()},
+        "x-kubernetes-list-type": "atomic",
+    })
+}
+
+/// A Go-style duration of whole units as the original accepted it (`90s`, `1m30s`, `500ms`).
+pub const HOLD_TIME_PATTERN: &str = "^([0-9]+(ms|s|m|h))+$";
+
+/// Message of the hold time rule.
+pub const HOLD_TIME_MESSAGE: &str =
+    "holdTime must be 0s (no keepalives) or at least 3s (RFC 4271 section 4.2)";
+
+/// Schema of a peer's `holdTime`: the pattern, and a CEL rule for the RFC's lower bound.
+pub fn hold_time(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "maxLength": 32,
+        "pattern": HOLD_TIME_PATTERN,
+        "x-kubernetes-validations": [{
+            "rule": "duration(self) == duration('0s') || duration(self) >= duration('3s')",
+            "message": HOLD_TIME_MESSAGE,
+        }],
+    })
+}
+
+/// Schema of one optional IPv4 address (a BGP identifier is 4 bytes, RFC 4271 §4.2).
+pub fn ipv4_address(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": format!("^{}$", ipv4())})
+}
+
+/// Schema of a peer's `status.sessions`: one entry per node, so each node's speaker owns its
+/// own entry under server-side apply.
+pub fn bgp_sessions(generator: &mut SchemaGenerator) -> Schema {
+    let item = generator.subschema_for::<crate::bgp::BgpSessionStatus>();
+    json_schema!({
+        "type": "array",
+        "items": item,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["node"],
+    })
+}
