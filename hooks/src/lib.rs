@@ -10,6 +10,7 @@
 //! ```text
 //! onStartup  1  ensure-crds
 //! beforeHelm 5  migrate-v1-l2        v1 ModuleConfig → classes, pool → class map
+//!            7  migrate-bgp-settings v1/v2 BGP settings → pools, peers, configuration
 //!           10  adopt-served-services  needs the classes and the map of 5
 //!           15  node-membership      member label on selected nodes
 //!           20  discovery            needs the pins of 10; children, statuses, values
@@ -26,6 +27,7 @@ mod alerts;
 mod discovery;
 mod ensure_crds;
 mod gossip_key;
+mod migrate_bgp;
 mod migrate_v1;
 mod node_membership;
 mod types;
@@ -38,6 +40,8 @@ pub(crate) mod order {
     pub(crate) const ENSURE_CRDS: u32 = 1;
     /// Generates the classes the adoption binds Services to.
     pub(crate) const MIGRATE_V1: u32 = 5;
+    /// BGP settings → BGP objects; before discovery, which reads them.
+    pub(crate) const MIGRATE_BGP: u32 = 7;
     /// After the migration (reads `ipAddressPoolToMLBCMap` and the generated classes), before
     /// discovery (which must see the pinned IPs, or it would hand out new ones).
     pub(crate) const ADOPT_SERVICES: u32 = 10;
@@ -50,10 +54,11 @@ pub(crate) mod order {
 }
 
 /// Every hook, in the index order of `hook list`.
-pub fn hooks() -> [&'static dyn Hook; 7] {
+pub fn hooks() -> [&'static dyn Hook; 8] {
     [
         &ensure_crds::EnsureCrds,
         &migrate_v1::MigrateV1,
+        &migrate_bgp::MigrateBgp,
         &adopt_services::AdoptServices,
         &node_membership::NodeMembership,
         &discovery::Discovery,

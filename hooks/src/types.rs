@@ -33,6 +33,10 @@ pub(crate) enum SkipReason {
     UserOwnedClass,
     /// An interface name the class schema would reject.
     InvalidInterface,
+    /// A BGP peer of the settings (or one of its fields) the peer schema would reject.
+    InvalidBgpPeer,
+    /// A community the configuration schema would reject.
+    InvalidCommunity,
 }
 
 impl SkipReason {
@@ -48,6 +52,8 @@ impl SkipReason {
             Self::InvalidName => "invalid_name",
             Self::UserOwnedClass => "user_owned_class",
             Self::InvalidInterface => "invalid_interface",
+            Self::InvalidBgpPeer => "invalid_bgp_peer",
+            Self::InvalidCommunity => "invalid_community",
         }
     }
 }

@@ -276,6 +276,8 @@ pub mod metrics {
 
     /// Group of the v1 migration hook's [`SKIPPED_OBJECTS`] series.
     pub const GROUP_MIGRATION: &str = "d8_metallb_migration";
+    /// Group of the BGP settings migration's [`SKIPPED_OBJECTS`] series.
+    pub const GROUP_BGP_MIGRATION: &str = "d8_metallb_bgp_migration";
     /// Group of the adoption hook's [`SKIPPED_OBJECTS`] series.
     pub const GROUP_ADOPTION: &str = "d8_metallb_adoption";
     /// Group of the node membership hook's [`SKIPPED_OBJECTS`] series.

@@ -1,0 +1,80 @@
+//! The BGP settings migration through the real binary: version 2 settings of the original
+//! module become pools, peers and the `migrated-bgp` configuration, once, and a person's objects
+//! always win.
+
+use super::*;
+
+const POOL: &str = "MetalLoadBalancerPool";
+const PEER: &str = "MetalLoadBalancerBGPPeer";
+const CONFIGURATION: &str = "MetalLoadBalancerConfiguration";
+
+fn bgp_module_config() -> Value {
+    json!({
+        "apiVersion": "deckhouse.io/v1alpha1", "kind": "ModuleConfig", "metadata": {"name": "metallb"},
+        "spec": {"enabled": true, "version": 2, "settings": {
+            "speaker": {"nodeSelector": {"node-role.deckhouse.io/frontend": ""}},
+            "bgpPeers": [{"peer-address": "192.0.2.1", "peer-asn": 64512, "my-asn": 64513, "hold-time": "9s"},
+                         {"peer-address": "192.0.2.2", "peer-asn": 0, "my-asn": 64513}],
+            "bgpCommunities": {"no-advertise": "65535:65282"},
+            "addressPools": [
+                {"name": "public", "protocol": "bgp", "addresses": ["203.0.113.0/28"],
+                 "bgp-advertisements": [{"localpref": 150, "communities": ["no-advertise"]}]},
+                {"name": "mine", "protocol": "bgp", "addresses": ["203.0.113.64/28"]}]}}
+    })
+}
+
+#[test]
+fn bgp_settings_become_objects_once_and_a_persons_objects_win() -> Result<()> {
+    let mut fw = framework(|s| {
+        s.module_config = Some(bgp_module_config());
+        s.cluster.push(json!({
+            "apiVersion": "network.deckhouse.io/v1alpha1", "kind": POOL,
+            "metadata": {"name": "mine"}, "spec": {"addresses": ["198.51.100.0/28"]}}));
+    })?;
+    fw.set_config_values(bgp_module_config()["spec"]["settings"].clone());
+    fw.start()?;
+
+    assert_eq!(get(&fw, POOL, "", "public")["spec"], json!({"addresses": ["203.0.113.0/28"]}));
+    assert_eq!(
+        get(&fw, POOL, "", "mine")["spec"]["addresses"],
+        json!(["198.51.100.0/28"]),
+        "a pool a person made is never overwritten"
+    );
+    assert_eq!(
+        get(&fw, PEER, "", "peer-0")["spec"],
+        json!({"peerAddress": "192.0.2.1", "peerASN": 64512, "myASN": 64513, "holdTime": "9s"})
+    );
+    assert!(fw.cluster().get(None, PEER, "", "peer-1").is_none(), "ASN 0 is not migrated");
+    assert_eq!(
+        fw.metrics().value(
+            "d8_metallb_skipped_objects",
+            &[("kind", "ModuleConfig"), ("reason", "invalid_bgp_peer")]
+        ),
+        Some(1.0)
+    );
+    let configuration = get(&fw, CONFIGURATION, "", "migrated-bgp");
+    assert_eq!(
+        configuration["spec"],
+        json!({"mode": "BGP", "nodeSelector": {"node-role.deckhouse.io/frontend": ""},
+               "bgp": {"peerNames": ["peer-0"]},
+               "advertisements": [
+                   {"poolNames": ["public"], "bgp": {"communities": ["65535:65282"], "localPref": 150}},
+                   {"poolNames": ["mine"]}]})
+    );
+    assert_eq!(configuration["metadata"]["labels"]["auto-generated-by"], "d8-migration-hook");
+    assert_second_run_is_a_no_op(&mut fw)?;
+
+    // A person edits a migrated object: the migration leaves it alone.
+    let mut peer = get(&fw, PEER, "", "peer-0").clone();
+    peer["spec"]["holdTime"] = json!("3s");
+    fw.cluster_mut().insert(peer)?;
+    fw.module_run()?;
+    fw.run_until_quiet()?;
+    assert_eq!(get(&fw, PEER, "", "peer-0")["spec"]["holdTime"], "3s");
+    // The ModuleConfig itself is never changed.
+    assert_eq!(
+        fw.cluster().get(None, "ModuleConfig", "", "metallb").map(|m| &m["spec"]),
+        Some(&bgp_module_config()["spec"])
+    );
+    assert_second_run_is_a_no_op(&mut fw)
+}
