@@ -83,11 +83,12 @@ pub struct BgpRoute {
     pub prefix: String,
 
     /// Standard communities, as `ASN:value` with well-known names already resolved
-    /// (`no-export` is `65535:65281`), sorted and deduplicated.
+    /// (`no-export` is `65535:65281`), in numeric order, without duplicates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub communities: Vec<String>,
 
-    /// Large communities (RFC 8092) as `global:local1:local2`, sorted and deduplicated.
+    /// Large communities (RFC 8092) as `global:local1:local2`, in numeric order, without
+    /// duplicates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub large_communities: Vec<String>,
 

@@ -381,9 +381,10 @@ pub struct AdvertisementBgp {
     #[schemars(range(min = 0, max = 4_294_967_295u32))]
     pub local_pref: Option<u32>,
 
-    /// Prefix length of the announced routes: 32 for IPv4 and 128 for IPv6 when absent (one
-    /// route per IP). A shorter length announces the covering prefix instead; a length longer
-    /// than the family allows is reported in the configuration's status.
+    /// Prefix length of the announced IPv4 routes; 32 when absent (one route per IP). A shorter
+    /// length announces the covering prefix instead. A length above 32 is reported in the
+    /// configuration's status and /32 is used. IPv6 routes are always /128: the original's
+    /// speaker was IPv4-only, and applying an IPv4 length to IPv6 would announce a huge prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 128))]
     pub aggregation_length: Option<u8>,

@@ -29,6 +29,7 @@
 //!   nodes it wrote (`status.ip`, `status.node`) and keeps them.
 
 pub mod annotations;
+pub mod bgp;
 mod conditions;
 pub mod diag;
 pub mod model;
