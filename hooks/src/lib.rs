@@ -15,6 +15,7 @@
 //!           15  node-membership      member label on selected nodes
 //!           20  discovery            needs the pins of 10; children, statuses, values
 //! afterHelm 10  gossip-key           the namespace exists once Helm rendered it
+//!           20  bgp-password-secrets peers' MD5 Secrets copied into the namespace
 //! events        alerts               metrics only
 //! ```
 
@@ -24,6 +25,7 @@ use addon::Hook;
 
 mod adopt_services;
 mod alerts;
+mod bgp_secrets;
 mod discovery;
 mod ensure_crds;
 mod gossip_key;
@@ -51,10 +53,12 @@ pub(crate) mod order {
     pub(crate) const DISCOVERY: u32 = 20;
     /// afterHelm: the Helm release creates the namespace the Secret lives in.
     pub(crate) const GOSSIP_KEY_AFTER_HELM: u32 = 10;
+    /// afterHelm, for the same reason: the copies live in the module's namespace.
+    pub(crate) const BGP_SECRETS_AFTER_HELM: u32 = 20;
 }
 
 /// Every hook, in the index order of `hook list`.
-pub fn hooks() -> [&'static dyn Hook; 8] {
+pub fn hooks() -> [&'static dyn Hook; 9] {
     [
         &ensure_crds::EnsureCrds,
         &migrate_v1::MigrateV1,
@@ -63,6 +67,7 @@ pub fn hooks() -> [&'static dyn Hook; 8] {
         &node_membership::NodeMembership,
         &discovery::Discovery,
         &gossip_key::GossipKey,
+        &bgp_secrets::BgpSecrets,
         &alerts::Alerts,
     ]
 }

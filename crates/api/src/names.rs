@@ -140,6 +140,9 @@ pub mod labels {
     /// A Secret a `MetalLoadBalancerBGPPeer` names must carry this label with the value
     /// `"true"`: the module reads only labelled Secrets, never every Secret of the cluster.
     pub const BGP_PASSWORD: &str = "network.deckhouse.io/metallb-bgp-password";
+    /// Marks the module's copies of password Secrets in its namespace (value `"true"`), so the
+    /// copies are found, and deleted when no peer names them, without reading other Secrets.
+    pub const BGP_PASSWORD_COPY: &str = "network.deckhouse.io/metallb-bgp-password-copy";
     /// Pod label of the speakers.
     pub const APP: &str = "app";
 }
@@ -208,6 +211,18 @@ pub mod conditions {
     pub const REASON_DEFAULT_CLASS_SHADOWED: &str = "DefaultClassShadowed";
     /// Reason of [`DEFAULT_CLASS`]: `isDefault` is not set.
     pub const REASON_NOT_DEFAULT: &str = "NotDefault";
+    /// On a BGP peer: whether its TCP MD5 password Secret is usable (or none is asked for).
+    pub const PASSWORD_SECRET_FOUND: &str = "PasswordSecretFound";
+    /// Reason of [`PASSWORD_SECRET_FOUND`]: the peer names no Secret.
+    pub const REASON_NO_PASSWORD: &str = "NoPassword";
+    /// Reason of [`PASSWORD_SECRET_FOUND`]: the Secret is copied for the speakers.
+    pub const REASON_PASSWORD_SECRET_COPIED: &str = "PasswordSecretCopied";
+    /// Reason of [`PASSWORD_SECRET_FOUND`] (false): missing, or without the label.
+    pub const REASON_PASSWORD_SECRET_NOT_FOUND: &str = "PasswordSecretNotFound";
+    /// Reason of [`PASSWORD_SECRET_FOUND`] (false): the Secret has no `password` key.
+    pub const REASON_PASSWORD_KEY_MISSING: &str = "PasswordKeyMissing";
+    /// Reason of [`PASSWORD_SECRET_FOUND`] (false): the copy's name would be too long.
+    pub const REASON_PASSWORD_SECRET_NAME_TOO_LONG: &str = "PasswordSecretNameTooLong";
 }
 
 /// Names of BGP mode's objects and their contents.

@@ -1,6 +1,6 @@
-//! The BGP settings migration through the real binary: version 2 settings of the original
-//! module become pools, peers and the `migrated-bgp` configuration, once, and a person's objects
-//! always win.
+//! BGP hooks through the real binary: version 2 settings of the original module become pools,
+//! peers and the `migrated-bgp` configuration, once, and a person's objects always win; peers'
+//! password Secrets are copied into the module's namespace.
 
 use super::*;
 
@@ -76,5 +76,40 @@ fn bgp_settings_become_objects_once_and_a_persons_objects_win() -> Result<()> {
         fw.cluster().get(None, "ModuleConfig", "", "metallb").map(|m| &m["spec"]),
         Some(&bgp_module_config()["spec"])
     );
+    assert_second_run_is_a_no_op(&mut fw)
+}
+
+#[test]
+fn password_secrets_are_copied_for_the_speakers_and_follow_changes() -> Result<()> {
+    let mut fw = started(|s| {
+        s.cluster.push(json!({
+            "apiVersion": "network.deckhouse.io/v1alpha1", "kind": PEER, "metadata": {"name": "tor"},
+            "spec": {"peerAddress": "192.0.2.1", "peerASN": 64512, "myASN": 64513,
+                     "passwordSecretRef": {"name": "tor-md5", "namespace": "web"}}}));
+        s.cluster.push(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "tor-md5", "namespace": "web",
+                         "labels": {"network.deckhouse.io/metallb-bgp-password": "true"}},
+            "data": {"password": "c2VjcmV0"}}));
+    })?;
+    let copy = get(&fw, "Secret", "d8-metallb", "bgp-pwd-web-tor-md5");
+    assert_eq!(copy["data"]["password"], "c2VjcmV0");
+    let found = |fw: &Framework| {
+        get(fw, PEER, "", "tor")["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "PasswordSecretFound").cloned())
+            .unwrap()
+    };
+    assert_eq!(found(&fw)["reason"], "PasswordSecretCopied");
+    assert_second_run_is_a_no_op(&mut fw)?;
+
+    // The label is removed: the copy goes and the peer says why.
+    let mut secret = get(&fw, "Secret", "web", "tor-md5").clone();
+    secret["metadata"]["labels"] = json!({});
+    fw.cluster_mut().insert(secret)?;
+    fw.run_until_quiet()?;
+    assert!(fw.cluster().get(None, "Secret", "d8-metallb", "bgp-pwd-web-tor-md5").is_none());
+    assert_eq!(found(&fw)["status"], "False");
+    assert_eq!(found(&fw)["reason"], "PasswordSecretNotFound");
     assert_second_run_is_a_no_op(&mut fw)
 }
