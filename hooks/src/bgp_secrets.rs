@@ -235,7 +235,7 @@ fn condition_patch(
     others.sort_by(|a, b| a["type"].as_str().cmp(&b["type"].as_str()));
     let target = ObjectRef::cluster(api::CLASS_API_VERSION, api::BGP_PEER_KIND, name);
     let patch = json!({"status": {"conditions": others}});
-    Some(KubeOperation::merge_patch(target, &patch).status().ignore_missing_object())
+    Some(KubeOperation::merge_patch(target, patch).status().ignore_missing_object())
 }
 
 fn copy_object(name: &str, password: &str) -> Value {

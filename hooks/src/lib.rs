@@ -14,6 +14,7 @@
 //!           10  adopt-served-services  needs the classes and the map of 5
 //!           15  node-membership      member label on selected nodes
 //!           20  discovery            needs the pins of 10; children, statuses, values
+//!           22  bgp-configurations   configuration statuses (peers, pools, members)
 //! afterHelm 10  gossip-key           the namespace exists once Helm rendered it
 //!           20  bgp-password-secrets peers' MD5 Secrets copied into the namespace
 //! events        alerts               metrics only
@@ -26,6 +27,7 @@ use addon::Hook;
 mod adopt_services;
 mod alerts;
 mod bgp_secrets;
+mod bgp_status;
 mod discovery;
 mod ensure_crds;
 mod gossip_key;
@@ -51,6 +53,8 @@ pub(crate) mod order {
     pub(crate) const NODE_MEMBERSHIP: u32 = 15;
     /// Last: sees migrated classes and adopted Services.
     pub(crate) const DISCOVERY: u32 = 20;
+    /// After the BGP migration created configurations; independent of discovery.
+    pub(crate) const BGP_STATUS: u32 = 22;
     /// afterHelm: the Helm release creates the namespace the Secret lives in.
     pub(crate) const GOSSIP_KEY_AFTER_HELM: u32 = 10;
     /// afterHelm, for the same reason: the copies live in the module's namespace.
@@ -58,7 +62,7 @@ pub(crate) mod order {
 }
 
 /// Every hook, in the index order of `hook list`.
-pub fn hooks() -> [&'static dyn Hook; 9] {
+pub fn hooks() -> [&'static dyn Hook; 10] {
     [
         &ensure_crds::EnsureCrds,
         &migrate_v1::MigrateV1,
@@ -66,6 +70,7 @@ pub fn hooks() -> [&'static dyn Hook; 9] {
         &adopt_services::AdoptServices,
         &node_membership::NodeMembership,
         &discovery::Discovery,
+        &bgp_status::BgpStatus,
         &gossip_key::GossipKey,
         &bgp_secrets::BgpSecrets,
         &alerts::Alerts,

@@ -12,7 +12,7 @@ use serde_json::Value;
 use xtask::repo_root;
 
 /// Series the hooks export, from the constants the hooks use.
-const HOOK_METRICS: [&str; 9] = [
+const HOOK_METRICS: [&str; 10] = [
     metrics::CLASS_POOL_SIZE,
     metrics::CLASS_ALLOCATED_IPS,
     metrics::CLASS_SERVICES_NOT_FULLY_ASSIGNED,
@@ -22,6 +22,7 @@ const HOOK_METRICS: [&str; 9] = [
     metrics::NOT_SUPPORTED_SERVICE_ANNOTATIONS,
     metrics::UPDATE_MC_VERSION_REQUIRED,
     metrics::OBSOLETE_LAYER2_POOLS_ARE_USED,
+    metrics::BGP_CONFIGURATION_ISSUES,
 ];
 
 /// Prefix of every speaker metric (`metallb_speaker::metrics::PREFIX`).

@@ -211,6 +211,11 @@ pub mod conditions {
     pub const REASON_DEFAULT_CLASS_SHADOWED: &str = "DefaultClassShadowed";
     /// Reason of [`DEFAULT_CLASS`]: `isDefault` is not set.
     pub const REASON_NOT_DEFAULT: &str = "NotDefault";
+    /// On a BGP configuration: whether every peer and pool it names exists and its attributes
+    /// are valid (the message lists every problem).
+    pub const CONFIGURATION_VALID: &str = "ConfigurationValid";
+    /// Reason of [`CONFIGURATION_VALID`] when true.
+    pub const REASON_CONFIGURATION_RESOLVED: &str = "ConfigurationResolved";
     /// On a BGP peer: whether its TCP MD5 password Secret is usable (or none is asked for).
     pub const PASSWORD_SECRET_FOUND: &str = "PasswordSecretFound";
     /// Reason of [`PASSWORD_SECRET_FOUND`]: the peer names no Secret.
@@ -293,6 +298,12 @@ pub mod metrics {
     pub const GROUP_MIGRATION: &str = "d8_metallb_migration";
     /// Group of the BGP settings migration's [`SKIPPED_OBJECTS`] series.
     pub const GROUP_BGP_MIGRATION: &str = "d8_metallb_bgp_migration";
+    /// Group of the BGP configuration status hook's series.
+    pub const GROUP_BGP_STATUS: &str = "d8_metallb_bgp_status";
+    /// A problem of a BGP configuration (`configuration`, `reason`, `detail` labels): a named
+    /// peer or pool missing, an invalid community or aggregation length; exported only while
+    /// the problem exists.
+    pub const BGP_CONFIGURATION_ISSUES: &str = "d8_metallb_bgp_configuration_issues";
     /// Group of the adoption hook's [`SKIPPED_OBJECTS`] series.
     pub const GROUP_ADOPTION: &str = "d8_metallb_adoption";
     /// Group of the node membership hook's [`SKIPPED_OBJECTS`] series.

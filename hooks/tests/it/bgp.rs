@@ -113,3 +113,43 @@ fn password_secrets_are_copied_for_the_speakers_and_follow_changes() -> Result<(
     assert_eq!(found(&fw)["reason"], "PasswordSecretNotFound");
     assert_second_run_is_a_no_op(&mut fw)
 }
+
+#[test]
+fn a_configuration_naming_a_missing_peer_says_so_until_the_peer_exists() -> Result<()> {
+    let mut fw = started(|s| {
+        s.cluster.push(json!({
+            "apiVersion": "network.deckhouse.io/v1alpha1", "kind": CONFIGURATION, "metadata": {"name": "front"},
+            "spec": {"mode": "BGP", "nodeSelector": {"node-role.deckhouse.io/frontend": ""},
+                     "bgp": {"peerNames": ["tor"]}, "advertisements": [{"poolNames": ["public"]}]}}));
+        s.cluster.push(json!({
+            "apiVersion": "network.deckhouse.io/v1alpha1", "kind": POOL, "metadata": {"name": "public"},
+            "spec": {"addresses": ["203.0.113.0/28"]}}));
+    })?;
+    let valid =
+        |fw: &Framework| get(fw, CONFIGURATION, "", "front")["status"]["conditions"][0].clone();
+    assert_eq!(valid(&fw)["status"], "False");
+    assert_eq!(valid(&fw)["reason"], "PeerNotFound");
+    assert_eq!(
+        fw.metrics().value(
+            "d8_metallb_bgp_configuration_issues",
+            &[("configuration", "front"), ("reason", "PeerNotFound")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(&fw, CONFIGURATION, "", "front")["status"]["memberNodes"],
+        json!(["front-0", "front-1", "front-2"])
+    );
+    assert_second_run_is_a_no_op(&mut fw)?;
+
+    fw.cluster_mut().insert(json!({
+        "apiVersion": "network.deckhouse.io/v1alpha1", "kind": PEER, "metadata": {"name": "tor"},
+        "spec": {"peerAddress": "192.0.2.1", "peerASN": 64512, "myASN": 64513}}))?;
+    fw.run_until_quiet()?;
+    assert_eq!(valid(&fw)["status"], "True");
+    assert_eq!(
+        fw.metrics().value("d8_metallb_bgp_configuration_issues", &[("configuration", "front")]),
+        None
+    );
+    assert_second_run_is_a_no_op(&mut fw)
+}

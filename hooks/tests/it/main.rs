@@ -509,7 +509,7 @@ fn hook_list_matches_the_readme_and_config_uses_one_queue() -> Result<()> {
     let fw = framework(|_| {})?;
     let readme = include_str!("../../README.md");
     let names: Vec<String> = fw.hooks().iter().map(|h| h.name.clone()).collect();
-    assert_eq!(names.len(), 9);
+    assert_eq!(names.len(), 10);
     for h in fw.hooks() {
         let short = h.name.split(':').nth(1).unwrap();
         assert!(readme.contains(&format!("| `{short}` |")), "README lists {short}");
@@ -520,7 +520,7 @@ fn hook_list_matches_the_readme_and_config_uses_one_queue() -> Result<()> {
     }
     let out = std::process::Command::new(BIN).args(["hook", "config"]).output()?;
     let config: Value = serde_json::from_slice(&out.stdout)?;
-    assert_eq!(config["hooks"].as_array().map(Vec::len), Some(9));
+    assert_eq!(config["hooks"].as_array().map(Vec::len), Some(10));
     Ok(())
 }
 

@@ -1,0 +1,121 @@
+use super::*;
+
+fn at() -> Timestamp {
+    Timestamp("2026-12-02T10:00:00Z".into())
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn nodes() -> Vec<Value> {
+    vec![
+        json!({"name": "front-0", "labels": {"role": "front"}, "ready": true}),
+        json!({"name": "front-1", "labels": {"role": "front"}, "ready": false}),
+        json!({"name": "worker-0", "labels": {}, "ready": true}),
+    ]
+}
+
+fn status_of(out: &Outcome, name: &str) -> Value {
+    out.ops
+        .iter()
+        .map(|op| serde_json::to_value(op).unwrap())
+        .find(|v| v["name"] == name)
+        .map(|v| v["mergePatch"]["status"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_valid_configuration_lists_its_members() {
+    let configuration = json!({"name": "rack-a", "generation": 2, "spec": {"mode": "BGP", "nodeSelector": {"role": "front"},
+        "bgp": {"peerNames": ["tor"]}, "advertisements": [{"poolNames": ["public"]}]}});
+    let out = handle(&[configuration], &set(&["tor"]), &set(&["public"]), &nodes(), &at());
+    let status = status_of(&out, "rack-a");
+    assert_eq!(status["memberNodes"], json!(["front-0"]));
+    assert_eq!(status["nodeSummary"], "front-0");
+    assert_eq!(status["observedGeneration"], 2);
+    assert_eq!(status["conditions"][0]["type"], "ConfigurationValid");
+    assert_eq!(status["conditions"][0]["status"], "True");
+    assert!(out.metrics.is_empty() && out.skipped.is_empty());
+}
+
+#[test]
+fn missing_peers_and_pools_are_a_false_condition_and_metrics() {
+    let configuration = json!({"name": "broken", "spec": {"mode": "BGP",
+        "bgp": {"peerNames": ["gone"]},
+        "advertisements": [{"poolNames": ["lost"], "bgp": {"communities": ["99999:1"], "aggregationLength": 40}}]}});
+    let out = handle(&[configuration], &set(&[]), &set(&[]), &nodes(), &at());
+    let condition = &status_of(&out, "broken")["conditions"][0];
+    assert_eq!(condition["status"], "False");
+    assert_eq!(condition["reason"], "PeerNotFound");
+    let message = condition["message"].as_str().unwrap();
+    for part in
+        ["\"gone\"", "\"lost\"", "\"99999:1\"", "aggregationLength 40", "nothing is announced"]
+    {
+        assert!(message.contains(part), "{message} names {part}");
+    }
+    assert!(condition.get("observedGeneration").is_none(), "no generation, no zero written");
+    let reasons: BTreeSet<String> = out
+        .metrics
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap()["labels"]["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        reasons,
+        set(&[
+            "AggregationLengthTooLong",
+            "InvalidCommunity",
+            "NoPeers",
+            "PeerNotFound",
+            "PoolNotFound"
+        ])
+    );
+}
+
+#[test]
+fn an_unchanged_status_is_not_written_again() {
+    let spec = json!({"mode": "BGP", "bgp": {"peerNames": ["tor"]}});
+    let first =
+        handle(&[json!({"name": "c", "spec": spec})], &set(&["tor"]), &set(&[]), &nodes(), &at());
+    let status = status_of(&first, "c");
+    let later = Timestamp("2026-12-03T00:00:00Z".into());
+    let again = handle(
+        &[json!({"name": "c", "spec": spec, "status": status})],
+        &set(&["tor"]),
+        &set(&[]),
+        &nodes(),
+        &later,
+    );
+    assert!(again.ops.is_empty(), "{:?}", again.ops);
+    // A node joins: the members change, the condition keeps its transition time.
+    let mut more = nodes();
+    more.push(json!({"name": "worker-1", "labels": {}, "ready": true}));
+    let changed = handle(
+        &[json!({"name": "c", "spec": spec, "status": status})],
+        &set(&["tor"]),
+        &set(&[]),
+        &more,
+        &later,
+    );
+    let status = status_of(&changed, "c");
+    assert_eq!(status["memberNodes"], json!(["front-0", "worker-0", "worker-1"]));
+    assert_eq!(status["conditions"][0]["lastTransitionTime"], "2026-12-02T10:00:00Z");
+}
+
+#[test]
+fn a_malformed_configuration_is_skipped_and_the_others_served() {
+    let out = handle(
+        &[
+            json!({"name": "bad", "spec": {"mode": "BGP", "bgp": {"peerNames": "tor"}}}),
+            json!({"spec": {}}),
+            json!({"name": "good", "spec": {"mode": "BGP", "bgp": {"peerNames": ["tor"]}}}),
+        ],
+        &set(&["tor"]),
+        &set(&[]),
+        &nodes(),
+        &at(),
+    );
+    assert_eq!(out.skipped.len(), 2);
+    assert_eq!(out.ops.len(), 1);
+    assert_eq!(status_of(&out, "good")["nodeSummary"], "front-0,worker-0");
+}
