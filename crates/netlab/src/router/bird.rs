@@ -50,7 +50,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::config::{Community, Family, LargeCommunity, LearnedRoute, RouterConfig, SessionState};
+use super::config::{
+    BfdState, Community, Family, LargeCommunity, LearnedRoute, RouterConfig, SessionState,
+};
 
 /// The name of the BGP protocol of neighbor `index`.
 fn protocol(index: usize) -> String {
@@ -201,6 +203,27 @@ pub(super) fn parse_protocols(text: &str) -> Result<BTreeMap<IpAddr, SessionStat
         }
     }
     Ok(sessions)
+}
+
+/// Parses `birdc show bfd sessions`:
+///
+/// ```text
+/// bfd1:
+/// IP address                Interface  State      Since         Interval  Timeout
+/// 192.0.2.11                eth0       Up         16:11:37.312    0.100    0.300
+/// ```
+pub(super) fn parse_bfd(text: &str) -> Result<BTreeMap<IpAddr, BfdState>, String> {
+    let mut peers = BTreeMap::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [addr, _iface, state, ..] = fields[..] else { continue };
+        // Header, banner and protocol-name lines do not start with an address.
+        let Ok(addr) = addr.parse::<IpAddr>() else { continue };
+        let state =
+            BfdState::parse(state).ok_or_else(|| format!("unknown BFD state in {line:?}"))?;
+        peers.insert(addr, state);
+    }
+    Ok(peers)
 }
 
 /// Parses `birdc show route all` into routes of BGP protocols `n<index>`; `neighbors` maps
@@ -417,6 +440,20 @@ n1         BGP        ---        start  15:35:53.384  Active
         assert_eq!(states.get(&neighbors()[0]), Some(&SessionState::Established));
         assert_eq!(states.get(&neighbors()[1]), Some(&SessionState::Active));
         assert!(parse_protocols("  BGP state: Flying\n").is_err());
+    }
+
+    #[test]
+    fn bfd_sessions_by_address() {
+        let text = "BIRD 2.0.12 ready.
+bfd1:
+IP address                Interface  State      Since         Interval  Timeout
+192.0.2.11                eth0       Up         16:11:37.312    0.100    0.300
+2001:db8::11              eth0       Down       16:11:37.312    1.000    0.000
+";
+        let peers = parse_bfd(text).unwrap();
+        assert_eq!(peers.get(&neighbors()[0]), Some(&BfdState::Up));
+        assert_eq!(peers.get(&neighbors()[2]), Some(&BfdState::Down));
+        assert!(parse_bfd("192.0.2.11  eth0  Sideways  x\n").is_err());
     }
 
     #[test]

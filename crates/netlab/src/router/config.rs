@@ -168,8 +168,11 @@ pub struct Neighbor {
     pub passive: bool,
     /// Hold time offered, in seconds (RFC 4271 §4.2: 0 or at least 3); keepalives at a third.
     pub hold_time: u16,
-    /// Graceful restart (RFC 4724) helper: keep the neighbor's routes, marked stale, across
-    /// its restart; the value is the restart time this router announces, in seconds.
+    /// Graceful restart (RFC 4724) with this neighbor: as helper, keep its routes, marked
+    /// stale, across its restart; as a restarting speaker (every daemon here is both when
+    /// asked), announce the capability with the address families, so a daemon playing a node
+    /// keeps its routes at the router across a crash. The value is the restart time this
+    /// router announces, in seconds.
     pub graceful_restart: Option<u16>,
     /// Address families negotiated on the session.
     pub families: BTreeSet<Family>,
@@ -453,6 +456,33 @@ impl SessionState {
     }
 }
 
+/// A BFD session's state (RFC 5880 §4.1 `State`), as the daemon reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BfdState {
+    /// AdminDown (FRR prints `shutdown`).
+    AdminDown,
+    /// Down: no packets from the neighbor within the detection time.
+    Down,
+    /// Init: the neighbor's packets arrive, the three-way handshake is not done.
+    Init,
+    /// Up.
+    Up,
+}
+
+impl BfdState {
+    /// Parses the names the daemons print (any case): BIRD `Up`/`Down`/`Init`/`AdminDown`,
+    /// FRR `up`/`down`/`init`/`shutdown`.
+    pub fn parse(name: &str) -> Option<BfdState> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "admindown" | "shutdown" => BfdState::AdminDown,
+            "down" => BfdState::Down,
+            "init" => BfdState::Init,
+            "up" => BfdState::Up,
+            _ => return None,
+        })
+    }
+}
+
 /// A session as the router sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -530,6 +560,21 @@ mod tests {
         ];
         for (text, want) in CASES {
             assert_eq!(SessionState::parse(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn bfd_states_parse_from_both_daemons_spellings() {
+        const CASES: [(&str, Option<BfdState>); 6] = [
+            ("Up", Some(BfdState::Up)),
+            ("up", Some(BfdState::Up)),
+            ("AdminDown", Some(BfdState::AdminDown)),
+            ("shutdown", Some(BfdState::AdminDown)),
+            ("init", Some(BfdState::Init)),
+            ("Established", None),
+        ];
+        for (text, want) in CASES {
+            assert_eq!(BfdState::parse(text), want, "{text}");
         }
     }
 

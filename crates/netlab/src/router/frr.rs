@@ -23,7 +23,10 @@
 //!   neighbors of different ASNs are only "equal" with `bgp bestpath as-path multipath-relax`.
 //!   zebra installs them as one route with a nexthop group (`ip route` shows `nhid N` and, with
 //!   the kernel's default `nexthop_compat_mode`, the gateways too).
-//! - Graceful restart: helper mode is FRR's default; the restart time is global
+//! - Graceful restart: helper mode for every neighbor is FRR's default, and
+//!   `neighbor X graceful-restart-helper` would make a neighbor helper-only. A neighbor with
+//!   graceful restart gets `neighbor X graceful-restart` (helper and restarting speaker), one
+//!   without gets `graceful-restart-disable`. The restart time is global
 //!   (`bgp graceful-restart restart-time`), so neighbors must agree on it.
 //! - BFD: `bfdd` runs beside zebra and bgpd; bgpd reaches it through zebra. Intervals live in
 //!   a bfdd profile (`bfd` / `profile pN`), named by `neighbor X bfd profile pN`.
@@ -35,6 +38,7 @@
 //! - `show bgp neighbors json` maps each neighbor address to `bgpState` and, once
 //!   Established, `bgpTimerUpMsec`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -42,7 +46,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::config::{
-    Community, Family, LargeCommunity, LearnedRoute, RouterConfig, Session, SessionState,
+    BfdState, Community, Family, LargeCommunity, LearnedRoute, RouterConfig, Session, SessionState,
 };
 
 /// zebra, the RIB manager that installs routes into the kernel.
@@ -136,8 +140,12 @@ pub(super) fn render_bgpd(config: &RouterConfig, hostname: &str) -> Result<Strin
         if n.bfd.is_some() {
             let _ = writeln!(w, " neighbor {peer} bfd profile p{index}");
         }
+        // Per neighbor: FRR's global default (helper for everyone) would otherwise also
+        // cover neighbors without graceful restart.
         if n.graceful_restart.is_some() {
-            let _ = writeln!(w, " neighbor {peer} graceful-restart-helper");
+            let _ = writeln!(w, " neighbor {peer} graceful-restart");
+        } else {
+            let _ = writeln!(w, " neighbor {peer} graceful-restart-disable");
         }
     }
     for family in config.families() {
@@ -191,6 +199,20 @@ pub(super) fn parse_neighbors(json: &Value) -> Result<Vec<Session>, String> {
     }
     sessions.sort_by_key(|s| s.neighbor);
     Ok(sessions)
+}
+
+/// Parses `show bfd peers json` (of bfdd): a list of `{"peer": ADDR, "status": STATE, ...}`.
+pub(super) fn parse_bfd(json: &Value) -> Result<BTreeMap<IpAddr, BfdState>, String> {
+    let mut peers = BTreeMap::new();
+    for peer in json.as_array().ok_or("not a JSON list")? {
+        let addr = peer["peer"].as_str().ok_or("a BFD peer without `peer`")?;
+        let addr = addr.parse::<IpAddr>().map_err(|e| format!("bad BFD peer {addr:?}: {e}"))?;
+        let status = peer["status"].as_str().ok_or_else(|| format!("{addr}: no status"))?;
+        let state = BfdState::parse(status)
+            .ok_or_else(|| format!("{addr}: unknown BFD status {status:?}"))?;
+        peers.insert(addr, state);
+    }
+    Ok(peers)
 }
 
 /// Parses `show bgp <afi> unicast json detail`.
@@ -324,6 +346,19 @@ mod tests {
         assert_eq!(sessions[1].uptime, None);
         let bad = r#"{"192.0.2.11":{"bgpState":"Dancing"}}"#;
         assert!(parse_neighbors(&json("show", bad).unwrap()).is_err());
+    }
+
+    #[test]
+    fn bfd_peers_by_address() {
+        let text = r#"[{"multihop":false,"peer":"192.0.2.11","local":"192.0.2.1","status":"up"},
+                       {"peer":"192.0.2.12","status":"down"}]"#;
+        let peers = parse_bfd(&json("show bfd peers json", text).unwrap()).unwrap();
+        assert_eq!(peers.get(&"192.0.2.11".parse().unwrap()), Some(&BfdState::Up));
+        assert_eq!(peers.get(&"192.0.2.12".parse().unwrap()), Some(&BfdState::Down));
+        assert!(
+            parse_bfd(&json("x", r#"[{"peer":"192.0.2.11","status":"wobbly"}]"#).unwrap()).is_err()
+        );
+        assert!(parse_bfd(&json("x", r#"{}"#).unwrap()).is_err());
     }
 
     #[test]

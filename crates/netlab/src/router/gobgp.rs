@@ -15,6 +15,10 @@
 //! - Multipath is `[global.use-multiple-paths.config] enabled`; it changes what GoBGP
 //!   announces onwards, while `gobgp global rib` lists every path it holds anyway.
 //! - No BFD in 3.10: refused with an error.
+//! - Graceful restart: `helper-only = true` would announce the capability without address
+//!   families, and a restarting GoBGP would then lose its routes at the helper; it is left
+//!   off, so GoBGP is helper and restarting speaker (the flag `-r` would set the restart
+//!   state bit after a restart; a crashed and restarted lab daemon does not give it).
 //! - `gobgp -j neighbor` prints a list of peers: `state.neighbor_address`,
 //!   `state.session_state` as a number (1 idle, 2 connect, 3 active, 4 opensent,
 //!   5 openconfirm, 6 established), and `timers.state.uptime.seconds`, which is the Unix time
@@ -81,10 +85,7 @@ pub(super) fn render(config: &RouterConfig) -> Result<String, String> {
         }
         if let Some(time) = n.graceful_restart {
             let _ = writeln!(w, "  [neighbors.graceful-restart.config]");
-            let _ = writeln!(
-                w,
-                "    enabled = true\n    restart-time = {time}\n    helper-only = true"
-            );
+            let _ = writeln!(w, "    enabled = true\n    restart-time = {time}");
         }
         for family in &n.families {
             let _ = writeln!(w, "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]");

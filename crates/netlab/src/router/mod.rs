@@ -31,7 +31,7 @@ pub mod frr;
 pub mod gobgp;
 mod kernel;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -40,8 +40,8 @@ use std::time::{Duration, Instant, SystemTime};
 use ipnet::IpNet;
 
 pub use config::{
-    Announcement, Bfd, Community, Family, LargeCommunity, LearnedRoute, Neighbor, RouterConfig,
-    RouterKind, Session, SessionState, next_hops,
+    Announcement, Bfd, BfdState, Community, Family, LargeCommunity, LearnedRoute, Neighbor,
+    RouterConfig, RouterKind, Session, SessionState, next_hops,
 };
 
 use crate::{Error, Lab, Result, Spawn, run};
@@ -267,6 +267,27 @@ impl Router {
                 };
                 gobgp::parse_rib(&json).map_err(|r| output(&command, r))
             }
+        }
+    }
+
+    /// The state of every BFD session, by neighbor address; empty when no neighbor asks for
+    /// BFD. An error for GoBGP, which has no BFD.
+    pub fn bfd_peers(&self) -> Result<BTreeMap<IpAddr, BfdState>> {
+        if !self.config.wants_bfd() && self.kind != RouterKind::Gobgp {
+            return Ok(BTreeMap::new());
+        }
+        match self.kind {
+            RouterKind::Bird => {
+                let text = self.birdc(&["show", "bfd", "sessions"])?;
+                bird::parse_bfd(&text).map_err(|r| output("show bfd sessions", r))
+            }
+            RouterKind::Frr => {
+                let command = "show bfd peers json";
+                let json = frr::json(command, &self.vtysh("bfdd", command)?)
+                    .map_err(|r| output(command, r))?;
+                frr::parse_bfd(&json).map_err(|r| output(command, r))
+            }
+            RouterKind::Gobgp => Err(Error::Unsupported { kind: self.kind, what: "run BFD" }),
         }
     }
 
