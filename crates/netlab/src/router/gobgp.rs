@@ -9,7 +9,9 @@
 //! - Timers are slow by default: `connect-retry` 120 s and `idle-hold-time-after-reset` 30 s
 //!   (how long a session stays Idle after it went down); both are set to 1 s.
 //! - GoBGP keeps the routes it learns in its RIB only; it has no kernel installation of its
-//!   own (it would need FRR's zebra through ZAPI). [`RouterConfig::kernel`] therefore does
+//!   own. Its ZAPI client (`[zebra.config]`) does not work with FRR 8.4's zebra: with
+//!   `version = 6` and `software-name = "frr8.2"` or `"frr8"` it fails to decode zebra's
+//!   messages and panics (`slice bounds out of range`, `internal/pkg/zebra/zapi.go`). [`RouterConfig::kernel`] therefore does
 //!   nothing for it, and [`super::Router::kernel_next_hops`] is an error for a GoBGP router
 //!   rather than an empty answer that would look like a missing route.
 //! - Multipath is `[global.use-multiple-paths.config] enabled`; it changes what GoBGP

@@ -62,8 +62,8 @@ pub struct Router {
     config: RouterConfig,
     /// Process labels and pids, in start order.
     processes: Vec<(String, u32)>,
-    /// FRR route-map names are numbered; a runtime announcement takes the next number.
-    next_map: usize,
+    /// FRR's route-maps of the announcements, shared by equal attributes.
+    route_maps: frr::RouteMaps,
     deadline: Duration,
     poll: Duration,
 }
@@ -94,7 +94,7 @@ impl Router {
             dir,
             config: config.clone(),
             processes: Vec::new(),
-            next_map: config.announce.len(),
+            route_maps: frr::RouteMaps::default(),
             deadline,
             poll,
         };
@@ -140,7 +140,8 @@ impl Router {
     fn start_frr(&mut self, lab: &mut Lab) -> Result<()> {
         let hostname = self.ns.clone();
         let bad = |reason| Error::RouterConfig { kind: RouterKind::Frr, reason };
-        let bgpd_conf = frr::render_bgpd(&self.config, &hostname).map_err(bad)?;
+        let bgpd_conf =
+            frr::render_bgpd(&self.config, &hostname, &mut self.route_maps).map_err(bad)?;
         let zserv = self.path("zserv.api");
         let common = |router: &Router, daemon: &str, conf: &Path| -> Vec<std::ffi::OsString> {
             let mut args: Vec<std::ffi::OsString> =
@@ -344,28 +345,13 @@ impl Router {
         match self.kind {
             RouterKind::Bird => self.bird_reconfigure(),
             RouterKind::Frr => {
-                let map = format!("ann{}", self.next_map);
-                self.next_map += 1;
-                let mut commands = vec![format!("route-map {map} permit 10")];
-                if !announcement.communities.is_empty() {
-                    let list: Vec<String> =
-                        announcement.communities.iter().map(ToString::to_string).collect();
-                    commands.push(format!("set community {}", list.join(" ")));
-                }
-                if !announcement.large_communities.is_empty() {
-                    let list: Vec<String> =
-                        announcement.large_communities.iter().map(ToString::to_string).collect();
-                    commands.push(format!("set large-community {}", list.join(" ")));
-                }
-                if let Some(lp) = announcement.local_pref {
-                    commands.push(format!("set local-preference {lp}"));
-                }
-                commands.push("exit".into());
+                let mut commands: Vec<String> = match self.route_maps.name_for(&announcement) {
+                    Some((_, definition)) => definition,
+                    None => Vec::new(),
+                };
+                let network = frr::network(&announcement, &mut self.route_maps);
                 let family = Family::of_prefix(&announcement.prefix);
-                commands.extend(self.frr_network(
-                    family,
-                    &format!("network {} route-map {map}", announcement.prefix),
-                ));
+                commands.extend(self.frr_network(family, &network));
                 self.vtysh_configure(&commands)
             }
             RouterKind::Gobgp => self.gobgp(&gobgp::rib_args("add", &announcement)).map(|_| ()),

@@ -5,7 +5,7 @@
 //!   r  192.0.2.1    2001:db8::1    the router (AS 64500), multipath on
 //!   a  192.0.2.11   2001:db8::11   AS 64501, announces 203.0.113.10/32 and 2001:db8:10::10/128
 //!   b  192.0.2.12                  AS 64501, announces 203.0.113.10/32, MD5 key right on both ends
-//!   c  192.0.2.13                  AS 64501, announces 203.0.113.10/32
+//!   c  192.0.2.13                  AS 64501, announces 203.0.113.10/32, the router passive
 //!   d  192.0.2.14                  AS 64500 (iBGP), announces 203.0.113.20/32 with local pref 200
 //!   e  192.0.2.15                  AS 64501, MD5 key wrong, announces 203.0.113.30/32
 //! ```
@@ -88,8 +88,8 @@ fn nodes() -> Vec<Node> {
     ]
 }
 
-/// The router's view of the nodes: every node a neighbor, `e` with the right key (`e` has the
-/// wrong one), `a` also over IPv6.
+/// The router's view of the nodes: every node a neighbor, `b` and `e` with the right key (`e`
+/// has the wrong one), `c` passive, `a` also over IPv6.
 fn router_config() -> RouterConfig {
     let mut config = RouterConfig::new(ROUTER_AS, Ipv4Addr::new(192, 0, 2, 1))
         .listen(ip("192.0.2.1"))
@@ -98,6 +98,10 @@ fn router_config() -> RouterConfig {
         let mut n = Neighbor::new(ip(node.v4), node.asn).hold_time(HOLD);
         if node.password.is_some() {
             n = n.password("right");
+        }
+        if node.name == "c" {
+            // The router waits for c to dial, as a router waits for a speaker.
+            n = n.passive();
         }
         config = config.neighbor(n);
         if let Some(v6) = node.v6 {
