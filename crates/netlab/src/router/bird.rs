@@ -51,7 +51,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::config::{
-    BfdState, Community, Family, LargeCommunity, LearnedRoute, RouterConfig, SessionState,
+    BfdState, Community, Family, LargeCommunity, LearnedRoute, RouterConfig, Session, SessionState,
 };
 
 /// The name of the BGP protocol of neighbor `index`.
@@ -178,10 +178,13 @@ fn channel_names(family: Family) -> (&'static str, &'static str) {
     }
 }
 
-/// Parses `birdc show protocols all`: BGP state by neighbor address.
-pub(super) fn parse_protocols(text: &str) -> Result<BTreeMap<IpAddr, SessionState>, String> {
-    let mut sessions = BTreeMap::new();
+/// Parses `birdc show protocols all`: per BGP protocol, the `BGP state:` line, then
+/// `Neighbor address:`, then per channel `Routes:  N imported, ...`, summed.
+pub(super) fn parse_protocols(text: &str) -> Result<Vec<Session>, String> {
+    let mut sessions: Vec<Session> = Vec::new();
     let mut state = None;
+    // Whether the last session pushed belongs to the protocol being read.
+    let mut in_session = false;
     for line in text.lines() {
         let trimmed = line.trim();
         if let Some(value) = trimmed.strip_prefix("BGP state:") {
@@ -191,17 +194,29 @@ pub(super) fn parse_protocols(text: &str) -> Result<BTreeMap<IpAddr, SessionStat
                     .ok_or_else(|| format!("unknown BGP state {value:?} in {line:?}"))?,
             );
         } else if let Some(value) = trimmed.strip_prefix("Neighbor address:") {
-            let addr: IpAddr = value
+            let neighbor: IpAddr = value
                 .trim()
                 .parse()
                 .map_err(|e| format!("bad neighbor address in {line:?}: {e}"))?;
             let state = state.take().ok_or_else(|| format!("{line:?} before a BGP state"))?;
-            sessions.insert(addr, state);
+            sessions.push(Session { neighbor, state, uptime: None, prefixes: None });
+            in_session = true;
+        } else if let Some(value) = trimmed.strip_prefix("Routes:") {
+            let imported = value
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| format!("bad route count in {line:?}"))?;
+            if in_session && let Some(session) = sessions.last_mut() {
+                *session.prefixes.get_or_insert(0) += imported;
+            }
         } else if !line.starts_with(' ') {
-            // A new protocol's first line: a state seen but no address belongs to no one.
+            // A new protocol's first line.
             state = None;
+            in_session = false;
         }
     }
+    sessions.sort_by_key(|s| s.neighbor);
     Ok(sessions)
 }
 
@@ -432,14 +447,24 @@ n0         BGP        ---        up     15:35:58.315  Established
   BGP state:          Established
     Neighbor address: 192.0.2.11
     Neighbor AS:      64501
+  Channel ipv4
+    State:          UP
+    Routes:         2 imported, 0 exported, 1 preferred
+  Channel ipv6
+    Routes:         1 imported, 0 exported, 1 preferred
 n1         BGP        ---        start  15:35:53.384  Active
   BGP state:          Active
     Neighbor address: 192.0.2.12
 ";
-        let states = parse_protocols(text).unwrap();
-        assert_eq!(states.get(&neighbors()[0]), Some(&SessionState::Established));
-        assert_eq!(states.get(&neighbors()[1]), Some(&SessionState::Active));
+        let sessions = parse_protocols(text).unwrap();
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(sessions[0].neighbor, neighbors()[0]);
+        assert_eq!(sessions[0].state, SessionState::Established);
+        assert_eq!(sessions[0].prefixes, Some(3), "summed over the channels");
+        assert_eq!(sessions[1].state, SessionState::Active);
+        assert_eq!(sessions[1].prefixes, None, "no channel up");
         assert!(parse_protocols("  BGP state: Flying\n").is_err());
+        assert!(parse_protocols("    Routes:  many imported\n").is_err());
     }
 
     #[test]

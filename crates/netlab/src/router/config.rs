@@ -493,6 +493,9 @@ pub struct Session {
     /// How long it has been Established, when the daemon says (BIRD prints only a wall-clock
     /// time of day, so it gives `None`).
     pub uptime: Option<Duration>,
+    /// Prefixes accepted from the neighbor, all families together, when the daemon says:
+    /// cheap to poll, unlike the whole table (a benchmark waits for 10 000 this way).
+    pub prefixes: Option<u64>,
 }
 
 /// One path the router holds for a prefix (a prefix learned from three neighbors is three

@@ -35,8 +35,8 @@
 //!   `community.list`, `largeCommunity.list`, `locPrf` (only when the attribute is set: iBGP),
 //!   `nexthops[].ip` with `scope` (`global` / `link-local`) for IPv6, `peer.peerId`,
 //!   `bestpath.overall`, `stale`.
-//! - `show bgp neighbors json` maps each neighbor address to `bgpState` and, once
-//!   Established, `bgpTimerUpMsec`.
+//! - `show bgp neighbors json` maps each neighbor address to `bgpState`, once Established
+//!   `bgpTimerUpMsec`, and per family `addressFamilyInfo.<afi>Unicast.acceptedPrefixCounter`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -243,7 +243,15 @@ pub(super) fn parse_neighbors(json: &Value) -> Result<Vec<Session>, String> {
         let uptime = (state == SessionState::Established)
             .then(|| peer["bgpTimerUpMsec"].as_u64().map(Duration::from_millis))
             .flatten();
-        sessions.push(Session { neighbor, state, uptime });
+        let mut prefixes = None;
+        if let Some(families) = peer["addressFamilyInfo"].as_object() {
+            for family in families.values() {
+                if let Some(n) = family["acceptedPrefixCounter"].as_u64() {
+                    *prefixes.get_or_insert(0) += n;
+                }
+            }
+        }
+        sessions.push(Session { neighbor, state, uptime, prefixes });
     }
     sessions.sort_by_key(|s| s.neighbor);
     Ok(sessions)
@@ -385,11 +393,14 @@ mod tests {
 
     #[test]
     fn neighbors_with_state_and_uptime() {
-        let text = r#"{"192.0.2.11":{"bgpState":"Established","bgpTimerUpMsec":5000},
+        let text = r#"{"192.0.2.11":{"bgpState":"Established","bgpTimerUpMsec":5000,
+                         "addressFamilyInfo":{"ipv4Unicast":{"acceptedPrefixCounter":2},
+                                              "ipv6Unicast":{"acceptedPrefixCounter":1}}},
                        "2001:db8::11":{"bgpState":"Active","bgpTimerUpMsec":0}}"#;
         let sessions = parse_neighbors(&json("show", text).unwrap()).unwrap();
         assert_eq!(sessions[0].state, SessionState::Established);
         assert_eq!(sessions[0].uptime, Some(Duration::from_secs(5)));
+        assert_eq!(sessions[0].prefixes, Some(3));
         assert_eq!(sessions[1].state, SessionState::Active);
         assert_eq!(sessions[1].uptime, None);
         let bad = r#"{"192.0.2.11":{"bgpState":"Dancing"}}"#;

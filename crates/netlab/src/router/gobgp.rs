@@ -23,8 +23,8 @@
 //!   state bit after a restart; a crashed and restarted lab daemon does not give it).
 //! - `gobgp -j neighbor` prints a list of peers: `state.neighbor_address`,
 //!   `state.session_state` as a number (1 idle, 2 connect, 3 active, 4 opensent,
-//!   5 openconfirm, 6 established), and `timers.state.uptime.seconds`, which is the Unix time
-//!   the session came up, not a duration.
+//!   5 openconfirm, 6 established), `timers.state.uptime.seconds`, which is the Unix time
+//!   the session came up, not a duration, and `afi_safis[].state.accepted` (left out when 0).
 //! - `gobgp -j global rib -a ipv4|ipv6` maps each prefix to its paths: `neighbor-ip`, `best`,
 //!   `stale`, and `attrs` by type code (RFC 4271 §5): 2 AS_PATH (`as_paths[].asns`),
 //!   3 NEXT_HOP (`nexthop`), 5 LOCAL_PREF (`value`), 8 COMMUNITIES (`communities` as 32-bit
@@ -167,7 +167,14 @@ pub(super) fn parse_neighbors(json: &Value, now: u64) -> Result<Vec<Session>, St
         let uptime = (state == SessionState::Established)
             .then(|| since.map(|s| Duration::from_secs(now.saturating_sub(s))))
             .flatten();
-        sessions.push(Session { neighbor, state, uptime });
+        let mut prefixes = None;
+        for family in peer["afi_safis"].as_array().into_iter().flatten() {
+            // Zero counts are left out of the JSON; an enabled family without one has none.
+            if family["state"]["enabled"].as_bool() == Some(true) {
+                *prefixes.get_or_insert(0) += family["state"]["accepted"].as_u64().unwrap_or(0);
+            }
+        }
+        sessions.push(Session { neighbor, state, uptime, prefixes });
     }
     sessions.sort_by_key(|s| s.neighbor);
     Ok(sessions)
@@ -295,11 +302,15 @@ mod tests {
     #[test]
     fn neighbors_state_codes_and_uptime_from_the_up_timestamp() {
         let text = r#"[{"state":{"neighbor_address":"192.0.2.11","session_state":6},
-                        "timers":{"state":{"uptime":{"seconds":1000}}}},
+                        "timers":{"state":{"uptime":{"seconds":1000}}},
+                        "afi_safis":[{"state":{"enabled":true,"received":2,"accepted":2}},
+                                     {"state":{"enabled":true}}]},
                        {"state":{"neighbor_address":"192.0.2.12","session_state":3}}]"#;
         let sessions = parse_neighbors(&serde_json::from_str(text).unwrap(), 1010).unwrap();
         assert_eq!(sessions[0].state, SessionState::Established);
         assert_eq!(sessions[0].uptime, Some(Duration::from_secs(10)));
+        assert_eq!(sessions[0].prefixes, Some(2));
+        assert_eq!(sessions[1].prefixes, None);
         assert_eq!(sessions[1].state, SessionState::Active);
         let bad = r#"[{"state":{"neighbor_address":"192.0.2.11","session_state":9}}]"#;
         assert!(parse_neighbors(&serde_json::from_str(bad).unwrap(), 0).is_err());

@@ -195,11 +195,7 @@ impl Router {
             RouterKind::Bird => {
                 let command = "show protocols all";
                 let text = self.birdc(&["show", "protocols", "all"])?;
-                let states = bird::parse_protocols(&text).map_err(|r| output(command, r))?;
-                Ok(states
-                    .into_iter()
-                    .map(|(neighbor, state)| Session { neighbor, state, uptime: None })
-                    .collect())
+                bird::parse_protocols(&text).map_err(|r| output(command, r))
             }
             RouterKind::Frr => {
                 let command = "show bgp neighbors json";
@@ -311,6 +307,33 @@ impl Router {
         let json: serde_json::Value = serde_json::from_str(&text)
             .map_err(|source| Error::Json { what: "ip -j route show".into(), source })?;
         kernel::next_hops(&json).map_err(|r| output("ip -j route show", r))
+    }
+
+    /// How many routes of `family` the daemon has installed into the namespace's kernel
+    /// (`ip route show proto bird|bgp`): cheap to poll, for a benchmark waiting for 10 000.
+    /// An error for GoBGP, which installs nothing.
+    pub fn kernel_route_count(&self, family: Family) -> Result<usize> {
+        let proto = match self.kind {
+            RouterKind::Bird => "bird",
+            // zebra installs BGP routes as protocol `bgp` (186).
+            RouterKind::Frr => "bgp",
+            RouterKind::Gobgp => {
+                return Err(Error::Unsupported {
+                    kind: self.kind,
+                    what: "install routes into the kernel",
+                });
+            }
+        };
+        let family = match family {
+            Family::Ipv4 => "-4",
+            Family::Ipv6 => "-6",
+        };
+        let text = run("ip", &["-n", &self.netns, family, "-j", "route", "show", "proto", proto])?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|source| Error::Json { what: "ip -j route show proto".into(), source })?;
+        json.as_array()
+            .map(Vec::len)
+            .ok_or_else(|| output("ip -j route show proto", "not a JSON list".into()))
     }
 
     /// Waits until the sessions with every one of `neighbors` are Established.

@@ -192,6 +192,8 @@ fn scenario(test: &str, router_kind: RouterKind, node_kind: RouterKind) -> Resul
                 && !next_hops(&routes, &net("203.0.113.20/32")).is_empty(),
         )
     })?;
+    let a = router.session(ip("192.0.2.11"))?.expect("a's session");
+    assert_eq!(a.prefixes, Some(1), "a's IPv4 session carries one prefix: {a:?}");
     for route in routes.iter().filter(|r| r.prefix == shared) {
         assert_eq!(route.next_hop, route.from, "next hop is the announcing node: {route:?}");
         assert_eq!(route.as_path, vec![NODE_AS], "{route:?}");
@@ -224,6 +226,10 @@ fn scenario(test: &str, router_kind: RouterKind, node_kind: RouterKind) -> Resul
         })?;
         router.wait_for("the IPv6 route in the kernel", || {
             Ok::<_, netlab::Error>(!router.kernel_next_hops(&v6)?.is_empty())
+        })?;
+        // 203.0.113.10 and .20 (e's .30 never arrives).
+        router.wait_for("two IPv4 routes in the kernel", || {
+            Ok::<_, netlab::Error>(router.kernel_route_count(Family::Ipv4)? == 2)
         })?;
     }
 
