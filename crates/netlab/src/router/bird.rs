@@ -50,9 +50,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::config::{
-    BfdState, Community, Family, LargeCommunity, LearnedRoute, RouterConfig, Session, SessionState,
-};
+use super::config::{Community, Family, LargeCommunity, RouterConfig};
+use super::state::{BfdState, LearnedRoute, Session, SessionState};
 
 /// The name of the BGP protocol of neighbor `index`.
 fn protocol(index: usize) -> String {

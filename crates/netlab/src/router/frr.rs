@@ -45,10 +45,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::config::{
-    Announcement, BfdState, Community, Family, LargeCommunity, LearnedRoute, RouterConfig, Session,
-    SessionState,
-};
+use super::config::{Announcement, Community, Family, LargeCommunity, RouterConfig};
+use super::state::{BfdState, LearnedRoute, Session, SessionState};
 
 /// zebra, the RIB manager that installs routes into the kernel.
 pub(crate) const ZEBRA: &str = "/usr/lib/frr/zebra";

@@ -16,7 +16,8 @@
 //!   rather than an empty answer that would look like a missing route.
 //! - Multipath is `[global.use-multiple-paths.config] enabled`; it changes what GoBGP
 //!   announces onwards, while `gobgp global rib` lists every path it holds anyway.
-//! - No BFD in 3.10: refused with an error.
+//! - No BFD in 3.10: refused with an error. Nor hold time 0 (RFC 4271 §4.2: no keepalives):
+//!   GoBGP takes a `hold-time` of 0 for "not set" and uses 90 s.
 //! - Graceful restart: `helper-only = true` would announce the capability without address
 //!   families, and a restarting GoBGP would then lose its routes at the helper; it is left
 //!   off, so GoBGP is helper and restarting speaker (the flag `-r` would set the restart
@@ -37,10 +38,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::config::{
-    Announcement, Community, Family, LargeCommunity, LearnedRoute, RouterConfig, Session,
-    SessionState,
-};
+use super::config::{Announcement, Community, Family, LargeCommunity, RouterConfig};
+use super::state::{LearnedRoute, Session, SessionState};
 
 /// The gRPC API address inside the router's namespace.
 pub(super) const API: &str = "127.0.0.1:50051";
@@ -49,6 +48,12 @@ pub(super) const API: &str = "127.0.0.1:50051";
 pub(super) fn render(config: &RouterConfig) -> Result<String, String> {
     if config.wants_bfd() {
         return Err("GoBGP 3.10 has no BFD".into());
+    }
+    if let Some(n) = config.neighbors.iter().find(|n| n.hold_time == 0) {
+        return Err(format!(
+            "neighbor {}: GoBGP reads hold-time 0 as unset and uses 90 s",
+            n.address
+        ));
     }
     let mut out = String::new();
     let w = &mut out;

@@ -30,6 +30,7 @@ mod config;
 pub mod frr;
 pub mod gobgp;
 mod kernel;
+mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -40,9 +41,9 @@ use std::time::{Duration, Instant, SystemTime};
 use ipnet::IpNet;
 
 pub use config::{
-    Announcement, Bfd, BfdState, Community, Family, LargeCommunity, LearnedRoute, Neighbor,
-    RouterConfig, RouterKind, Session, SessionState, next_hops,
+    Announcement, Bfd, Community, Family, LargeCommunity, Neighbor, RouterConfig, RouterKind,
 };
+pub use state::{BfdState, LearnedRoute, Session, SessionState, next_hops};
 
 use crate::{Error, Lab, Result, Spawn, run};
 
@@ -289,8 +290,9 @@ impl Router {
     }
 
     /// The next hops the namespace's kernel forwards `prefix` to (`ip -j route show exact`):
-    /// with multipath on and three announcing nodes, their three addresses. An error for
-    /// GoBGP, which installs nothing into the kernel.
+    /// with multipath on and three announcing nodes, their three addresses. For IPv6, BIRD
+    /// installs the global next hop and FRR's zebra the link-local one the neighbor sent with
+    /// it (RFC 2545 §3). An error for GoBGP, which installs nothing into the kernel.
     pub fn kernel_next_hops(&self, prefix: &IpNet) -> Result<BTreeSet<IpAddr>> {
         if self.kind == RouterKind::Gobgp {
             return Err(Error::Unsupported {

@@ -147,6 +147,21 @@ fn md5_failures(lab: &Lab, ns: &str) -> Result<u64> {
         .unwrap_or(0))
 }
 
+/// The link-local address of `eth0` in `ns`.
+fn link_local(lab: &Lab, ns: &str) -> Result<IpAddr> {
+    let text = lab.ip(ns, &["-j", "-6", "addr", "show", "dev", "eth0", "scope", "link"])?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|source| netlab::Error::Json { what: "ip -j addr".into(), source })?;
+    // `addr_info` also holds empty objects for the addresses the filter left out.
+    let local = json[0]["addr_info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|a| a["local"].as_str())
+        .unwrap_or_default();
+    Ok(local.parse().unwrap_or_else(|_| panic!("no link-local address in {text}")))
+}
+
 fn scenario(test: &str, router_kind: RouterKind, node_kind: RouterKind) -> Result<()> {
     let mut programs: Vec<&str> = vec!["cat"];
     programs.extend(router_kind.programs());
@@ -227,6 +242,11 @@ fn scenario(test: &str, router_kind: RouterKind, node_kind: RouterKind) -> Resul
         router.wait_for("the IPv6 route in the kernel", || {
             Ok::<_, netlab::Error>(!router.kernel_next_hops(&v6)?.is_empty())
         })?;
+        // Through a: BIRD installs the global next hop, FRR's zebra the link-local one that
+        // comes with it (RFC 2545 §3).
+        let a_addrs = BTreeSet::from([ip("2001:db8::11"), link_local(&lab, "a")?]);
+        let v6_hops = router.kernel_next_hops(&v6)?;
+        assert!(v6_hops.len() == 1 && v6_hops.is_subset(&a_addrs), "{v6_hops:?}");
         // 203.0.113.10 and .20 (e's .30 never arrives).
         router.wait_for("two IPv4 routes in the kernel", || {
             Ok::<_, netlab::Error>(router.kernel_route_count(Family::Ipv4)? == 2)
