@@ -321,7 +321,7 @@ pub fn sweep_stale(family: &str) -> Result<Vec<String>> {
 
 /// Whether process `pid` runs. A zombie does not: a process killed with SIGKILL whose parent has
 /// not reaped it yet (or never will, under an init that does not reap) keeps its `/proc` entry.
-fn running(pid: u32) -> bool {
+pub(crate) fn running(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat"))
     else {
         return false;

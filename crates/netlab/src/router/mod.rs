@@ -544,23 +544,33 @@ impl Router {
 }
 
 impl Drop for Router {
-    /// Kills the daemons still running. A pid is only signalled while it is still a process
-    /// in the router's namespace: once the lab reaped it, the number may name another process.
+    /// Kills the daemons still running and waits (bounded) until they are gone, so that a
+    /// router started right after in the same namespace finds its labels free. A pid is only
+    /// signalled while it is still a process in the router's namespace: once the lab reaped
+    /// it, the number may name another process.
     fn drop(&mut self) {
         let Ok(ns) = std::fs::metadata(Path::new("/run/netns").join(&self.netns)) else {
             return;
         };
+        let mut killed = Vec::new();
         for (_, pid) in self.processes.iter().rev() {
             let proc_ns = std::fs::metadata(format!("/proc/{pid}/ns/net"));
             if proc_ns.is_ok_and(|m| m.ino() == ns.ino() && m.dev() == ns.dev())
-                && let Ok(pid) = i32::try_from(*pid)
-            {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
+                && let Ok(raw) = i32::try_from(*pid)
+                && nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(raw),
                     nix::sys::signal::Signal::SIGKILL,
-                );
+                )
+                .is_ok()
+            {
+                killed.push(*pid);
             }
         }
+        // A process leaves its namespaces before it becomes a zombie; until it is one, the
+        // lab's `try_wait` still sees it running. Dead means a zombie or gone.
+        let _ = crate::wait_for("killed daemons to die", self.deadline, self.poll, || {
+            Ok::<_, Error>(killed.iter().all(|pid| !crate::running(*pid)))
+        });
     }
 }
 

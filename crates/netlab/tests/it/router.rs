@@ -305,3 +305,57 @@ fn frr_router_learns_from_bird_nodes() -> Result<()> {
 fn gobgp_router_learns_from_frr_nodes() -> Result<()> {
     scenario("gobgp_router_learns_from_frr_nodes", RouterKind::Gobgp, RouterKind::Frr)
 }
+
+/// Processes in lab namespace `ns`.
+fn pids_in(lab: &Lab, ns: &str) -> Result<usize> {
+    Ok(netlab::run("ip", &["netns", "pids", &lab.ns(ns)])?.split_whitespace().count())
+}
+
+#[test]
+fn routers_end_their_daemons_when_dropped_and_report_a_daemon_that_exits() -> Result<()> {
+    let test = "routers_end_their_daemons_when_dropped_and_report_a_daemon_that_exits";
+    let mut programs = RouterKind::Frr.programs().to_vec();
+    programs.extend(RouterKind::Gobgp.programs());
+    if !netlab::gate(test, &programs) {
+        return Ok(());
+    }
+    let mut lab = Lab::new(FAMILY, "life")?.with_deadline(DEADLINE);
+    lab.add_host("r", "eth0", &["192.0.2.1/24"])?;
+    let config = RouterConfig::new(ROUTER_AS, Ipv4Addr::new(192, 0, 2, 1))
+        .neighbor(Neighbor::new(ip("192.0.2.11"), NODE_AS).bfd(netlab::router::Bfd::default()));
+    // FRR with BFD: zebra, bfdd and bgpd, all gone when the router is dropped, while the lab
+    // (and its namespace) lives on.
+    let router = Router::start(&mut lab, "r", RouterKind::Frr, &config)?;
+    assert_eq!(pids_in(&lab, "r")?, 3, "zebra, bfdd, bgpd");
+    drop(router);
+    assert_eq!(pids_in(&lab, "r")?, 0);
+    for daemon in ["r-zebra", "r-bfdd", "r-bgpd"] {
+        assert!(!lab.is_running(daemon), "{daemon}");
+    }
+    // Started again at once in the same namespace, then stopped gracefully.
+    let router = Router::start(&mut lab, "r", RouterKind::Frr, &config)?;
+    router.stop(&mut lab)?;
+    assert_eq!(pids_in(&lab, "r")?, 0);
+
+    // GoBGP cannot listen on an address the namespace lacks and exits at once: the error
+    // says so, with the end of its log.
+    let absent = RouterConfig::new(ROUTER_AS, Ipv4Addr::new(192, 0, 2, 1))
+        .kernel(false)
+        .listen(ip("203.0.113.99"));
+    match Router::start(&mut lab, "r", RouterKind::Gobgp, &absent) {
+        Err(netlab::Error::Daemon { label, reason }) => {
+            assert_eq!(label, "r-gobgpd");
+            assert!(reason.contains("cannot assign requested address"), "{reason}");
+        }
+        other => panic!("expected a daemon error, got {other:?}"),
+    }
+    // A description no daemon could run is refused before anything starts.
+    let hold = RouterConfig::new(ROUTER_AS, Ipv4Addr::new(192, 0, 2, 1))
+        .neighbor(Neighbor::new(ip("192.0.2.11"), NODE_AS).hold_time(2));
+    assert!(matches!(
+        Router::start(&mut lab, "r", RouterKind::Bird, &hold),
+        Err(netlab::Error::RouterConfig { .. })
+    ));
+    lab.passed(test);
+    Ok(())
+}
