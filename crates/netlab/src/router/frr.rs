@@ -32,9 +32,11 @@
 //!   a bfdd profile (`bfd` / `profile pN`), named by `neighbor X bfd profile pN`.
 //! - `show bgp <afi> unicast json detail` prints, per prefix, an array whose first element is
 //!   a header (`prefix`, `advertisedTo`) and whose other elements are paths: `aspath.segments`,
-//!   `community.list`, `largeCommunity.list`, `locPrf` (only when the attribute is set: iBGP),
+//!   `community.list` (well-known values by name: `gracefulShutdown`, `noExport`, ...), `largeCommunity.list`, `locPrf` (only when the attribute is set: iBGP),
 //!   `nexthops[].ip` with `scope` (`global` / `link-local`) for IPv6, `peer.peerId`,
 //!   `bestpath.overall`, `stale`.
+//! - A route carrying LLGR_STALE (65535:6) from a neighbor that did not negotiate long-lived
+//!   graceful restart is not kept at all (seen with 8.4): it never shows up.
 //! - `show bgp neighbors json` maps each neighbor address to `bgpState`, once Established
 //!   `bgpTimerUpMsec`, and per family `addressFamilyInfo.<afi>Unicast.acceptedPrefixCounter`.
 
@@ -313,8 +315,7 @@ fn parse_path(prefix: ipnet::IpNet, path: &Value) -> Result<LearnedRoute, String
     let list = |key: &str| -> Vec<&str> {
         path[key]["list"].as_array().into_iter().flatten().filter_map(Value::as_str).collect()
     };
-    let communities =
-        list("community").into_iter().map(str::parse::<Community>).collect::<Result<_, _>>()?;
+    let communities = list("community").into_iter().map(community).collect::<Result<_, _>>()?;
     let large_communities = list("largeCommunity")
         .into_iter()
         .map(str::parse::<LargeCommunity>)
@@ -334,6 +335,34 @@ fn parse_path(prefix: ipnet::IpNet, path: &Value) -> Result<LearnedRoute, String
         stale: path["stale"].as_bool().unwrap_or(false),
         best: path["bestpath"]["overall"].as_bool().unwrap_or(false),
     })
+}
+
+/// A community as FRR's JSON lists it: `a:b`, or the name of a well-known one (RFC 1997,
+/// 7999, 8326, 9494 and the IANA registry), as FRR 8.4 printed them for every well-known
+/// value announced to it (`0:0` is `internet`; LLGR_STALE never arrives, see the module docs).
+fn community(text: &str) -> Result<Community, String> {
+    const WELL_KNOWN: [(&str, u16); 13] = [
+        ("gracefulShutdown", 0),
+        ("acceptown", 1),
+        ("routeFilterTranslatedV4", 2),
+        ("routeFilterV4", 3),
+        ("routeFilterTranslatedV6", 4),
+        ("routeFilterV6", 5),
+        ("noLlgr", 7),
+        ("acceptownnexthop", 8),
+        ("blackhole", 666),
+        ("noExport", 65281),
+        ("noAdvertise", 65282),
+        ("localAs", 65283),
+        ("noPeer", 65284),
+    ];
+    if text == "internet" {
+        return Ok(Community(0, 0));
+    }
+    match WELL_KNOWN.iter().find(|(name, _)| *name == text) {
+        Some((_, value)) => Ok(Community(65535, *value)),
+        None => text.parse(),
+    }
 }
 
 /// Parses what `vtysh` printed as JSON; the parse error names the command.
@@ -373,6 +402,28 @@ mod tests {
         let v6 = routes.iter().find(|r| r.prefix.addr().is_ipv6()).unwrap();
         assert_eq!(v6.next_hop, "2001:db8::11".parse::<IpAddr>().unwrap());
         assert!(parse_routes(&json("show", "{}").unwrap()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn well_known_communities_come_by_name() {
+        // What FRR 8.4 printed for GoBGP's `community 0:0,65535:0,...,65535:65284,65535:9`.
+        let text = r#"{"routes":{"203.0.113.10/32":[{"nexthops":[{"ip":"192.0.2.11"}],
+            "peer":{"peerId":"192.0.2.11"},"community":{"list":["internet","gracefulShutdown",
+            "acceptown","routeFilterTranslatedV4","routeFilterV4","routeFilterTranslatedV6",
+            "routeFilterV6","noLlgr","acceptownnexthop","65535:9","blackhole","noExport",
+            "noAdvertise","localAs","noPeer"]}}]}}"#;
+        let routes = parse_routes(&json("show", text).unwrap()).unwrap();
+        let got: Vec<Community> = routes[0].communities.iter().copied().collect();
+        let want: Vec<Community> = [0, 1, 2, 3, 4, 5, 7, 8, 9, 666, 65281, 65282, 65283, 65284]
+            .into_iter()
+            .map(|v| Community(65535, v))
+            .chain([Community(0, 0), Community(65535, 0)])
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(got, want);
+        let unknown = text.replace("noPeer", "noSuchName");
+        assert!(parse_routes(&json("show", &unknown).unwrap()).is_err());
     }
 
     #[test]

@@ -12,11 +12,11 @@ use super::config::{Community, LargeCommunity};
 /// An RFC 4271 §8.2.2 session state, as the daemon reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SessionState {
-    /// Idle (also FRR's transient `Clearing`/`Deleted`).
+    /// Idle (also FRR's transient `Clearing`/`Deleted`, BIRD's `Close` and `Down`).
     Idle,
     /// Connect: a TCP connection is being opened.
     Connect,
-    /// Active: waiting to retry or for the neighbor to connect.
+    /// Active: waiting to retry or for the neighbor to connect (BIRD's `Passive`).
     Active,
     /// OpenSent.
     OpenSent,
@@ -30,9 +30,13 @@ impl SessionState {
     /// Parses the state names the daemons print (any case): `Established`, `Active`, ...
     pub fn parse(name: &str) -> Option<SessionState> {
         Some(match name.to_ascii_lowercase().as_str() {
-            "idle" | "clearing" | "deleted" | "down" => SessionState::Idle,
+            // FRR's transient `Clearing`/`Deleted`; BIRD's `Close` (closing) and `Down`
+            // (protocol disabled).
+            "idle" | "clearing" | "deleted" | "down" | "close" => SessionState::Idle,
             "connect" => SessionState::Connect,
-            "active" => SessionState::Active,
+            // BIRD says `Passive` for a passive session waiting for its neighbor to connect:
+            // RFC 4271's Active.
+            "active" | "passive" => SessionState::Active,
             "opensent" => SessionState::OpenSent,
             "openconfirm" => SessionState::OpenConfirm,
             "established" => SessionState::Established,
@@ -131,8 +135,12 @@ mod tests {
 
     #[test]
     fn states_parse_from_every_daemons_spelling() {
-        const CASES: [(&str, Option<SessionState>); 6] = [
+        const CASES: [(&str, Option<SessionState>); 9] = [
             ("Established", Some(SessionState::Established)),
+            // BIRD: a passive session waiting for its neighbor, one closing, one disabled.
+            ("Passive", Some(SessionState::Active)),
+            ("Close", Some(SessionState::Idle)),
+            ("Down", Some(SessionState::Idle)),
             ("established", Some(SessionState::Established)),
             ("OpenSent", Some(SessionState::OpenSent)),
             ("Clearing", Some(SessionState::Idle)),

@@ -316,6 +316,7 @@ fn routers_end_their_daemons_when_dropped_and_report_a_daemon_that_exits() -> Re
     let test = "routers_end_their_daemons_when_dropped_and_report_a_daemon_that_exits";
     let mut programs = RouterKind::Frr.programs().to_vec();
     programs.extend(RouterKind::Gobgp.programs());
+    programs.extend(RouterKind::Bird.programs());
     if !netlab::gate(test, &programs) {
         return Ok(());
     }
@@ -349,6 +350,16 @@ fn routers_end_their_daemons_when_dropped_and_report_a_daemon_that_exits() -> Re
         }
         other => panic!("expected a daemon error, got {other:?}"),
     }
+    // A passive BIRD session with nobody dialing: BIRD says `Passive`, which is Active.
+    let passive = RouterConfig::new(ROUTER_AS, Ipv4Addr::new(192, 0, 2, 1))
+        .neighbor(Neighbor::new(ip("192.0.2.11"), NODE_AS).passive());
+    let bird = Router::start(&mut lab, "r", RouterKind::Bird, &passive)?;
+    bird.wait_for("BIRD's session state", || {
+        Ok::<_, netlab::Error>(bird.session(ip("192.0.2.11"))?.is_some())
+    })?;
+    assert_eq!(bird.sessions()?[0].state, SessionState::Active);
+    bird.stop(&mut lab)?;
+
     // A description no daemon could run is refused before anything starts.
     let hold = RouterConfig::new(ROUTER_AS, Ipv4Addr::new(192, 0, 2, 1))
         .neighbor(Neighbor::new(ip("192.0.2.11"), NODE_AS).hold_time(2));
