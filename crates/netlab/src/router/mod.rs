@@ -47,6 +47,9 @@ pub use state::{BfdState, LearnedRoute, Session, SessionState, next_hops};
 
 use crate::{Error, Lab, Result, Spawn, run};
 
+/// Longest UNIX socket path: `sun_path` of Linux's `sockaddr_un` is 108 bytes with the NUL.
+const SOCKET_PATH_MAX: usize = 107;
+
 /// Lines of a daemon's log quoted in an error: the reason it exited is in the last few.
 const LOG_LINES_IN_ERRORS: usize = 20;
 
@@ -87,6 +90,17 @@ impl Router {
             path: dir.clone(),
             source,
         })?;
+        // The longest socket name below is `zserv.api`; `sockaddr_un` holds 107 bytes and a NUL.
+        if dir.as_os_str().len() + "/zserv.api".len() > SOCKET_PATH_MAX {
+            return Err(Error::RouterConfig {
+                kind,
+                reason: format!(
+                    "{} is too long for the daemons' UNIX sockets ({SOCKET_PATH_MAX} bytes); \
+                     set TMPDIR to a shorter directory",
+                    dir.display()
+                ),
+            });
+        }
         let (deadline, poll) = lab.timing();
         let mut router = Router {
             kind,
@@ -361,7 +375,9 @@ impl Router {
     // === announcing ===
 
     /// Originates `announcement` now (replacing one of the same prefix), without resetting
-    /// any session.
+    /// any session. BIRD rewrites its configuration and reloads it (`birdc configure`), FRR
+    /// takes `vtysh` commands, GoBGP one `gobgp global rib add`: one process per prefix,
+    /// which makes GoBGP the slow choice for thousands of prefixes (also at start).
     pub fn announce(&mut self, announcement: Announcement) -> Result<()> {
         if self.config.announce.iter().any(|a| a.prefix == announcement.prefix) {
             self.withdraw(&announcement.prefix)?;
