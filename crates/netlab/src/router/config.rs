@@ -305,8 +305,9 @@ pub struct RouterConfig {
     /// ECMP: keep every equal path of a prefix (different neighbors, also different
     /// neighbor ASNs) and install them all as one multipath route.
     pub multipath: bool,
-    /// Install the selected routes into the namespace's kernel FIB (protocol `bird`, `bgp`, or
-    /// `zebra`'s); off for a daemon that only announces.
+    /// Install the selected routes into the namespace's kernel FIB (protocol `bird`, or
+    /// `bgp` through zebra) and forward like a router: IP forwarding on, and with multipath
+    /// the 5-tuple ECMP hash (see `Router::start`); off for a daemon that only announces.
     pub kernel: bool,
     /// Prefixes the router originates.
     pub announce: Vec<Announcement>,

@@ -113,6 +113,9 @@ impl Router {
             deadline,
             poll,
         };
+        if config.kernel && kind != RouterKind::Gobgp {
+            router.forwarding(lab)?;
+        }
         let bad = |reason| Error::RouterConfig { kind, reason };
         match kind {
             RouterKind::Bird => {
@@ -150,6 +153,21 @@ impl Router {
             }
         }
         Ok(router)
+    }
+
+    /// Makes the namespace forward like a router: a new namespace has IP forwarding off, and
+    /// hashes ECMP routes on addresses only (`fib_multipath_hash_policy` 0), so one client and
+    /// one Service IP would always reach the same node. Policy 1 hashes the 5-tuple (ports
+    /// included), so a client's connections spread over every next hop, as on a router that
+    /// fronts a Service.
+    fn forwarding(&self, lab: &Lab) -> Result<()> {
+        lab.sysctl(&self.ns, "net/ipv4/ip_forward", "1")?;
+        lab.sysctl(&self.ns, "net/ipv6/conf/all/forwarding", "1")?;
+        if self.config.multipath {
+            lab.sysctl(&self.ns, "net/ipv4/fib_multipath_hash_policy", "1")?;
+            lab.sysctl(&self.ns, "net/ipv6/fib_multipath_hash_policy", "1")?;
+        }
+        Ok(())
     }
 
     fn start_frr(&mut self, lab: &mut Lab) -> Result<()> {

@@ -147,6 +147,18 @@ fn md5_failures(lab: &Lab, ns: &str) -> Result<u64> {
         .unwrap_or(0))
 }
 
+/// The next hop the router's kernel picks for a TCP connection from source port `port` to
+/// port 80 of `dst` (`ip route get`, which runs the ECMP hash on those ports).
+fn route_get(lab: &Lab, dst: &str, port: u16) -> Result<IpAddr> {
+    let port = port.to_string();
+    let text =
+        lab.ip("r", &["-j", "route", "get", dst, "ipproto", "tcp", "sport", &port, "dport", "80"])?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|source| netlab::Error::Json { what: "ip -j route get".into(), source })?;
+    let gateway = json[0]["gateway"].as_str().unwrap_or_default();
+    Ok(gateway.parse().unwrap_or_else(|_| panic!("no gateway in {text}")))
+}
+
 /// The link-local address of `eth0` in `ns`.
 fn link_local(lab: &Lab, ns: &str) -> Result<IpAddr> {
     let text = lab.ip(ns, &["-j", "-6", "addr", "show", "dev", "eth0", "scope", "link"])?;
@@ -239,6 +251,12 @@ fn scenario(test: &str, router_kind: RouterKind, node_kind: RouterKind) -> Resul
         router.wait_for("three next hops in the kernel", || {
             Ok::<_, netlab::Error>(router.kernel_next_hops(&shared)? == nodes3)
         })?;
+        // The router hashes connections over all three (ports count): 48 source ports miss
+        // one of three equal next hops with a chance of 3 × (2/3)^48, about 1e-8.
+        let chosen: BTreeSet<IpAddr> = (40000..40048)
+            .map(|port| route_get(&lab, "203.0.113.10", port))
+            .collect::<Result<_>>()?;
+        assert_eq!(chosen, nodes3, "connections spread over every node");
         router.wait_for("the IPv6 route in the kernel", || {
             Ok::<_, netlab::Error>(!router.kernel_next_hops(&v6)?.is_empty())
         })?;
