@@ -7,7 +7,8 @@
 //!   the file system, not the network namespace).
 //! - Timers are slow by default: `connect delay time` 5 s, `connect retry time` 120 s,
 //!   `error wait time` 60-300 s. A lab restarts sessions all the time, so they are set to 1 s.
-//! - eBGP channels need explicit filters (RFC 8212 behaviour); `import all` is written out.
+//! - eBGP channels need explicit filters (RFC 8212 behaviour); the import filter is written
+//!   out, and it is where GRACEFUL_SHUTDOWN lowers LOCAL_PREF to 0 (BIRD does not by itself).
 //! - iBGP next hops are resolved recursively by default, through a table the lab has no IGP
 //!   for; `gateway direct` makes every next hop an on-link one, as the lab's neighbors are.
 //!   iBGP sessions are also multihop by default, and a multihop session refuses
@@ -158,11 +159,17 @@ pub(super) fn render(config: &RouterConfig) -> Result<String, String> {
                 let _ = writeln!(w, "  graceful restart off;");
             }
         }
+        let import = if config.graceful_shutdown {
+            // RFC 8326 §4: GRACEFUL_SHUTDOWN lowers LOCAL_PREF to 0.
+            "import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; };"
+        } else {
+            "import all;"
+        };
         for family in &n.families {
             let (_, channel) = channel_names(*family);
             let _ = writeln!(
                 w,
-                "  {channel} {{ import all; export where source = RTS_STATIC; next hop self; gateway direct; }};"
+                "  {channel} {{ {import} export where source = RTS_STATIC; next hop self; gateway direct; }};"
             );
         }
         let _ = writeln!(w, "}}");
@@ -510,7 +517,7 @@ IP address                Interface  State      Since         Interval  Timeout
             "bfd on;",
             "hold time 9;",
             "graceful restart time 120;",
-            "ipv4 { import all;",
+            "ipv4 { import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0;",
         ] {
             assert!(text.contains(want), "{want} missing in\n{text}");
         }

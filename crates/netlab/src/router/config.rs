@@ -309,13 +309,19 @@ pub struct RouterConfig {
     /// `bgp` through zebra) and forward like a router: IP forwarding on, and with multipath
     /// the 5-tuple ECMP hash (see `Router::start`); off for a daemon that only announces.
     pub kernel: bool,
+    /// Act on the GRACEFUL_SHUTDOWN community (RFC 8326 §4, 65535:0): a path carrying it gets
+    /// LOCAL_PREF 0 on import, so the router prefers every other path (and leaves it out of
+    /// ECMP) before the session drops. What RFC 8326 asks of receivers: BIRD and GoBGP only
+    /// do it with a policy, which this writes into their configuration; FRR 8.4 does it by
+    /// itself (so off does not turn it off there).
+    pub graceful_shutdown: bool,
     /// Prefixes the router originates.
     pub announce: Vec<Announcement>,
 }
 
 impl RouterConfig {
-    /// A router `asn` with identifier `router_id`, multipath and kernel install on, no
-    /// neighbors yet.
+    /// A router `asn` with identifier `router_id`, multipath, kernel install and graceful
+    /// shutdown on, no neighbors yet.
     pub fn new(asn: u32, router_id: Ipv4Addr) -> RouterConfig {
         RouterConfig {
             asn,
@@ -324,6 +330,7 @@ impl RouterConfig {
             neighbors: Vec::new(),
             multipath: true,
             kernel: true,
+            graceful_shutdown: true,
             announce: Vec::new(),
         }
     }
@@ -349,6 +356,12 @@ impl RouterConfig {
     /// Turns kernel installation on or off.
     pub fn kernel(mut self, on: bool) -> Self {
         self.kernel = on;
+        self
+    }
+
+    /// Turns acting on GRACEFUL_SHUTDOWN on or off.
+    pub fn graceful_shutdown(mut self, on: bool) -> Self {
+        self.graceful_shutdown = on;
         self
     }
 

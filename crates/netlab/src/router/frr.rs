@@ -19,6 +19,11 @@
 //! - Policy defaults of FRR 8: eBGP routes are dropped without a route-map
 //!   (`bgp ebgp-requires-policy`, RFC 8212), and `network` statements only announce prefixes
 //!   present in the RIB (`bgp network import-check`); both are turned off.
+//! - Graceful shutdown: 8.4 already gives a received GRACEFUL_SHUTDOWN path LOCAL_PREF 0 by
+//!   itself (seen in the lab's test with the policy off). The route-map `gshut-in` (match the
+//!   community, set local-preference 0) on every neighbor says so explicitly, so the behaviour
+//!   does not hang on a version's default; [`RouterConfig::graceful_shutdown`] off cannot
+//!   turn FRR's own handling off.
 //! - ECMP: `maximum-paths` (and `maximum-paths ibgp`) per address family; paths from
 //!   neighbors of different ASNs are only "equal" with `bgp bestpath as-path multipath-relax`.
 //!   zebra installs them as one route with a nexthop group (`ip route` shows `nhid N` and, with
@@ -110,6 +115,13 @@ pub(super) fn render_bgpd(
     for line in lines {
         let _ = writeln!(w, "{line}");
     }
+    if config.graceful_shutdown {
+        // RFC 8326 §4: GRACEFUL_SHUTDOWN lowers LOCAL_PREF to 0; everything else passes.
+        let _ = writeln!(w, "bgp community-list standard gshut permit 65535:0");
+        let _ = writeln!(w, "route-map gshut-in permit 10\n match community gshut");
+        let _ = writeln!(w, " set local-preference 0\nexit");
+        let _ = writeln!(w, "route-map gshut-in permit 20\nexit\n!");
+    }
     let _ = writeln!(w, "router bgp {}", config.asn);
     let _ = writeln!(w, " bgp router-id {}", config.router_id);
     let _ = writeln!(w, " no bgp ebgp-requires-policy");
@@ -161,6 +173,9 @@ pub(super) fn render_bgpd(
         }
         for n in config.neighbors.iter().filter(|n| n.families.contains(&family)) {
             let _ = writeln!(w, "  neighbor {} activate", n.address);
+            if config.graceful_shutdown {
+                let _ = writeln!(w, "  neighbor {} route-map gshut-in in", n.address);
+            }
             if n.asn == config.asn {
                 let _ = writeln!(w, "  neighbor {} next-hop-self", n.address);
             }
@@ -526,10 +541,12 @@ mod tests {
             "neighbor 192.0.2.11 passive",
             "neighbor 192.0.2.11 bfd profile p0",
             "maximum-paths ibgp 64",
+            "route-map gshut-in permit 10\n match community gshut\n set local-preference 0",
+            "  neighbor 192.0.2.11 route-map gshut-in in",
             "network 203.0.113.10/32 route-map ann0",
             " set large-community 65000:1:2",
             " set local-preference 200",
-            "address-family ipv6 unicast\n  maximum-paths 64\n  maximum-paths ibgp 64\n  neighbor 2001:db8::11 activate\n  neighbor 2001:db8::11 next-hop-self",
+            "address-family ipv6 unicast\n  maximum-paths 64\n  maximum-paths ibgp 64\n  neighbor 2001:db8::11 activate\n  neighbor 2001:db8::11 route-map gshut-in in\n  neighbor 2001:db8::11 next-hop-self",
         ] {
             assert!(text.contains(want), "{want:?} missing in\n{text}");
         }

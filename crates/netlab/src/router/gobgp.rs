@@ -16,6 +16,8 @@
 //!   rather than an empty answer that would look like a missing route.
 //! - Multipath is `[global.use-multiple-paths.config] enabled`; it changes what GoBGP
 //!   announces onwards, while `gobgp global rib` lists every path it holds anyway.
+//! - Graceful shutdown needs an import policy (`[global.apply-policy]`, a community set, a
+//!   policy setting LOCAL_PREF); `set-local-pref = 0` sets nothing, so it sets 1.
 //! - No BFD in 3.10: refused with an error. Nor hold time 0 (RFC 4271 §4.2: no keepalives):
 //!   GoBGP takes a `hold-time` of 0 for "not set" and uses 90 s.
 //! - Graceful restart: `helper-only = true` would announce the capability without address
@@ -40,6 +42,11 @@ use serde_json::Value;
 
 use super::config::{Announcement, Community, Family, LargeCommunity, RouterConfig};
 use super::state::{LearnedRoute, Session, SessionState};
+
+/// LOCAL_PREF given to a GRACEFUL_SHUTDOWN path. RFC 8326 §4 says 0, which GoBGP's
+/// `set-local-pref` cannot express: with 0 the path carries no LOCAL_PREF at all (0 is its
+/// "not set", seen with 3.10); 1 is below every other path alike.
+const GSHUT_LOCAL_PREF: u32 = 1;
 
 /// The gRPC API address inside the router's namespace.
 pub(super) const API: &str = "127.0.0.1:50051";
@@ -69,6 +76,25 @@ pub(super) fn render(config: &RouterConfig) -> Result<String, String> {
     }
     if config.multipath {
         let _ = writeln!(w, "[global.use-multiple-paths.config]\n  enabled = true");
+    }
+    if config.graceful_shutdown {
+        // RFC 8326 §4: GRACEFUL_SHUTDOWN lowers LOCAL_PREF (see GSHUT_LOCAL_PREF).
+        let _ = writeln!(w, "[global.apply-policy.config]");
+        let _ = writeln!(w, "  import-policy-list = [\"gshut\"]");
+        let _ = writeln!(w, "  default-import-policy = \"accept-route\"");
+        let _ = writeln!(w, "[[defined-sets.bgp-defined-sets.community-sets]]");
+        let _ = writeln!(w, "  community-set-name = \"gshut\"\n  community-list = [\"65535:0\"]");
+        let _ = writeln!(w, "[[policy-definitions]]\n  name = \"gshut\"");
+        let _ = writeln!(w, "  [[policy-definitions.statements]]\n    name = \"lower\"");
+        let _ = writeln!(
+            w,
+            "    [policy-definitions.statements.conditions.bgp-conditions.match-community-set]"
+        );
+        let _ = writeln!(w, "      community-set = \"gshut\"\n      match-set-options = \"any\"");
+        let _ = writeln!(w, "    [policy-definitions.statements.actions]");
+        let _ = writeln!(w, "      route-disposition = \"accept-route\"");
+        let _ = writeln!(w, "    [policy-definitions.statements.actions.bgp-actions]");
+        let _ = writeln!(w, "      set-local-pref = {GSHUT_LOCAL_PREF}");
     }
     for n in &config.neighbors {
         let _ = writeln!(w, "[[neighbors]]\n  [neighbors.config]");

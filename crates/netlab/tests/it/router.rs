@@ -300,6 +300,34 @@ fn scenario(test: &str, router_kind: RouterKind, node_kind: RouterKind) -> Resul
         Ok::<_, netlab::Error>(next_hops(&router.routes(Family::Ipv4)?, &shared) == nodes3)
     })?;
 
+    // Graceful shutdown (RFC 8326): a re-announces with GRACEFUL_SHUTDOWN; the router keeps
+    // the path but prefers the others, and leaves it out of ECMP, before any session drops.
+    speakers[0].announce(
+        Announcement::new(shared)
+            .community(Community(65000, 1))
+            .community(Community(65535, 0))
+            .large_community(LargeCommunity(65000, 1, 2)),
+    )?;
+    let mut a_path = None;
+    router.wait_for("a's path with GRACEFUL_SHUTDOWN", || {
+        a_path = router
+            .routes(Family::Ipv4)?
+            .into_iter()
+            .find(|r| r.prefix == shared && r.from == ip("192.0.2.11"));
+        Ok::<_, netlab::Error>(
+            a_path.as_ref().is_some_and(|r| r.communities.contains(&Community(65535, 0))),
+        )
+    })?;
+    let a_path = a_path.expect("a's path");
+    assert!(a_path.local_pref.is_some_and(|lp| lp <= 1) && !a_path.best, "{a_path:?}");
+    if router_kind != RouterKind::Gobgp {
+        let others: BTreeSet<IpAddr> = ["192.0.2.12", "192.0.2.13"].map(ip).into();
+        router.wait_for("ECMP without a", || {
+            Ok::<_, netlab::Error>(router.kernel_next_hops(&shared)? == others)
+        })?;
+    }
+    assert_eq!(router.session(ip("192.0.2.11"))?.map(|s| s.state), Some(SessionState::Established));
+
     // Stopping ends the daemons; the lab then holds no process of theirs.
     for speaker in speakers {
         speaker.stop(&mut lab)?;
