@@ -367,6 +367,9 @@ mod tests {
             "passive-mode = true",
             "restart-time = 120",
             "afi-safi-name = \"ipv4-unicast\"",
+            "import-policy-list = [\"gshut\"]",
+            "community-list = [\"65535:0\"]",
+            "set-local-pref = 1",
         ] {
             assert!(text.contains(want), "{want:?} missing in\n{text}");
         }
