@@ -13,6 +13,7 @@
 //!
 //! Everything above the driver is deterministic: time is an argument, maps are ordered.
 
+pub mod rib;
 pub mod wire;
 
 mod error;
