@@ -14,6 +14,7 @@
 //! Everything above the driver is deterministic: time is an argument, maps are ordered.
 
 pub mod rib;
+pub mod session;
 pub mod wire;
 
 mod error;

@@ -239,7 +239,7 @@ fn capability(code: u8, value: &[u8]) -> Capability {
         (cap::FOUR_OCTET_AS, &[a, b, c, d]) => {
             Capability::FourOctetAs(u32::from_be_bytes([a, b, c, d]))
         }
-        (cap::GRACEFUL_RESTART, [a, b, rest @ ..]) if rest.len() % 4 == 0 => {
+        (cap::GRACEFUL_RESTART, [a, b, rest @ ..]) if rest.len().is_multiple_of(4) => {
             let head = u16::from_be_bytes([*a, *b]);
             let families = rest
                 .chunks_exact(4)
@@ -396,7 +396,7 @@ fn attribute(flags: u8, type_code: u8, value: &[u8], codec: Codec) -> Result<Par
         attr::COMMUNITIES => {
             if class != OPTIONAL | TRANSITIVE {
                 flags_error
-            } else if value.is_empty() || value.len() % 4 != 0 {
+            } else if value.is_empty() || !value.len().is_multiple_of(4) {
                 length("communities_length")
             } else {
                 Parsed::Keep(PathAttribute::Communities(
@@ -410,7 +410,7 @@ fn attribute(flags: u8, type_code: u8, value: &[u8], codec: Codec) -> Result<Par
         attr::LARGE_COMMUNITIES => {
             if class != OPTIONAL | TRANSITIVE {
                 flags_error
-            } else if value.is_empty() || value.len() % 12 != 0 {
+            } else if value.is_empty() || !value.len().is_multiple_of(12) {
                 length("large_communities_length")
             } else {
                 Parsed::Keep(PathAttribute::LargeCommunities(

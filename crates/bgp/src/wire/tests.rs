@@ -243,7 +243,9 @@ const BASE: [u8; 14] = [0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 3, 4, 192, 0, 2, 9];
 const ONE_NLRI: [u8; 5] = [32, 198, 51, 100, 1];
 
 /// (case, frame, expected (code, subcode), action).
-fn error_cases() -> Vec<(&'static str, Vec<u8>, (u8, u8), ErrorAction)> {
+type ErrorCase = (&'static str, Vec<u8>, (u8, u8), ErrorAction);
+
+fn error_cases() -> Vec<ErrorCase> {
     use ErrorAction::{SessionReset, TreatAsWithdraw};
     let with = |extra: &[u8]| {
         let mut a = BASE.to_vec();
