@@ -13,10 +13,13 @@
 //!
 //! Everything above the driver is deterministic: time is an argument, maps are ordered.
 
+pub mod driver;
+mod md5;
 pub mod rib;
 pub mod session;
 pub mod wire;
 
 mod error;
 
+pub use driver::{ApplyReport, Desired, PeerConfig, SessionStatus, Speaker};
 pub use error::{Error, Result};
