@@ -33,11 +33,14 @@ pub enum Error {
     /// A peer or route is configured in a way the speaker cannot honour.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
-    /// Setting up a TCP socket failed.
-    #[error("setting up the TCP socket: {what}")]
-    Socket {
-        /// Which step.
-        what: &'static str,
+    /// The status could not be serialised.
+    #[error("serialising the status")]
+    SerializeStatus(#[source] serde_norway::Error),
+    /// The status file could not be written.
+    #[error("writing {path}")]
+    WriteStatus {
+        /// The file.
+        path: PathBuf,
         /// The cause.
         #[source]
         source: std::io::Error,

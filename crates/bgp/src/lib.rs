@@ -13,6 +13,8 @@
 //!
 //! Everything above the driver is deterministic: time is an argument, maps are ordered.
 
+pub mod announce;
+pub mod config;
 pub mod driver;
 mod md5;
 pub mod rib;
