@@ -117,12 +117,7 @@ fn bird_ibgp_gets_local_pref() -> Result<()> {
     start_announcer(&mut lab, &announce_yaml(&peer, routes), &[])?;
     let table = wait_routes(&lab, &socket, "the iBGP route", |t| t.contains("198.51.100.20/32"))?;
     assert!(table.contains("BGP.local_pref: 200"), "{table}");
-    assert!(
-        table.contains("BGP.as_path: \n")
-            || table.contains("BGP.as_path:\n")
-            || table.contains("BGP.as_path: \t"),
-        "empty AS_PATH on iBGP:\n{table}"
-    );
+    assert!(table.lines().any(|l| l.trim() == "BGP.as_path:"), "empty AS_PATH on iBGP:\n{table}");
     lab.passed("bird_ibgp_gets_local_pref");
     Ok(())
 }

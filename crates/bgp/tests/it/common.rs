@@ -14,7 +14,6 @@ use netlab::{Lab, Spawn};
 pub(crate) const NODE: &str = "192.0.2.2";
 pub(crate) const ROUTER: &str = "192.0.2.1";
 pub(crate) const NODE6: &str = "2001:db8::2";
-pub(crate) const ROUTER6: &str = "2001:db8::1";
 pub(crate) const MY_AS: u32 = 64512;
 pub(crate) const ROUTER_AS: u32 = 64500;
 /// Bound of every wait: sessions come up in about a second; this only turns a hang into a

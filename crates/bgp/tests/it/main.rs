@@ -4,3 +4,5 @@
 
 mod bird;
 mod common;
+mod frr;
+mod gobgp;
