@@ -10,9 +10,27 @@ use anyhow::{Context, Result, bail};
 
 use crate::{codegen, lint};
 
-/// Debian packages of the commands the network tests call, by command: `ip` builds the
-/// namespaces, `setpriv` drops CAP_NET_RAW for the speaker's permission test.
-const SYSTEM_PACKAGES: [(&str, &str); 2] = [("ip", "iproute2"), ("setpriv", "util-linux")];
+/// Debian packages of the programs the network tests call, by program: `ip` builds the
+/// namespaces, `setpriv` drops CAP_NET_RAW for the speaker's permission test, and the routing
+/// daemons play the router of the BGP wire tests (`netlab::router`). A program is a name looked
+/// up on `PATH` (and in `/usr/sbin`, which a non-root `PATH` may lack: `bird` is there), or an
+/// absolute path: FRR's daemons live in `/usr/lib/frr`, never on `PATH` (only its `vtysh` is),
+/// so `bgpd` is checked where Debian puts it.
+///
+/// Installing `frr` and `bird2` on a systemd machine starts `frr.service` (zebra, staticd and
+/// watchfrr; `bgpd` and `bfdd` are off in the default `/etc/frr/daemons`) and `bird.service`
+/// (the default `bird.conf` has no BGP protocol), and `gobgpd.service` only starts once an
+/// `/etc/gobgpd.conf` exists. None of them listens on port 179, and even one that did would
+/// sit in the root network namespace, which no test uses: every test daemon runs in a
+/// namespace of its own with its sockets in the test's directory. So they are left alone.
+const SYSTEM_PACKAGES: [(&str, &str); 6] = [
+    ("ip", "iproute2"),
+    ("setpriv", "util-linux"),
+    ("bird", "bird2"),
+    ("/usr/lib/frr/bgpd", "frr"),
+    ("vtysh", "frr"),
+    ("gobgpd", "gobgpd"),
+];
 
 /// Runs every step; stops at the first failure.
 pub fn run(root: &Path) -> Result<()> {
@@ -63,14 +81,24 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
+/// Whether `program` is installed: an absolute path exists, or a name is on `PATH` or in
+/// `/usr/sbin`.
+fn has_program(program: &str) -> bool {
+    if Path::new(program).is_absolute() {
+        return Path::new(program).is_file();
+    }
+    has_command(program) || Path::new("/usr/sbin").join(program).is_file()
+}
+
 fn ensure_system_packages() -> Result<()> {
-    let missing: Vec<&str> = SYSTEM_PACKAGES
+    let mut missing: Vec<&str> = SYSTEM_PACKAGES
         .iter()
-        .filter(|(command, _)| {
-            !has_command(command) && !has_command(&format!("/usr/sbin/{command}"))
-        })
+        .filter(|(program, _)| !has_program(program))
         .map(|(_, package)| *package)
         .collect();
+    // One package may provide several programs (frr: bgpd and vtysh).
+    missing.sort_unstable();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
@@ -93,4 +121,22 @@ fn ensure_system_packages() -> Result<()> {
         bail!("installing {} failed", missing.join(", "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_by_name_or_by_absolute_path() {
+        assert!(has_program("sh"), "on PATH");
+        assert!(has_program("/bin/sh"), "an absolute path that exists");
+        assert!(!has_program("/usr/lib/frr/no-such-daemon"));
+        assert!(!has_program("no-such-program-anywhere"));
+        let packages: std::collections::BTreeSet<&str> =
+            SYSTEM_PACKAGES.iter().map(|(_, p)| *p).collect();
+        for package in ["bird2", "frr", "gobgpd"] {
+            assert!(packages.contains(package), "{package}");
+        }
+    }
 }

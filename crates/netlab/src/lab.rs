@@ -202,6 +202,11 @@ impl Lab {
         self
     }
 
+    /// The bound and poll period of [`Lab::wait_for`], for helpers that wait on their own.
+    pub fn timing(&self) -> (Duration, Duration) {
+        (self.deadline, self.poll)
+    }
+
     /// The common prefix of this lab's namespace names.
     pub fn prefix(&self) -> &str {
         &self.prefix

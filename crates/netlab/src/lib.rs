@@ -29,6 +29,7 @@
 //! namespaces through `ip netns exec`, never `setns` in this process).
 
 mod lab;
+pub mod router;
 
 use std::ffi::OsStr;
 use std::fmt::Display;
@@ -133,11 +134,44 @@ pub enum Error {
     /// The lab was torn down (by a [`Cleaner`]) and builds nothing more.
     #[error("the lab was torn down")]
     TornDown,
+    /// A router description that breaks a rule, or that this daemon cannot express.
+    #[error("router config for {kind}: {reason}")]
+    RouterConfig {
+        /// The daemon.
+        kind: router::RouterKind,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A router daemon did not come up, or exited.
+    #[error("router daemon {label}: {reason}")]
+    Daemon {
+        /// The daemon's process label.
+        label: String,
+        /// What happened, with the end of its log.
+        reason: String,
+    },
+    /// A router daemon printed something this crate cannot read.
+    #[error("unexpected output of `{command}`: {reason}")]
+    Output {
+        /// The command.
+        command: String,
+        /// What did not fit.
+        reason: String,
+    },
+    /// A question this daemon cannot answer.
+    #[error("{kind} cannot {what}")]
+    Unsupported {
+        /// The daemon.
+        kind: router::RouterKind,
+        /// The question.
+        what: &'static str,
+    },
 }
 
 /// Checks that this machine can host a lab: root (network namespaces and raw sockets need it),
 /// a working `ip netns`, and every program in `programs` on `PATH` (for example `bash`, which
-/// [`Lab::resolve`] and [`Lab::http_get`] use).
+/// [`Lab::resolve`] and [`Lab::http_get`] use); a program given as an absolute path must exist
+/// there (FRR's daemons: [`router::RouterKind::programs`]).
 pub fn preflight(programs: &[&str]) -> Result<()> {
     let mut missing = Vec::new();
     let euid = nix::unistd::geteuid();
@@ -180,6 +214,9 @@ pub fn required() -> bool {
 }
 
 fn on_path(program: &str) -> bool {
+    if Path::new(program).is_absolute() {
+        return Path::new(program).is_file();
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
 }

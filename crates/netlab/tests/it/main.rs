@@ -2,6 +2,8 @@
 //! processes, and every way of tearing down. Prints `SKIPPED` and passes without root, unless
 //! `METALLB_REQUIRE_WIRE_TESTS=1`.
 
+mod router;
+
 use std::io::{BufRead, BufReader};
 
 use netlab::{Lab, Spawn};
