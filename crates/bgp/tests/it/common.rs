@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use metallb_bgp::config::StatusEntry;
+use netlab::router::{Family, Neighbor, Router, RouterConfig, RouterKind};
 use netlab::{Lab, Spawn};
 
 pub(crate) const NODE: &str = "192.0.2.2";
@@ -21,9 +22,10 @@ pub(crate) const ROUTER_AS: u32 = 64500;
 pub(crate) const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 pub(crate) const POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The lab when this machine can host it and has `programs`; `None` after printing SKIPPED.
-pub(crate) fn lab(test: &str, tag: &str, programs: &[&str]) -> Result<Option<Lab>> {
-    if !netlab::gate(test, programs) {
+/// The lab when this machine can host it and has `kind`'s daemons; `None` after printing
+/// SKIPPED.
+pub(crate) fn lab(test: &str, tag: &str, kind: RouterKind) -> Result<Option<Lab>> {
+    if !netlab::gate(test, kind.programs()) {
         return Ok(None);
     }
     let mut lab = Lab::new("mlbbgp", tag)?.with_deadline(DEADLINE).with_poll(POLL);
@@ -117,4 +119,19 @@ pub(crate) fn wait_announcer(lab: &Lab, path: &PathBuf, state: &str) -> Result<(
         Ok::<_, anyhow::Error>(announcer_status(path)?.is_some_and(|s| s.state == state))
     })?;
     Ok(())
+}
+
+/// The router in its namespace, AS `asn`, with the node as a passive neighbor carrying IPv4 and
+/// IPv6 over the IPv4 session; `neighbor` adjusts it (password, hold time, graceful restart).
+pub(crate) fn router(
+    lab: &mut Lab,
+    kind: RouterKind,
+    asn: u32,
+    neighbor: impl FnOnce(Neighbor) -> Neighbor,
+) -> Result<Router> {
+    let n = neighbor(
+        Neighbor::new(NODE.parse()?, MY_AS).passive().families(&[Family::Ipv4, Family::Ipv6]),
+    );
+    let config = RouterConfig::new(asn, ROUTER.parse()?).listen(ROUTER.parse()?).neighbor(n);
+    Ok(Router::start(lab, "router", kind, &config)?)
 }
