@@ -10,9 +10,7 @@ use std::process::Command;
 use anyhow::{Result, ensure};
 use ipnet::IpNet;
 use netlab::Lab;
-use netlab::router::{
-    Community, Family, LargeCommunity, LearnedRoute, Router, RouterKind, SessionState,
-};
+use netlab::router::{Community, Family, LargeCommunity, LearnedRoute, Router, RouterKind};
 
 use crate::common::*;
 
