@@ -9,9 +9,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// NOTIFICATIONs and counted session events, not `Err`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A message could not be encoded.
-    #[error("encoding a message")]
-    Encode(#[from] crate::wire::EncodeError),
     /// The announcer's configuration file could not be read.
     #[error("reading {path}")]
     ReadConfig {
