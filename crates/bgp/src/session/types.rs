@@ -162,7 +162,7 @@ impl std::fmt::Display for DownReason {
 pub enum Event {
     /// Open a TCP connection to the peer now.
     Connect,
-    /// Close the TCP connection, after sending everything [`Session::poll_transmit`] returns.
+    /// Close the TCP connection, after sending everything [`super::Session::poll_transmit`] returns.
     Close,
     /// The session reached Established.
     Established,
