@@ -178,6 +178,8 @@ impl Speaker {
     /// stops removed ones, and hands each session its routes. Must run inside a tokio runtime.
     pub fn apply(&mut self, desired: &Desired) -> ApplyReport {
         let mut report = ApplyReport::default();
+        // Stopped sessions' tasks end after their Cease; forget those that have.
+        self.retired.retain(|t| !t.is_finished());
         let mut routes: BTreeMap<&str, BTreeMap<IpNet, RouteAttrs>> = BTreeMap::new();
         for (prefix, by_peer) in &desired.routes {
             for (peer, attrs) in by_peer {
