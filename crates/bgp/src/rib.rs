@@ -120,6 +120,10 @@ impl Export {
     }
 }
 
+/// A route's wire attributes and their encoding (an UPDATE without NLRI), or `None` when the
+/// session cannot carry it.
+type Exported = Option<(Vec<PathAttribute>, Vec<u8>)>;
+
 /// What one call to [`AdjRibOut::updates`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diff {
@@ -180,18 +184,38 @@ impl AdjRibOut {
         // Encoded attributes (an UPDATE without NLRI) → (attributes, prefixes).
         let mut groups: BTreeMap<Vec<u8>, (Vec<PathAttribute>, Vec<IpNet>)> = BTreeMap::new();
         let mut target: BTreeMap<IpNet, Vec<u8>> = BTreeMap::new();
+        // Export depends on the prefix only through its family, so routes sharing attributes
+        // share one export and one encoding: a table of 10k routes in a few groups costs a
+        // few encodings, not 10k.
+        let mut exported: BTreeMap<(AfiSafi, &RouteAttrs), Exported> = BTreeMap::new();
         for (prefix, route) in &self.desired {
-            let Some(attrs) = export.attributes(prefix, route) else {
+            let family = AfiSafi::of(prefix);
+            let entry = match exported.entry((family, route)) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let done = match export.attributes(prefix, route) {
+                        Some(attrs) => {
+                            let update = Update { attributes: attrs.clone(), ..Update::default() };
+                            Some((attrs, encode(&Message::Update(update), export.codec)?))
+                        }
+                        None => None,
+                    };
+                    v.insert(done)
+                }
+            };
+            let Some((attrs, key)) = entry.as_ref() else {
                 diff.unexportable += 1;
                 continue;
             };
-            let update = Update { attributes: attrs.clone(), ..Update::default() };
-            let key = encode(&Message::Update(update), export.codec)?;
-            if self.sent.get(prefix) != Some(&key) {
-                groups.entry(key.clone()).or_insert_with(|| (attrs, Vec::new())).1.push(*prefix);
+            if self.sent.get(prefix) != Some(key) {
+                groups
+                    .entry(key.clone())
+                    .or_insert_with(|| (attrs.clone(), Vec::new()))
+                    .1
+                    .push(*prefix);
                 diff.announced += 1;
             }
-            target.insert(*prefix, key);
+            target.insert(*prefix, key.clone());
         }
         let (mut gone_v4, mut gone_v6) = (Vec::new(), Vec::new());
         for prefix in self.sent.keys().filter(|p| !target.contains_key(p)) {

@@ -579,3 +579,28 @@ fn stop_before_a_connection_is_quiet() {
     s.handle_input(t0, &bytes(&Message::Keepalive));
     assert_eq!(s.state(), State::Idle);
 }
+
+#[test]
+fn a_peer_without_four_octet_as_gets_as_trans_and_as4_path() {
+    let t0 = Instant::now();
+    let cfg = SessionConfig { my_as: 4_200_000_000, ..config() };
+    let mut s = open_sent(cfg, t0);
+    let mut open = peer_open(90);
+    open.capabilities.retain(|c| !matches!(c, Capability::FourOctetAs(_)));
+    s.handle_input(t0, &encode(&Message::Open(open), Codec::default()).unwrap());
+    s.handle_input(t0, &encode(&Message::Keepalive, Codec::default()).unwrap());
+    assert_eq!(s.state(), State::Established);
+    assert_eq!(s.negotiated().unwrap().codec, Codec { four_octet_as: false });
+    while s.poll_transmit().is_some() {}
+    s.set_routes(t0, routes(&["198.51.100.10/32"]));
+    let bytes = s.poll_transmit().expect("an UPDATE");
+    // RFC 6793 §4.2.2: AS_TRANS in the 2-octet AS_PATH, the real AS in AS4_PATH.
+    let Message::Update(u) = decode(&bytes, Codec::default()).unwrap() else { panic!() };
+    assert!(
+        u.attributes
+            .contains(&PathAttribute::AsPath(vec![crate::wire::AsSegment::Sequence(vec![23456])]))
+    );
+    assert!(u.attributes.contains(&PathAttribute::As4Path(vec![
+        crate::wire::AsSegment::Sequence(vec![4_200_000_000])
+    ])));
+}

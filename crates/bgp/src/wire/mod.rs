@@ -2,9 +2,12 @@
 //!
 //! Hand-written rather than taken from `netgauze-bgp-pkt` or `routecore` (both were weighed, see
 //! `reference/bgp.md` §1): an announce-only speaker needs five message kinds, four capabilities,
-//! two address families and ten path attributes. That subset is a few hundred lines with no
-//! dependency, while either crate brings 27–28 packages and types shaped for route collectors
-//! (every address family, every attribute) that we would still have to wrap in our own. Owning
+//! two address families and ten path attributes. That subset is about a thousand lines with no
+//! dependency beyond `ipnet` and `thiserror`, while `netgauze-bgp-pkt` 0.13 alone resolves to 17
+//! packages (two major versions of `syn` among them; `routecore` is similar) and brings types
+//! shaped for route collectors (every address family, every attribute) that we would still
+//! have to wrap in our own; routecore's FSM lacks MD5 and netgauze's speaker lacks an
+//! Adj-RIB-Out, so neither saves the session or RIB work either. Owning
 //! the decoder also lets it answer exactly what RFC 7606 asks of a receiver — which error resets
 //! the session and which only withdraws the UPDATE's routes — and it is fuzzed
 //! (`crates/bgp/fuzz`).
