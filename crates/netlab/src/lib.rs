@@ -25,6 +25,10 @@
 //! `METALLB_REQUIRE_WIRE_TESTS=1` (CI, as root) turns the skip into a failure; a test that did
 //! run says `RAN: ...` ([`Lab::passed`]), so a log shows which of the two happened.
 //!
+//! Routers. [`router`] runs a real routing daemon (BIRD, FRR or GoBGP from Debian) as "the
+//! router" in a lab namespace, configured from Rust types, and reads back its sessions,
+//! learned paths and kernel routes; its module docs and `README.md` list the daemons' quirks.
+//!
 //! Every wait is bounded ([`wait_for`]); nothing here uses `unsafe` (signals go through `nix`,
 //! namespaces through `ip netns exec`, never `setns` in this process).
 
@@ -317,7 +321,7 @@ pub fn sweep_stale(family: &str) -> Result<Vec<String>> {
 
 /// Whether process `pid` runs. A zombie does not: a process killed with SIGKILL whose parent has
 /// not reaped it yet (or never will, under an init that does not reap) keeps its `/proc` entry.
-fn running(pid: u32) -> bool {
+pub(crate) fn running(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat"))
     else {
         return false;

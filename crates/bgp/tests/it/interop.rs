@@ -233,15 +233,12 @@ matrix!(hold_timer_expiry:
     gobgp_frozen_expires_the_announcers_hold_timer => Gobgp,
 );
 matrix!(graceful_restart:
-    #[ignore = "netlab::router cannot read BIRD's BGP state `Passive` (a passive session that went down); un-ignore with the h-routerlab fix"]
     bird_keeps_stale_routes_across_a_killed_announcer => Bird,
     frr_keeps_stale_routes_across_a_killed_announcer => Frr,
     gobgp_keeps_stale_routes_across_a_killed_announcer => Gobgp,
 );
 matrix!(graceful_shutdown:
-    #[ignore = "netlab::router cannot read BIRD's BGP state `Passive` (a passive session that went down); un-ignore with the h-routerlab fix"]
     bird_sees_graceful_shutdown_before_the_session_drops => Bird,
-    #[ignore = "netlab::router cannot read FRR's well-known community name `gracefulShutdown`; un-ignore with the h-routerlab fix"]
     frr_sees_graceful_shutdown_before_the_session_drops => Frr,
     gobgp_sees_graceful_shutdown_before_the_session_drops => Gobgp,
 );

@@ -7,7 +7,8 @@
 //!   the file system, not the network namespace).
 //! - Timers are slow by default: `connect delay time` 5 s, `connect retry time` 120 s,
 //!   `error wait time` 60-300 s. A lab restarts sessions all the time, so they are set to 1 s.
-//! - eBGP channels need explicit filters (RFC 8212 behaviour); `import all` is written out.
+//! - eBGP channels need explicit filters (RFC 8212 behaviour); the import filter is written
+//!   out, and it is where GRACEFUL_SHUTDOWN lowers LOCAL_PREF to 0 (BIRD does not by itself).
 //! - iBGP next hops are resolved recursively by default, through a table the lab has no IGP
 //!   for; `gateway direct` makes every next hop an on-link one, as the lab's neighbors are.
 //!   iBGP sessions are also multihop by default, and a multihop session refuses
@@ -50,7 +51,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::config::{Community, Family, LargeCommunity, LearnedRoute, RouterConfig, SessionState};
+use super::config::{Community, Family, LargeCommunity, RouterConfig};
+use super::state::{BfdState, LearnedRoute, Session, SessionState};
 
 /// The name of the BGP protocol of neighbor `index`.
 fn protocol(index: usize) -> String {
@@ -157,11 +159,17 @@ pub(super) fn render(config: &RouterConfig) -> Result<String, String> {
                 let _ = writeln!(w, "  graceful restart off;");
             }
         }
+        let import = if config.graceful_shutdown {
+            // RFC 8326 §4: GRACEFUL_SHUTDOWN lowers LOCAL_PREF to 0.
+            "import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; };"
+        } else {
+            "import all;"
+        };
         for family in &n.families {
             let (_, channel) = channel_names(*family);
             let _ = writeln!(
                 w,
-                "  {channel} {{ import all; export where source = RTS_STATIC; next hop self; gateway direct; }};"
+                "  {channel} {{ {import} export where source = RTS_STATIC; next hop self; gateway direct; }};"
             );
         }
         let _ = writeln!(w, "}}");
@@ -176,10 +184,13 @@ fn channel_names(family: Family) -> (&'static str, &'static str) {
     }
 }
 
-/// Parses `birdc show protocols all`: BGP state by neighbor address.
-pub(super) fn parse_protocols(text: &str) -> Result<BTreeMap<IpAddr, SessionState>, String> {
-    let mut sessions = BTreeMap::new();
+/// Parses `birdc show protocols all`: per BGP protocol, the `BGP state:` line, then
+/// `Neighbor address:`, then per channel `Routes:  N imported, ...`, summed.
+pub(super) fn parse_protocols(text: &str) -> Result<Vec<Session>, String> {
+    let mut sessions: Vec<Session> = Vec::new();
     let mut state = None;
+    // Whether the last session pushed belongs to the protocol being read.
+    let mut in_session = false;
     for line in text.lines() {
         let trimmed = line.trim();
         if let Some(value) = trimmed.strip_prefix("BGP state:") {
@@ -189,18 +200,51 @@ pub(super) fn parse_protocols(text: &str) -> Result<BTreeMap<IpAddr, SessionStat
                     .ok_or_else(|| format!("unknown BGP state {value:?} in {line:?}"))?,
             );
         } else if let Some(value) = trimmed.strip_prefix("Neighbor address:") {
-            let addr: IpAddr = value
+            let neighbor: IpAddr = value
                 .trim()
                 .parse()
                 .map_err(|e| format!("bad neighbor address in {line:?}: {e}"))?;
             let state = state.take().ok_or_else(|| format!("{line:?} before a BGP state"))?;
-            sessions.insert(addr, state);
+            sessions.push(Session { neighbor, state, uptime: None, prefixes: None });
+            in_session = true;
+        } else if let Some(value) = trimmed.strip_prefix("Routes:") {
+            let imported = value
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| format!("bad route count in {line:?}"))?;
+            if in_session && let Some(session) = sessions.last_mut() {
+                *session.prefixes.get_or_insert(0) += imported;
+            }
         } else if !line.starts_with(' ') {
-            // A new protocol's first line: a state seen but no address belongs to no one.
+            // A new protocol's first line.
             state = None;
+            in_session = false;
         }
     }
+    sessions.sort_by_key(|s| s.neighbor);
     Ok(sessions)
+}
+
+/// Parses `birdc show bfd sessions`:
+///
+/// ```text
+/// bfd1:
+/// IP address                Interface  State      Since         Interval  Timeout
+/// 192.0.2.11                eth0       Up         16:11:37.312    0.100    0.300
+/// ```
+pub(super) fn parse_bfd(text: &str) -> Result<BTreeMap<IpAddr, BfdState>, String> {
+    let mut peers = BTreeMap::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [addr, _iface, state, ..] = fields[..] else { continue };
+        // Header, banner and protocol-name lines do not start with an address.
+        let Ok(addr) = addr.parse::<IpAddr>() else { continue };
+        let state =
+            BfdState::parse(state).ok_or_else(|| format!("unknown BFD state in {line:?}"))?;
+        peers.insert(addr, state);
+    }
+    Ok(peers)
 }
 
 /// Parses `birdc show route all` into routes of BGP protocols `n<index>`; `neighbors` maps
@@ -409,14 +453,38 @@ n0         BGP        ---        up     15:35:58.315  Established
   BGP state:          Established
     Neighbor address: 192.0.2.11
     Neighbor AS:      64501
+  Channel ipv4
+    State:          UP
+    Routes:         2 imported, 0 exported, 1 preferred
+  Channel ipv6
+    Routes:         1 imported, 0 exported, 1 preferred
 n1         BGP        ---        start  15:35:53.384  Active
   BGP state:          Active
     Neighbor address: 192.0.2.12
 ";
-        let states = parse_protocols(text).unwrap();
-        assert_eq!(states.get(&neighbors()[0]), Some(&SessionState::Established));
-        assert_eq!(states.get(&neighbors()[1]), Some(&SessionState::Active));
+        let sessions = parse_protocols(text).unwrap();
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(sessions[0].neighbor, neighbors()[0]);
+        assert_eq!(sessions[0].state, SessionState::Established);
+        assert_eq!(sessions[0].prefixes, Some(3), "summed over the channels");
+        assert_eq!(sessions[1].state, SessionState::Active);
+        assert_eq!(sessions[1].prefixes, None, "no channel up");
         assert!(parse_protocols("  BGP state: Flying\n").is_err());
+        assert!(parse_protocols("    Routes:  many imported\n").is_err());
+    }
+
+    #[test]
+    fn bfd_sessions_by_address() {
+        let text = "BIRD 2.0.12 ready.
+bfd1:
+IP address                Interface  State      Since         Interval  Timeout
+192.0.2.11                eth0       Up         16:11:37.312    0.100    0.300
+2001:db8::11              eth0       Down       16:11:37.312    1.000    0.000
+";
+        let peers = parse_bfd(text).unwrap();
+        assert_eq!(peers.get(&neighbors()[0]), Some(&BfdState::Up));
+        assert_eq!(peers.get(&neighbors()[2]), Some(&BfdState::Down));
+        assert!(parse_bfd("192.0.2.11  eth0  Sideways  x\n").is_err());
     }
 
     #[test]
@@ -449,7 +517,7 @@ n1         BGP        ---        start  15:35:53.384  Active
             "bfd on;",
             "hold time 9;",
             "graceful restart time 120;",
-            "ipv4 { import all;",
+            "ipv4 { import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0;",
         ] {
             assert!(text.contains(want), "{want} missing in\n{text}");
         }

@@ -1,5 +1,5 @@
-//! The typed description of a test router ([`RouterConfig`]) and what it learned
-//! ([`LearnedRoute`], [`Session`]): the same types whichever daemon plays the router.
+//! The typed description of a test router ([`RouterConfig`]): the same types whichever
+//! daemon plays the router.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -168,8 +168,11 @@ pub struct Neighbor {
     pub passive: bool,
     /// Hold time offered, in seconds (RFC 4271 §4.2: 0 or at least 3); keepalives at a third.
     pub hold_time: u16,
-    /// Graceful restart (RFC 4724) helper: keep the neighbor's routes, marked stale, across
-    /// its restart; the value is the restart time this router announces, in seconds.
+    /// Graceful restart (RFC 4724) with this neighbor: as helper, keep its routes, marked
+    /// stale, across its restart; as a restarting speaker (every daemon here is both when
+    /// asked), announce the capability with the address families, so a daemon playing a node
+    /// keeps its routes at the router across a crash. The value is the restart time this
+    /// router announces, in seconds.
     pub graceful_restart: Option<u16>,
     /// Address families negotiated on the session.
     pub families: BTreeSet<Family>,
@@ -302,16 +305,23 @@ pub struct RouterConfig {
     /// ECMP: keep every equal path of a prefix (different neighbors, also different
     /// neighbor ASNs) and install them all as one multipath route.
     pub multipath: bool,
-    /// Install the selected routes into the namespace's kernel FIB (protocol `bird`, `bgp`, or
-    /// `zebra`'s); off for a daemon that only announces.
+    /// Install the selected routes into the namespace's kernel FIB (protocol `bird`, or
+    /// `bgp` through zebra) and forward like a router: IP forwarding on, and with multipath
+    /// the 5-tuple ECMP hash (see `Router::start`); off for a daemon that only announces.
     pub kernel: bool,
+    /// Act on the GRACEFUL_SHUTDOWN community (RFC 8326 §4, 65535:0): a path carrying it gets
+    /// LOCAL_PREF 0 on import, so the router prefers every other path (and leaves it out of
+    /// ECMP) before the session drops. What RFC 8326 asks of receivers: BIRD and GoBGP only
+    /// do it with a policy, which this writes into their configuration; FRR 8.4 does it by
+    /// itself (so off does not turn it off there).
+    pub graceful_shutdown: bool,
     /// Prefixes the router originates.
     pub announce: Vec<Announcement>,
 }
 
 impl RouterConfig {
-    /// A router `asn` with identifier `router_id`, multipath and kernel install on, no
-    /// neighbors yet.
+    /// A router `asn` with identifier `router_id`, multipath, kernel install and graceful
+    /// shutdown on, no neighbors yet.
     pub fn new(asn: u32, router_id: Ipv4Addr) -> RouterConfig {
         RouterConfig {
             asn,
@@ -320,6 +330,7 @@ impl RouterConfig {
             neighbors: Vec::new(),
             multipath: true,
             kernel: true,
+            graceful_shutdown: true,
             announce: Vec::new(),
         }
     }
@@ -345,6 +356,12 @@ impl RouterConfig {
     /// Turns kernel installation on or off.
     pub fn kernel(mut self, on: bool) -> Self {
         self.kernel = on;
+        self
+    }
+
+    /// Turns acting on GRACEFUL_SHUTDOWN on or off.
+    pub fn graceful_shutdown(mut self, on: bool) -> Self {
+        self.graceful_shutdown = on;
         self
     }
 
@@ -409,92 +426,6 @@ impl RouterConfig {
     }
 }
 
-/// An RFC 4271 §8.2.2 session state, as the daemon reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SessionState {
-    /// Idle (also FRR's transient `Clearing`/`Deleted`).
-    Idle,
-    /// Connect: a TCP connection is being opened.
-    Connect,
-    /// Active: waiting to retry or for the neighbor to connect.
-    Active,
-    /// OpenSent.
-    OpenSent,
-    /// OpenConfirm.
-    OpenConfirm,
-    /// Established: routes flow.
-    Established,
-}
-
-impl SessionState {
-    /// Parses the state names the daemons print (any case): `Established`, `Active`, ...
-    pub fn parse(name: &str) -> Option<SessionState> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "idle" | "clearing" | "deleted" | "down" => SessionState::Idle,
-            "connect" => SessionState::Connect,
-            "active" => SessionState::Active,
-            "opensent" => SessionState::OpenSent,
-            "openconfirm" => SessionState::OpenConfirm,
-            "established" => SessionState::Established,
-            _ => return None,
-        })
-    }
-
-    /// The state's name, for messages.
-    pub fn label(self) -> &'static str {
-        match self {
-            SessionState::Idle => "Idle",
-            SessionState::Connect => "Connect",
-            SessionState::Active => "Active",
-            SessionState::OpenSent => "OpenSent",
-            SessionState::OpenConfirm => "OpenConfirm",
-            SessionState::Established => "Established",
-        }
-    }
-}
-
-/// A session as the router sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    /// The neighbor's address.
-    pub neighbor: IpAddr,
-    /// The state.
-    pub state: SessionState,
-    /// How long it has been Established, when the daemon says (BIRD prints only a wall-clock
-    /// time of day, so it gives `None`).
-    pub uptime: Option<Duration>,
-}
-
-/// One path the router holds for a prefix (a prefix learned from three neighbors is three
-/// `LearnedRoute`s).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LearnedRoute {
-    /// The prefix.
-    pub prefix: IpNet,
-    /// The neighbor it came from.
-    pub from: IpAddr,
-    /// The next hop (for IPv6 the global one; a link-local second next hop is left out).
-    pub next_hop: IpAddr,
-    /// AS_PATH, flattened (sets in order as printed).
-    pub as_path: Vec<u32>,
-    /// Standard communities.
-    pub communities: BTreeSet<Community>,
-    /// Large communities.
-    pub large_communities: BTreeSet<LargeCommunity>,
-    /// LOCAL_PREF, when the daemon shows one (BIRD and FRR show their default 100 for eBGP
-    /// routes too; GoBGP only what was received).
-    pub local_pref: Option<u32>,
-    /// Kept only because its neighbor is restarting gracefully (RFC 4724 §4.2).
-    pub stale: bool,
-    /// The router's best path for the prefix.
-    pub best: bool,
-}
-
-/// The next hops of `prefix` among `routes`.
-pub fn next_hops(routes: &[LearnedRoute], prefix: &IpNet) -> BTreeSet<IpAddr> {
-    routes.iter().filter(|r| &r.prefix == prefix).map(|r| r.next_hop).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,21 +447,6 @@ mod tests {
         assert_eq!("65000:1:2".parse::<LargeCommunity>(), Ok(LargeCommunity(65000, 1, 2)));
         assert!("1:2".parse::<LargeCommunity>().is_err());
         assert!("1:2:3:4".parse::<LargeCommunity>().is_err());
-    }
-
-    #[test]
-    fn states_parse_from_every_daemons_spelling() {
-        const CASES: [(&str, Option<SessionState>); 6] = [
-            ("Established", Some(SessionState::Established)),
-            ("established", Some(SessionState::Established)),
-            ("OpenSent", Some(SessionState::OpenSent)),
-            ("Clearing", Some(SessionState::Idle)),
-            ("Active", Some(SessionState::Active)),
-            ("Up", None),
-        ];
-        for (text, want) in CASES {
-            assert_eq!(SessionState::parse(text), want, "{text}");
-        }
     }
 
     #[test]

@@ -9,16 +9,25 @@
 //! - Timers are slow by default: `connect-retry` 120 s and `idle-hold-time-after-reset` 30 s
 //!   (how long a session stays Idle after it went down); both are set to 1 s.
 //! - GoBGP keeps the routes it learns in its RIB only; it has no kernel installation of its
-//!   own (it would need FRR's zebra through ZAPI). [`RouterConfig::kernel`] therefore does
+//!   own. Its ZAPI client (`[zebra.config]`) does not work with FRR 8.4's zebra: with
+//!   `version = 6` and `software-name = "frr8.2"` or `"frr8"` it fails to decode zebra's
+//!   messages and panics (`slice bounds out of range`, `internal/pkg/zebra/zapi.go`). [`RouterConfig::kernel`] therefore does
 //!   nothing for it, and [`super::Router::kernel_next_hops`] is an error for a GoBGP router
 //!   rather than an empty answer that would look like a missing route.
 //! - Multipath is `[global.use-multiple-paths.config] enabled`; it changes what GoBGP
 //!   announces onwards, while `gobgp global rib` lists every path it holds anyway.
-//! - No BFD in 3.10: refused with an error.
+//! - Graceful shutdown needs an import policy (`[global.apply-policy]`, a community set, a
+//!   policy setting LOCAL_PREF); `set-local-pref = 0` sets nothing, so it sets 1.
+//! - No BFD in 3.10: refused with an error. Nor hold time 0 (RFC 4271 §4.2: no keepalives):
+//!   GoBGP takes a `hold-time` of 0 for "not set" and uses 90 s.
+//! - Graceful restart: `helper-only = true` would announce the capability without address
+//!   families, and a restarting GoBGP would then lose its routes at the helper; it is left
+//!   off, so GoBGP is helper and restarting speaker (the flag `-r` would set the restart
+//!   state bit after a restart; a crashed and restarted lab daemon does not give it).
 //! - `gobgp -j neighbor` prints a list of peers: `state.neighbor_address`,
 //!   `state.session_state` as a number (1 idle, 2 connect, 3 active, 4 opensent,
-//!   5 openconfirm, 6 established), and `timers.state.uptime.seconds`, which is the Unix time
-//!   the session came up, not a duration.
+//!   5 openconfirm, 6 established), `timers.state.uptime.seconds`, which is the Unix time
+//!   the session came up, not a duration, and `afi_safis[].state.accepted` (left out when 0).
 //! - `gobgp -j global rib -a ipv4|ipv6` maps each prefix to its paths: `neighbor-ip`, `best`,
 //!   `stale`, and `attrs` by type code (RFC 4271 §5): 2 AS_PATH (`as_paths[].asns`),
 //!   3 NEXT_HOP (`nexthop`), 5 LOCAL_PREF (`value`), 8 COMMUNITIES (`communities` as 32-bit
@@ -31,10 +40,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::config::{
-    Announcement, Community, Family, LargeCommunity, LearnedRoute, RouterConfig, Session,
-    SessionState,
-};
+use super::config::{Announcement, Community, Family, LargeCommunity, RouterConfig};
+use super::state::{LearnedRoute, Session, SessionState};
+
+/// LOCAL_PREF given to a GRACEFUL_SHUTDOWN path. RFC 8326 §4 says 0, which GoBGP's
+/// `set-local-pref` cannot express: with 0 the path carries no LOCAL_PREF at all (0 is its
+/// "not set", seen with 3.10); 1 is below every other path alike.
+const GSHUT_LOCAL_PREF: u32 = 1;
 
 /// The gRPC API address inside the router's namespace.
 pub(super) const API: &str = "127.0.0.1:50051";
@@ -43,6 +55,12 @@ pub(super) const API: &str = "127.0.0.1:50051";
 pub(super) fn render(config: &RouterConfig) -> Result<String, String> {
     if config.wants_bfd() {
         return Err("GoBGP 3.10 has no BFD".into());
+    }
+    if let Some(n) = config.neighbors.iter().find(|n| n.hold_time == 0) {
+        return Err(format!(
+            "neighbor {}: GoBGP reads hold-time 0 as unset and uses 90 s",
+            n.address
+        ));
     }
     let mut out = String::new();
     let w = &mut out;
@@ -58,6 +76,25 @@ pub(super) fn render(config: &RouterConfig) -> Result<String, String> {
     }
     if config.multipath {
         let _ = writeln!(w, "[global.use-multiple-paths.config]\n  enabled = true");
+    }
+    if config.graceful_shutdown {
+        // RFC 8326 §4: GRACEFUL_SHUTDOWN lowers LOCAL_PREF (see GSHUT_LOCAL_PREF).
+        let _ = writeln!(w, "[global.apply-policy.config]");
+        let _ = writeln!(w, "  import-policy-list = [\"gshut\"]");
+        let _ = writeln!(w, "  default-import-policy = \"accept-route\"");
+        let _ = writeln!(w, "[[defined-sets.bgp-defined-sets.community-sets]]");
+        let _ = writeln!(w, "  community-set-name = \"gshut\"\n  community-list = [\"65535:0\"]");
+        let _ = writeln!(w, "[[policy-definitions]]\n  name = \"gshut\"");
+        let _ = writeln!(w, "  [[policy-definitions.statements]]\n    name = \"lower\"");
+        let _ = writeln!(
+            w,
+            "    [policy-definitions.statements.conditions.bgp-conditions.match-community-set]"
+        );
+        let _ = writeln!(w, "      community-set = \"gshut\"\n      match-set-options = \"any\"");
+        let _ = writeln!(w, "    [policy-definitions.statements.actions]");
+        let _ = writeln!(w, "      route-disposition = \"accept-route\"");
+        let _ = writeln!(w, "    [policy-definitions.statements.actions.bgp-actions]");
+        let _ = writeln!(w, "      set-local-pref = {GSHUT_LOCAL_PREF}");
     }
     for n in &config.neighbors {
         let _ = writeln!(w, "[[neighbors]]\n  [neighbors.config]");
@@ -81,10 +118,7 @@ pub(super) fn render(config: &RouterConfig) -> Result<String, String> {
         }
         if let Some(time) = n.graceful_restart {
             let _ = writeln!(w, "  [neighbors.graceful-restart.config]");
-            let _ = writeln!(
-                w,
-                "    enabled = true\n    restart-time = {time}\n    helper-only = true"
-            );
+            let _ = writeln!(w, "    enabled = true\n    restart-time = {time}");
         }
         for family in &n.families {
             let _ = writeln!(w, "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]");
@@ -164,7 +198,14 @@ pub(super) fn parse_neighbors(json: &Value, now: u64) -> Result<Vec<Session>, St
         let uptime = (state == SessionState::Established)
             .then(|| since.map(|s| Duration::from_secs(now.saturating_sub(s))))
             .flatten();
-        sessions.push(Session { neighbor, state, uptime });
+        let mut prefixes = None;
+        for family in peer["afi_safis"].as_array().into_iter().flatten() {
+            // Zero counts are left out of the JSON; an enabled family without one has none.
+            if family["state"]["enabled"].as_bool() == Some(true) {
+                *prefixes.get_or_insert(0) += family["state"]["accepted"].as_u64().unwrap_or(0);
+            }
+        }
+        sessions.push(Session { neighbor, state, uptime, prefixes });
     }
     sessions.sort_by_key(|s| s.neighbor);
     Ok(sessions)
@@ -292,11 +333,15 @@ mod tests {
     #[test]
     fn neighbors_state_codes_and_uptime_from_the_up_timestamp() {
         let text = r#"[{"state":{"neighbor_address":"192.0.2.11","session_state":6},
-                        "timers":{"state":{"uptime":{"seconds":1000}}}},
+                        "timers":{"state":{"uptime":{"seconds":1000}}},
+                        "afi_safis":[{"state":{"enabled":true,"received":2,"accepted":2}},
+                                     {"state":{"enabled":true}}]},
                        {"state":{"neighbor_address":"192.0.2.12","session_state":3}}]"#;
         let sessions = parse_neighbors(&serde_json::from_str(text).unwrap(), 1010).unwrap();
         assert_eq!(sessions[0].state, SessionState::Established);
         assert_eq!(sessions[0].uptime, Some(Duration::from_secs(10)));
+        assert_eq!(sessions[0].prefixes, Some(2));
+        assert_eq!(sessions[1].prefixes, None);
         assert_eq!(sessions[1].state, SessionState::Active);
         let bad = r#"[{"state":{"neighbor_address":"192.0.2.11","session_state":9}}]"#;
         assert!(parse_neighbors(&serde_json::from_str(bad).unwrap(), 0).is_err());
@@ -322,6 +367,9 @@ mod tests {
             "passive-mode = true",
             "restart-time = 120",
             "afi-safi-name = \"ipv4-unicast\"",
+            "import-policy-list = [\"gshut\"]",
+            "community-list = [\"65535:0\"]",
+            "set-local-pref = 1",
         ] {
             assert!(text.contains(want), "{want:?} missing in\n{text}");
         }

@@ -25,13 +25,15 @@
 //! [`Router::withdraw`]), which lets one daemon announce to another in the lab's own tests
 //! and gives the benchmarks their baseline: a C routing daemon announcing the same prefixes.
 
+mod announce;
 pub mod bird;
 mod config;
 pub mod frr;
 pub mod gobgp;
 mod kernel;
+mod state;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -40,11 +42,14 @@ use std::time::{Duration, Instant, SystemTime};
 use ipnet::IpNet;
 
 pub use config::{
-    Announcement, Bfd, Community, Family, LargeCommunity, LearnedRoute, Neighbor, RouterConfig,
-    RouterKind, Session, SessionState, next_hops,
+    Announcement, Bfd, Community, Family, LargeCommunity, Neighbor, RouterConfig, RouterKind,
 };
+pub use state::{BfdState, LearnedRoute, Session, SessionState, next_hops};
 
 use crate::{Error, Lab, Result, Spawn, run};
+
+/// Longest UNIX socket path: `sun_path` of Linux's `sockaddr_un` is 108 bytes with the NUL.
+const SOCKET_PATH_MAX: usize = 107;
 
 /// Lines of a daemon's log quoted in an error: the reason it exited is in the last few.
 const LOG_LINES_IN_ERRORS: usize = 20;
@@ -62,8 +67,8 @@ pub struct Router {
     config: RouterConfig,
     /// Process labels and pids, in start order.
     processes: Vec<(String, u32)>,
-    /// FRR route-map names are numbered; a runtime announcement takes the next number.
-    next_map: usize,
+    /// FRR's route-maps of the announcements, shared by equal attributes.
+    route_maps: frr::RouteMaps,
     deadline: Duration,
     poll: Duration,
 }
@@ -86,6 +91,17 @@ impl Router {
             path: dir.clone(),
             source,
         })?;
+        // The longest socket name below is `zserv.api`; `sockaddr_un` holds 107 bytes and a NUL.
+        if dir.as_os_str().len() + "/zserv.api".len() > SOCKET_PATH_MAX {
+            return Err(Error::RouterConfig {
+                kind,
+                reason: format!(
+                    "{} is too long for the daemons' UNIX sockets ({SOCKET_PATH_MAX} bytes); \
+                     set TMPDIR to a shorter directory",
+                    dir.display()
+                ),
+            });
+        }
         let (deadline, poll) = lab.timing();
         let mut router = Router {
             kind,
@@ -94,10 +110,13 @@ impl Router {
             dir,
             config: config.clone(),
             processes: Vec::new(),
-            next_map: config.announce.len(),
+            route_maps: frr::RouteMaps::default(),
             deadline,
             poll,
         };
+        if config.kernel && kind != RouterKind::Gobgp {
+            router.forwarding(lab)?;
+        }
         let bad = |reason| Error::RouterConfig { kind, reason };
         match kind {
             RouterKind::Bird => {
@@ -137,10 +156,26 @@ impl Router {
         Ok(router)
     }
 
+    /// Makes the namespace forward like a router: a new namespace has IP forwarding off, and
+    /// hashes ECMP routes on addresses only (`fib_multipath_hash_policy` 0), so one client and
+    /// one Service IP would always reach the same node. Policy 1 hashes the 5-tuple (ports
+    /// included), so a client's connections spread over every next hop, as on a router that
+    /// fronts a Service.
+    fn forwarding(&self, lab: &Lab) -> Result<()> {
+        lab.sysctl(&self.ns, "net/ipv4/ip_forward", "1")?;
+        lab.sysctl(&self.ns, "net/ipv6/conf/all/forwarding", "1")?;
+        if self.config.multipath {
+            lab.sysctl(&self.ns, "net/ipv4/fib_multipath_hash_policy", "1")?;
+            lab.sysctl(&self.ns, "net/ipv6/fib_multipath_hash_policy", "1")?;
+        }
+        Ok(())
+    }
+
     fn start_frr(&mut self, lab: &mut Lab) -> Result<()> {
         let hostname = self.ns.clone();
         let bad = |reason| Error::RouterConfig { kind: RouterKind::Frr, reason };
-        let bgpd_conf = frr::render_bgpd(&self.config, &hostname).map_err(bad)?;
+        let bgpd_conf =
+            frr::render_bgpd(&self.config, &hostname, &mut self.route_maps).map_err(bad)?;
         let zserv = self.path("zserv.api");
         let common = |router: &Router, daemon: &str, conf: &Path| -> Vec<std::ffi::OsString> {
             let mut args: Vec<std::ffi::OsString> =
@@ -194,11 +229,7 @@ impl Router {
             RouterKind::Bird => {
                 let command = "show protocols all";
                 let text = self.birdc(&["show", "protocols", "all"])?;
-                let states = bird::parse_protocols(&text).map_err(|r| output(command, r))?;
-                Ok(states
-                    .into_iter()
-                    .map(|(neighbor, state)| Session { neighbor, state, uptime: None })
-                    .collect())
+                bird::parse_protocols(&text).map_err(|r| output(command, r))
             }
             RouterKind::Frr => {
                 let command = "show bgp neighbors json";
@@ -270,9 +301,31 @@ impl Router {
         }
     }
 
+    /// The state of every BFD session, by neighbor address; empty when no neighbor asks for
+    /// BFD. An error for GoBGP, which has no BFD.
+    pub fn bfd_peers(&self) -> Result<BTreeMap<IpAddr, BfdState>> {
+        if !self.config.wants_bfd() && self.kind != RouterKind::Gobgp {
+            return Ok(BTreeMap::new());
+        }
+        match self.kind {
+            RouterKind::Bird => {
+                let text = self.birdc(&["show", "bfd", "sessions"])?;
+                bird::parse_bfd(&text).map_err(|r| output("show bfd sessions", r))
+            }
+            RouterKind::Frr => {
+                let command = "show bfd peers json";
+                let json = frr::json(command, &self.vtysh("bfdd", command)?)
+                    .map_err(|r| output(command, r))?;
+                frr::parse_bfd(&json).map_err(|r| output(command, r))
+            }
+            RouterKind::Gobgp => Err(Error::Unsupported { kind: self.kind, what: "run BFD" }),
+        }
+    }
+
     /// The next hops the namespace's kernel forwards `prefix` to (`ip -j route show exact`):
-    /// with multipath on and three announcing nodes, their three addresses. An error for
-    /// GoBGP, which installs nothing into the kernel.
+    /// with multipath on and three announcing nodes, their three addresses. For IPv6, BIRD
+    /// installs the global next hop and FRR's zebra the link-local one the neighbor sent with
+    /// it (RFC 2545 §3). An error for GoBGP, which installs nothing into the kernel.
     pub fn kernel_next_hops(&self, prefix: &IpNet) -> Result<BTreeSet<IpAddr>> {
         if self.kind == RouterKind::Gobgp {
             return Err(Error::Unsupported {
@@ -289,6 +342,33 @@ impl Router {
         let json: serde_json::Value = serde_json::from_str(&text)
             .map_err(|source| Error::Json { what: "ip -j route show".into(), source })?;
         kernel::next_hops(&json).map_err(|r| output("ip -j route show", r))
+    }
+
+    /// How many routes of `family` the daemon has installed into the namespace's kernel
+    /// (`ip route show proto bird|bgp`): cheap to poll, for a benchmark waiting for 10 000.
+    /// An error for GoBGP, which installs nothing.
+    pub fn kernel_route_count(&self, family: Family) -> Result<usize> {
+        let proto = match self.kind {
+            RouterKind::Bird => "bird",
+            // zebra installs BGP routes as protocol `bgp` (186).
+            RouterKind::Frr => "bgp",
+            RouterKind::Gobgp => {
+                return Err(Error::Unsupported {
+                    kind: self.kind,
+                    what: "install routes into the kernel",
+                });
+            }
+        };
+        let family = match family {
+            Family::Ipv4 => "-4",
+            Family::Ipv6 => "-6",
+        };
+        let text = run("ip", &["-n", &self.netns, family, "-j", "route", "show", "proto", proto])?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|source| Error::Json { what: "ip -j route show proto".into(), source })?;
+        json.as_array()
+            .map(Vec::len)
+            .ok_or_else(|| output("ip -j route show proto", "not a JSON list".into()))
     }
 
     /// Waits until the sessions with every one of `neighbors` are Established.
@@ -309,85 +389,6 @@ impl Router {
         condition: impl FnMut() -> Result<bool, E>,
     ) -> Result<Duration> {
         crate::wait_for(what, self.deadline, self.poll, condition)
-    }
-
-    // === announcing ===
-
-    /// Originates `announcement` now (replacing one of the same prefix), without resetting
-    /// any session.
-    pub fn announce(&mut self, announcement: Announcement) -> Result<()> {
-        if self.config.announce.iter().any(|a| a.prefix == announcement.prefix) {
-            self.withdraw(&announcement.prefix)?;
-        }
-        self.config.announce.push(announcement.clone());
-        match self.kind {
-            RouterKind::Bird => self.bird_reconfigure(),
-            RouterKind::Frr => {
-                let map = format!("ann{}", self.next_map);
-                self.next_map += 1;
-                let mut commands = vec![format!("route-map {map} permit 10")];
-                if !announcement.communities.is_empty() {
-                    let list: Vec<String> =
-                        announcement.communities.iter().map(ToString::to_string).collect();
-                    commands.push(format!("set community {}", list.join(" ")));
-                }
-                if !announcement.large_communities.is_empty() {
-                    let list: Vec<String> =
-                        announcement.large_communities.iter().map(ToString::to_string).collect();
-                    commands.push(format!("set large-community {}", list.join(" ")));
-                }
-                if let Some(lp) = announcement.local_pref {
-                    commands.push(format!("set local-preference {lp}"));
-                }
-                commands.push("exit".into());
-                let family = Family::of_prefix(&announcement.prefix);
-                commands.extend(self.frr_network(
-                    family,
-                    &format!("network {} route-map {map}", announcement.prefix),
-                ));
-                self.vtysh_configure(&commands)
-            }
-            RouterKind::Gobgp => self.gobgp(&gobgp::rib_args("add", &announcement)).map(|_| ()),
-        }
-    }
-
-    /// Stops originating `prefix` (a withdraw on every session).
-    pub fn withdraw(&mut self, prefix: &IpNet) -> Result<()> {
-        let Some(i) = self.config.announce.iter().position(|a| &a.prefix == prefix) else {
-            return Ok(());
-        };
-        let gone = self.config.announce.remove(i);
-        match self.kind {
-            RouterKind::Bird => self.bird_reconfigure(),
-            RouterKind::Frr => {
-                let family = Family::of_prefix(prefix);
-                let commands = self.frr_network(family, &format!("no network {prefix}"));
-                self.vtysh_configure(&commands)
-            }
-            RouterKind::Gobgp => self.gobgp(&gobgp::rib_args("del", &gone)).map(|_| ()),
-        }
-    }
-
-    fn frr_network(&self, family: Family, line: &str) -> Vec<String> {
-        vec![
-            format!("router bgp {}", self.config.asn),
-            format!("address-family {} unicast", frr::afi(family)),
-            line.to_owned(),
-            "exit-address-family".into(),
-            "exit".into(),
-        ]
-    }
-
-    fn bird_reconfigure(&mut self) -> Result<()> {
-        let text = bird::render(&self.config)
-            .map_err(|reason| Error::RouterConfig { kind: self.kind, reason })?;
-        let file = self.write("bird.conf", &text)?;
-        let out = self.birdc(&["configure", &format!("\"{}\"", file.display())])?;
-        if out.contains("Reconfigured") || out.contains("Reconfiguration in progress") {
-            Ok(())
-        } else {
-            Err(output("birdc configure", out))
-        }
     }
 
     // === stopping ===
@@ -512,23 +513,33 @@ impl Router {
 }
 
 impl Drop for Router {
-    /// Kills the daemons still running. A pid is only signalled while it is still a process
-    /// in the router's namespace: once the lab reaped it, the number may name another process.
+    /// Kills the daemons still running and waits (bounded) until they are gone, so that a
+    /// router started right after in the same namespace finds its labels free. A pid is only
+    /// signalled while it is still a process in the router's namespace: once the lab reaped
+    /// it, the number may name another process.
     fn drop(&mut self) {
         let Ok(ns) = std::fs::metadata(Path::new("/run/netns").join(&self.netns)) else {
             return;
         };
+        let mut killed = Vec::new();
         for (_, pid) in self.processes.iter().rev() {
             let proc_ns = std::fs::metadata(format!("/proc/{pid}/ns/net"));
             if proc_ns.is_ok_and(|m| m.ino() == ns.ino() && m.dev() == ns.dev())
-                && let Ok(pid) = i32::try_from(*pid)
-            {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
+                && let Ok(raw) = i32::try_from(*pid)
+                && nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(raw),
                     nix::sys::signal::Signal::SIGKILL,
-                );
+                )
+                .is_ok()
+            {
+                killed.push(*pid);
             }
         }
+        // A process leaves its namespaces before it becomes a zombie; until it is one, the
+        // lab's `try_wait` still sees it running. Dead means a zombie or gone.
+        let _ = crate::wait_for("killed daemons to die", self.deadline, self.poll, || {
+            Ok::<_, Error>(killed.iter().all(|pid| !crate::running(*pid)))
+        });
     }
 }
 

@@ -3,6 +3,7 @@
 //! `METALLB_REQUIRE_WIRE_TESTS=1`.
 
 mod router;
+mod router_failure;
 
 use std::io::{BufRead, BufReader};
 
