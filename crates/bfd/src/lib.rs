@@ -18,8 +18,11 @@
 //! counted), Demand mode and the Echo function (we never ask for them and never send echo
 //! packets), multi-hop sessions (RFC 5883).
 
+pub mod driver;
 pub mod packet;
 pub mod session;
+
+pub use driver::{Bfd, Counters, SessionKey, SessionStatus};
 
 pub use packet::{Diag, Packet, State};
 pub use session::{Event, Params, Session};

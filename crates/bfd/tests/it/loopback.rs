@@ -1,0 +1,149 @@
+//! Two drivers in one process over loopback (no root needed: port 3784 is unprivileged, and
+//! all of 127.0.0.0/8 is local on Linux): sessions come Up, a removed session takes its peer
+//! Down, and bad datagrams are counted, never fatal.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use metallb_bfd::driver::CONTROL_PORT;
+use metallb_bfd::{Bfd, Diag, Packet, SessionKey, SessionStatus, State, session::Params};
+use tokio::sync::watch;
+
+use crate::DEADLINE;
+
+/// Two loopback addresses of our own: the process id keeps concurrent runs of this test binary
+/// apart, `test` the tests of one run.
+fn addresses(test: u8) -> (IpAddr, IpAddr) {
+    let pid = std::process::id();
+    let [_, b, c, _] = (pid << 8).to_be_bytes();
+    let base = [127, b, c, test * 2];
+    let a = Ipv4Addr::from(base);
+    let z = Ipv4Addr::from([127, b, c, test * 2 + 1]);
+    (IpAddr::V4(a), IpAddr::V4(z))
+}
+
+fn quick() -> Params {
+    Params {
+        desired_min_tx: Duration::from_millis(20),
+        required_min_rx: Duration::from_millis(20),
+        detect_mult: 3,
+    }
+}
+
+async fn wait_for(
+    states: &mut watch::Receiver<BTreeMap<SessionKey, SessionStatus>>,
+    key: SessionKey,
+    what: &str,
+    condition: impl Fn(&SessionStatus) -> bool,
+) -> SessionStatus {
+    let waited =
+        tokio::time::timeout(DEADLINE, states.wait_for(|s| s.get(&key).is_some_and(&condition)))
+            .await
+            .map(|r| r.map(|states| states[&key].clone()));
+    match waited {
+        Ok(Ok(status)) => status,
+        Ok(Err(_)) => panic!("the driver stopped while waiting for {what}"),
+        Err(_) => panic!("timed out waiting for {what}: {:?}", states.borrow().get(&key)),
+    }
+}
+
+#[tokio::test]
+async fn sessions_come_up_and_an_admin_down_takes_the_peer_down() {
+    let (a, z) = addresses(1);
+    let (left, right) = (Bfd::new(), Bfd::new());
+    let ka = left.add_session(a, z, quick()).expect("session a→z");
+    let kz = right.add_session(z, a, quick()).expect("session z→a");
+    let (mut sa, mut sz) = (left.states(), right.states());
+    // Up at the slow rate first, then both Poll Sequences bring the fast timers in.
+    let up = wait_for(&mut sa, ka, "a Up at 20 ms", |s| {
+        s.state == State::Up
+            && s.tx_interval == Some(Duration::from_millis(20))
+            && s.detection_time == Duration::from_millis(60)
+    })
+    .await;
+    wait_for(&mut sz, kz, "z Up", |s| s.state == State::Up).await;
+    assert_ne!(up.remote_discriminator, 0);
+    assert!(matches!(left.add_session(a, z, quick()), Err(metallb_bfd::Error::SessionExists(..))));
+
+    right.remove_session(kz).expect("remove");
+    let down = wait_for(&mut sa, ka, "a Down", |s| s.state == State::Down).await;
+    assert_eq!(
+        (down.diag, down.remote_state),
+        (Diag::NeighborSignaledSessionDown, State::AdminDown)
+    );
+    assert!(right.states().borrow().is_empty());
+    let counters = left.counters();
+    assert_eq!((counters.ups, counters.downs), (1, 1), "{counters:?}");
+    assert!(counters.packets_in > 0 && counters.packets_out > 0, "{counters:?}");
+}
+
+/// The peer is played by hand over a plain socket: Down, then Init, then silence, as a node
+/// that dies without a word.
+#[tokio::test]
+async fn a_silent_peer_is_detected() {
+    let (a, z) = addresses(2);
+    let left = Bfd::new();
+    let ka = left.add_session(a, z, quick()).expect("session a→z");
+    let mut sa = left.states();
+    let ours = sa.borrow()[&ka].local_discriminator;
+    let peer = UdpSocket::bind(SocketAddr::new(z, 0)).expect("bind");
+    peer.set_ttl(255).expect("ttl");
+    let target = SocketAddr::new(a, CONTROL_PORT);
+    let mut packet = peer_packet();
+    peer.send_to(&packet.encode(), target).expect("send Down");
+    wait_for(&mut sa, ka, "a Init", |s| s.state == State::Init).await;
+    packet.state = State::Init;
+    packet.your_discriminator = ours;
+    peer.send_to(&packet.encode(), target).expect("send Init");
+    let up = wait_for(&mut sa, ka, "a Up", |s| s.state == State::Up).await;
+    // 3 × max(our 20 ms RX, the peer's 40 ms TX).
+    assert_eq!(up.detection_time, Duration::from_millis(120));
+    let down = wait_for(&mut sa, ka, "a Down", |s| s.state == State::Down).await;
+    assert_eq!((down.diag, down.remote_discriminator), (Diag::ControlDetectionTimeExpired, 0));
+    assert_eq!(left.counters().downs, 1);
+}
+
+/// A Down packet from discriminator 9 with 40 ms intervals.
+fn peer_packet() -> Packet {
+    Packet::decode(&[
+        0x20, 0x40, 3, 24, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0x9c, 0x40, 0, 0, 0x9c, 0x40, 0, 0, 0, 0,
+    ])
+    .expect("a valid Down packet")
+}
+
+#[tokio::test]
+async fn bad_datagrams_are_counted_and_harmless() {
+    let (a, z) = addresses(3);
+    let left = Bfd::new();
+    let ka = left.add_session(a, z, quick()).expect("session a→z");
+    let target = SocketAddr::new(a, CONTROL_PORT);
+    let sender = UdpSocket::bind(SocketAddr::new(z, 0)).expect("bind");
+    let valid = peer_packet();
+    let mut wrong_disc = valid.clone();
+    wrong_disc.your_discriminator = 0x5eed;
+    sender.set_ttl(255).expect("ttl");
+    for bytes in [vec![0u8; 3], vec![0xff; 24], wrong_disc.encode()] {
+        sender.send_to(&bytes, target).expect("send");
+    }
+    // A valid packet with a TTL below 255 came from further away than a direct neighbour.
+    sender.set_ttl(64).expect("ttl");
+    sender.send_to(&valid.encode(), target).expect("send");
+    let expected: BTreeMap<&str, u64> =
+        [("truncated", 1), ("version", 1), ("unknown_discriminator", 1), ("ttl_not_255", 1)].into();
+    let counted = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if left.counters().invalid == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(counted.await.is_ok(), "{:?}", left.counters());
+    // The session is alive and well: it still answers the peer that now speaks properly.
+    sender.set_ttl(255).expect("ttl");
+    sender.send_to(&valid.encode(), target).expect("send");
+    let mut states = left.states();
+    wait_for(&mut states, ka, "a Init", |s| s.state == State::Init && s.remote_discriminator == 9)
+        .await;
+}
