@@ -249,12 +249,16 @@ impl<J: Jitter> Session<J> {
         if packet.poll {
             self.final_pending = true;
         }
-        if self.tx_interval().is_none() {
+        match self.tx_interval() {
             // The peer asks for no periodic packets (§6.8.7); Finals still go out.
-            self.next_tx = None;
-        } else if self.next_tx.is_none() {
-            // The peer has just allowed periodic packets again.
-            self.next_tx = self.schedule(now);
+            None => self.next_tx = None,
+            // The peer has just allowed periodic packets again, or a shorter interval than the
+            // one the pending packet was scheduled on: waiting out the old one could exceed the
+            // peer's new detection time.
+            Some(interval) if self.next_tx.is_none_or(|at| at > now + interval) => {
+                self.next_tx = self.schedule(now);
+            }
+            Some(_) => {}
         }
         Ok(())
     }

@@ -335,3 +335,26 @@ proptest! {
         }
     }
 }
+
+/// FRR advertises Required Min RX 1 s until it is Up, so our first Up schedule uses 1 s; its
+/// next packet allows 300 ms, and waiting out the old 1 s made FRR declare us dead (its
+/// detection time was 900 ms). Found on the wire against bfdd 8.4.
+#[test]
+fn a_faster_peer_rx_shortens_the_pending_interval() {
+    let t0 = Instant::now();
+    let mut s = session(t0);
+    drain(&mut s);
+    let slow_init =
+        Packet { desired_min_tx: SLOW_TX, required_min_rx: SLOW_TX, ..from_peer(State::Init) };
+    s.handle_packet(t0, &slow_init).expect("accepted");
+    assert_eq!(s.state(), State::Up);
+    assert_eq!(s.poll_timeout(), Some(t0 + SLOW_TX));
+    let t1 = t0 + ms(1);
+    s.handle_packet(t1, &Packet { poll: true, ..from_peer(State::Up) }).expect("accepted");
+    assert_eq!(s.poll_timeout(), Some(t1 + ms(300)), "rescheduled on the new, shorter interval");
+    // A longer interval does not postpone a packet already due sooner.
+    let t2 = t1 + ms(1);
+    s.handle_packet(t2, &Packet { required_min_rx: SLOW_TX, ..from_peer(State::Up) })
+        .expect("accepted");
+    assert_eq!(s.poll_timeout(), Some(t1 + ms(300)));
+}
