@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+mod frr;
 mod loopback;
+mod probe;
 
 /// Bound of every wait: the events take milliseconds to a second; the bound only turns a hang
 /// into a failure.
