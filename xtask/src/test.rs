@@ -11,10 +11,10 @@ use anyhow::{Context, Result, bail};
 use crate::{codegen, lint};
 
 /// Debian packages of the commands the network tests call, by command: `ip` builds the
-/// namespaces, `setpriv` drops CAP_NET_RAW for the speaker's permission test, `vtysh` stands for
-/// FRR (whose `bfdd` the BFD wire tests run as the router).
-const SYSTEM_PACKAGES: [(&str, &str); 3] =
-    [("ip", "iproute2"), ("setpriv", "util-linux"), ("vtysh", "frr")];
+/// namespaces, `setpriv` drops CAP_NET_RAW for the speaker's permission test; `vtysh` stands for
+/// FRR and `bird` for BIRD 2, the routers of the BFD wire tests.
+const SYSTEM_PACKAGES: [(&str, &str); 4] =
+    [("ip", "iproute2"), ("setpriv", "util-linux"), ("vtysh", "frr"), ("bird", "bird2")];
 
 /// Runs every step; stops at the first failure.
 pub fn run(root: &Path) -> Result<()> {
