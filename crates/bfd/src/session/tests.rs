@@ -358,3 +358,86 @@ fn a_faster_peer_rx_shortens_the_pending_interval() {
         .expect("accepted");
     assert_eq!(s.poll_timeout(), Some(t1 + ms(300)));
 }
+
+#[derive(Debug, Clone)]
+enum Input {
+    Packet(Packet),
+    Timeout,
+    Params(Params),
+    AdminDown,
+    AdminUp,
+}
+
+fn arb_input() -> impl Strategy<Value = Input> {
+    let state =
+        prop_oneof![Just(State::AdminDown), Just(State::Down), Just(State::Init), Just(State::Up)];
+    let packet = (state, any::<[bool; 2]>(), 1u8..=5, 0u64..=2_000, 0u64..=2_000, any::<bool>())
+        .prop_map(|(state, [poll, final_], detect_mult, tx, rx, ours)| {
+            Input::Packet(Packet {
+                poll,
+                final_,
+                detect_mult,
+                desired_min_tx: ms(tx),
+                required_min_rx: ms(rx),
+                your_discriminator: if ours { OURS } else { 0 },
+                ..from_peer(state)
+            })
+        });
+    let params = (1u64..=2_000, 1u64..=2_000, 1u8..=5).prop_map(|(tx, rx, detect_mult)| {
+        Input::Params(Params { desired_min_tx: ms(tx), required_min_rx: ms(rx), detect_mult })
+    });
+    prop_oneof![
+        6 => packet,
+        6 => Just(Input::Timeout),
+        1 => params,
+        1 => Just(Input::AdminDown),
+        1 => Just(Input::AdminUp),
+    ]
+}
+
+proptest! {
+    /// Whatever arrives in whatever order: no panic, P and F never together, Up only with a
+    /// known peer, events only on real state changes, and something always scheduled unless
+    /// the peer asked for silence.
+    #[test]
+    fn arbitrary_inputs_keep_the_invariants(
+        inputs in proptest::collection::vec((arb_input(), 0u64..=1_500), 1..200),
+        seed in any::<u64>(),
+    ) {
+        let t0 = Instant::now();
+        let mut s = Session::new(OURS, fast(), XorShift::new(seed), t0).expect("valid");
+        let mut now = t0;
+        for (input, step) in inputs {
+            now += ms(step);
+            let before = s.state();
+            match input {
+                Input::Packet(packet) => {
+                    let _ = s.handle_packet(now, &packet);
+                }
+                Input::Timeout => {
+                    if s.poll_timeout().is_some_and(|t| t <= now) {
+                        s.handle_timeout(now);
+                    }
+                }
+                Input::Params(params) => s.set_params(now, params).expect("valid"),
+                Input::AdminDown => s.set_admin_down(now),
+                Input::AdminUp => s.set_admin_up(now),
+            }
+            while let Some(packet) = s.poll_transmit() {
+                prop_assert!(!(packet.poll && packet.final_), "{packet:?}");
+                prop_assert_eq!(packet.state, s.state());
+                prop_assert_eq!(Packet::decode(&packet.encode()), Ok(packet));
+            }
+            let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+            if s.state() == State::Up {
+                prop_assert_ne!(s.remote_discriminator(), 0);
+            }
+            if before == s.state() {
+                prop_assert!(events.is_empty(), "{events:?} without a change from {before:?}");
+            }
+            if s.tx_interval().is_some() {
+                prop_assert!(s.poll_timeout().is_some());
+            }
+        }
+    }
+}

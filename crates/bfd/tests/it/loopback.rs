@@ -12,15 +12,13 @@ use tokio::sync::watch;
 
 use crate::DEADLINE;
 
-/// Two loopback addresses of our own: the process id keeps concurrent runs of this test binary
-/// apart, `test` the tests of one run.
-fn addresses(test: u8) -> (IpAddr, IpAddr) {
+/// Three loopback addresses of our own: the process id keeps concurrent runs of this test
+/// binary apart, `test` the tests of one run.
+fn addresses(test: u8) -> (IpAddr, IpAddr, IpAddr) {
     let pid = std::process::id();
     let [_, b, c, _] = (pid << 8).to_be_bytes();
-    let base = [127, b, c, test * 2];
-    let a = Ipv4Addr::from(base);
-    let z = Ipv4Addr::from([127, b, c, test * 2 + 1]);
-    (IpAddr::V4(a), IpAddr::V4(z))
+    let at = |i: u8| IpAddr::V4(Ipv4Addr::from([127, b, c, test * 4 + i]));
+    (at(0), at(1), at(2))
 }
 
 fn quick() -> Params {
@@ -50,7 +48,7 @@ async fn wait_for(
 
 #[tokio::test]
 async fn sessions_come_up_and_an_admin_down_takes_the_peer_down() {
-    let (a, z) = addresses(1);
+    let (a, z, _) = addresses(1);
     let (left, right) = (Bfd::new(), Bfd::new());
     let ka = left.add_session(a, z, quick()).expect("session a→z");
     let kz = right.add_session(z, a, quick()).expect("session z→a");
@@ -76,13 +74,20 @@ async fn sessions_come_up_and_an_admin_down_takes_the_peer_down() {
     let counters = left.counters();
     assert_eq!((counters.ups, counters.downs), (1, 1), "{counters:?}");
     assert!(counters.packets_in > 0 && counters.packets_out > 0, "{counters:?}");
+
+    // Added again, the session starts over and both sides come Up again.
+    let kz = right.add_session(z, a, quick()).expect("session z→a again");
+    let mut sz = right.states();
+    wait_for(&mut sz, kz, "z Up again", |s| s.state == State::Up).await;
+    wait_for(&mut sa, ka, "a Up again", |s| s.state == State::Up).await;
+    assert!(matches!(right.remove_session(ka), Err(metallb_bfd::Error::NoSession(..))));
 }
 
 /// The peer is played by hand over a plain socket: Down, then Init, then silence, as a node
 /// that dies without a word.
 #[tokio::test]
 async fn a_silent_peer_is_detected() {
-    let (a, z) = addresses(2);
+    let (a, z, _) = addresses(2);
     let left = Bfd::new();
     let ka = left.add_session(a, z, quick()).expect("session a→z");
     let mut sa = left.states();
@@ -114,23 +119,38 @@ fn peer_packet() -> Packet {
 
 #[tokio::test]
 async fn bad_datagrams_are_counted_and_harmless() {
-    let (a, z) = addresses(3);
+    let (a, z, stranger) = addresses(3);
     let left = Bfd::new();
     let ka = left.add_session(a, z, quick()).expect("session a→z");
     let target = SocketAddr::new(a, CONTROL_PORT);
     let sender = UdpSocket::bind(SocketAddr::new(z, 0)).expect("bind");
     let valid = peer_packet();
-    let mut wrong_disc = valid.clone();
-    wrong_disc.your_discriminator = 0x5eed;
+    let mut unknown = valid.clone();
+    unknown.your_discriminator = 0x5eed;
+    let ours = left.states().borrow()[&ka].local_discriminator;
+    let mut misdirected = valid.clone();
+    misdirected.your_discriminator = ours;
     sender.set_ttl(255).expect("ttl");
-    for bytes in [vec![0u8; 3], vec![0xff; 24], wrong_disc.encode()] {
+    for bytes in [vec![0u8; 3], vec![0xff; 24], unknown.encode()] {
         sender.send_to(&bytes, target).expect("send");
     }
     // A valid packet with a TTL below 255 came from further away than a direct neighbour.
     sender.set_ttl(64).expect("ttl");
     sender.send_to(&valid.encode(), target).expect("send");
-    let expected: BTreeMap<&str, u64> =
-        [("truncated", 1), ("version", 1), ("unknown_discriminator", 1), ("ttl_not_255", 1)].into();
+    // From an address with no session: unknown with discriminator 0, and a wrong peer with ours.
+    let other = UdpSocket::bind(SocketAddr::new(stranger, 0)).expect("bind");
+    other.set_ttl(255).expect("ttl");
+    other.send_to(&valid.encode(), target).expect("send");
+    other.send_to(&misdirected.encode(), target).expect("send");
+    let expected: BTreeMap<&str, u64> = [
+        ("truncated", 1),
+        ("version", 1),
+        ("unknown_discriminator", 1),
+        ("ttl_not_255", 1),
+        ("no_session", 1),
+        ("wrong_peer", 1),
+    ]
+    .into();
     let counted = tokio::time::timeout(DEADLINE, async {
         loop {
             if left.counters().invalid == expected {
