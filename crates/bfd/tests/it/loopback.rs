@@ -21,10 +21,12 @@ fn addresses(test: u8) -> (IpAddr, IpAddr, IpAddr) {
     (at(0), at(1), at(2))
 }
 
+/// Faster than the defaults, yet slow enough (300 ms detection) that a loaded CI machine does
+/// not starve a session into a flap.
 fn quick() -> Params {
     Params {
-        desired_min_tx: Duration::from_millis(20),
-        required_min_rx: Duration::from_millis(20),
+        desired_min_tx: Duration::from_millis(100),
+        required_min_rx: Duration::from_millis(100),
         detect_mult: 3,
     }
 }
@@ -54,10 +56,10 @@ async fn sessions_come_up_and_an_admin_down_takes_the_peer_down() {
     let kz = right.add_session(z, a, quick()).expect("session z→a");
     let (mut sa, mut sz) = (left.states(), right.states());
     // Up at the slow rate first, then both Poll Sequences bring the fast timers in.
-    let up = wait_for(&mut sa, ka, "a Up at 20 ms", |s| {
+    let up = wait_for(&mut sa, ka, "a Up at 100 ms", |s| {
         s.state == State::Up
-            && s.tx_interval == Some(Duration::from_millis(20))
-            && s.detection_time == Duration::from_millis(60)
+            && s.tx_interval == Some(Duration::from_millis(100))
+            && s.detection_time == Duration::from_millis(300)
     })
     .await;
     wait_for(&mut sz, kz, "z Up", |s| s.state == State::Up).await;
@@ -95,15 +97,17 @@ async fn a_silent_peer_is_detected() {
     let peer = UdpSocket::bind(SocketAddr::new(z, 0)).expect("bind");
     peer.set_ttl(255).expect("ttl");
     let target = SocketAddr::new(a, CONTROL_PORT);
-    let mut packet = peer_packet();
+    // 250 ms: a detection time (750 ms) that a busy machine cannot miss between our two
+    // packets, so the session cannot time out in Init before the second one.
+    let mut packet = Packet { desired_min_tx: Duration::from_millis(250), ..peer_packet() };
     peer.send_to(&packet.encode(), target).expect("send Down");
     wait_for(&mut sa, ka, "a Init", |s| s.state == State::Init).await;
     packet.state = State::Init;
     packet.your_discriminator = ours;
     peer.send_to(&packet.encode(), target).expect("send Init");
     let up = wait_for(&mut sa, ka, "a Up", |s| s.state == State::Up).await;
-    // 3 × max(our 20 ms RX, the peer's 40 ms TX).
-    assert_eq!(up.detection_time, Duration::from_millis(120));
+    // 3 × max(our 100 ms RX, the peer's 250 ms TX).
+    assert_eq!(up.detection_time, Duration::from_millis(750));
     let down = wait_for(&mut sa, ka, "a Down", |s| s.state == State::Down).await;
     assert_eq!((down.diag, down.remote_discriminator), (Diag::ControlDetectionTimeExpired, 0));
     assert_eq!(left.counters().downs, 1);
