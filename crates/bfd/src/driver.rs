@@ -71,6 +71,8 @@ pub struct SessionStatus {
     pub tx_interval: Option<Duration>,
     /// How long the peer may be silent before we declare it down.
     pub detection_time: Duration,
+    /// When `state` last changed (or the session was added).
+    pub since: Instant,
 }
 
 /// Why a received datagram was dropped.
@@ -206,14 +208,14 @@ impl Bfd {
         let discriminator = (0..DISCRIMINATOR_DRAWS)
             .map(|_| random.next_u32())
             .find(|d| *d != 0 && !discriminators.contains(d))
-            .ok_or(Error::InvalidParams("no free discriminator"))?;
+            .ok_or(Error::NoDiscriminator)?;
         let seed = (u64::from(random.next_u32()) << 32) | u64::from(random.next_u32());
         let command = Command::Add { peer, discriminator, params, seed };
         registry.endpoints[&local].send(command).map_err(|_| Error::Stopped)?;
         registry.discriminators.insert(discriminator);
         registry.sessions.insert(key, discriminator);
         self.observed.states.send_modify(|states| {
-            states.insert(key, initial_status(discriminator, params));
+            states.insert(key, initial_status(discriminator, params, Instant::now()));
         });
         Ok(key)
     }
@@ -242,7 +244,7 @@ impl Bfd {
     }
 }
 
-fn initial_status(discriminator: u32, params: Params) -> SessionStatus {
+fn initial_status(discriminator: u32, params: Params, now: Instant) -> SessionStatus {
     SessionStatus {
         state: State::Down,
         diag: Diag::None,
@@ -251,6 +253,7 @@ fn initial_status(discriminator: u32, params: Params) -> SessionStatus {
         remote_discriminator: 0,
         tx_interval: Some(params.desired_min_tx.max(crate::session::SLOW_TX)),
         detection_time: Duration::ZERO,
+        since: now,
     }
 }
 
@@ -400,25 +403,26 @@ impl Endpoint {
                 }
             }
             let key = SessionKey { local, peer: *peer };
-            let status = SessionStatus {
-                state: session.state(),
-                diag: session.local_diag(),
-                remote_state: session.remote_state(),
-                local_discriminator: session.local_discriminator(),
-                remote_discriminator: session.remote_discriminator(),
-                tx_interval: session.tx_interval(),
-                detection_time: session.detection_time(),
-            };
-            self.observed.states.send_if_modified(|states| match states.get_mut(&key) {
+            let now = Instant::now();
+            self.observed.states.send_if_modified(|states| {
                 // Only sessions the handle still knows: a removed one is not brought back.
-                Some(current)
-                    if *current != status
-                        && current.local_discriminator == status.local_discriminator =>
-                {
-                    *current = status;
-                    true
+                let Some(current) = states.get_mut(&key) else { return false };
+                if current.local_discriminator != session.local_discriminator() {
+                    return false;
                 }
-                _ => false,
+                let status = SessionStatus {
+                    state: session.state(),
+                    diag: session.local_diag(),
+                    remote_state: session.remote_state(),
+                    local_discriminator: session.local_discriminator(),
+                    remote_discriminator: session.remote_discriminator(),
+                    tx_interval: session.tx_interval(),
+                    detection_time: session.detection_time(),
+                    since: if current.state == session.state() { current.since } else { now },
+                };
+                let changed = *current != status;
+                *current = status;
+                changed
             });
         }
     }

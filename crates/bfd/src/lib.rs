@@ -16,7 +16,8 @@
 //!
 //! Not implemented, on purpose: authentication (a packet that carries it is rejected and
 //! counted), Demand mode and the Echo function (we never ask for them and never send echo
-//! packets), multi-hop sessions (RFC 5883).
+//! packets), multi-hop sessions (RFC 5883), IPv6 link-local peers (a session is keyed by
+//! addresses alone, without an interface scope).
 
 pub mod driver;
 pub mod packet;
@@ -45,6 +46,9 @@ pub enum Error {
         /// The peer address.
         peer: std::net::IpAddr,
     },
+    /// Every discriminator drawn was taken (practically impossible with 2^32 values).
+    #[error("no free discriminator")]
+    NoDiscriminator,
     /// A session for this pair of addresses exists already.
     #[error("a session from {0} to {1} exists already")]
     SessionExists(std::net::IpAddr, std::net::IpAddr),
