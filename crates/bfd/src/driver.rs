@@ -18,7 +18,7 @@
 //! An endpoint lives as long as the [`Bfd`] handle (an idle one holds two sockets), so that
 //! re-adding a session never races a closing socket for port 3784. Dropping the handle stops
 //! every endpoint; each session then sends one AdminDown packet, so peers know it was on
-//! purpose (RFC 5882 §3.2).
+//! purpose (RFC 5882 §3.2); [`Bfd::shutdown`] waits until they are sent.
 
 mod socket;
 
@@ -138,6 +138,13 @@ impl Observed {
     }
 }
 
+#[derive(Debug)]
+struct EndpointHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug)]
 enum Command {
     Add { peer: IpAddr, discriminator: u32, params: Params, seed: u64 },
     Remove { peer: IpAddr },
@@ -145,7 +152,7 @@ enum Command {
 
 #[derive(Debug)]
 struct Registry {
-    endpoints: BTreeMap<IpAddr, mpsc::UnboundedSender<Command>>,
+    endpoints: BTreeMap<IpAddr, EndpointHandle>,
     sessions: BTreeMap<SessionKey, u32>,
     discriminators: BTreeSet<u32>,
     random: XorShift,
@@ -201,8 +208,8 @@ impl Bfd {
             let sockets = socket::Sockets::bind(local, first_port)?;
             let (commands, inbox) = mpsc::unbounded_channel();
             let endpoint = Endpoint::new(local, sockets, self.observed.clone());
-            tokio::spawn(endpoint.run(inbox));
-            registry.endpoints.insert(local, commands);
+            let task = tokio::spawn(endpoint.run(inbox));
+            registry.endpoints.insert(local, EndpointHandle { commands, task });
         }
         let Registry { random, discriminators, .. } = &mut *registry;
         let discriminator = (0..DISCRIMINATOR_DRAWS)
@@ -211,7 +218,7 @@ impl Bfd {
             .ok_or(Error::NoDiscriminator)?;
         let seed = (u64::from(random.next_u32()) << 32) | u64::from(random.next_u32());
         let command = Command::Add { peer, discriminator, params, seed };
-        registry.endpoints[&local].send(command).map_err(|_| Error::Stopped)?;
+        registry.endpoints[&local].commands.send(command).map_err(|_| Error::Stopped)?;
         registry.discriminators.insert(discriminator);
         registry.sessions.insert(key, discriminator);
         self.observed.states.send_modify(|states| {
@@ -230,7 +237,21 @@ impl Bfd {
             states.remove(&key);
         });
         let endpoint = registry.endpoints.get(&key.local).ok_or(Error::Stopped)?;
-        endpoint.send(Command::Remove { peer: key.peer }).map_err(|_| Error::Stopped)
+        endpoint.commands.send(Command::Remove { peer: key.peer }).map_err(|_| Error::Stopped)
+    }
+
+    /// Stops the driver gracefully: every session sends AdminDown (so its peer goes Down at
+    /// once, knowing it was on purpose) before this returns. Dropping the handle does the same
+    /// in the background, with no way to wait for it.
+    pub async fn shutdown(self) {
+        let endpoints = std::mem::take(
+            &mut self.registry.lock().unwrap_or_else(PoisonError::into_inner).endpoints,
+        );
+        for (_, EndpointHandle { commands, task }) in endpoints {
+            drop(commands);
+            // An endpoint that panicked has nothing left to send.
+            let _ = task.await;
+        }
     }
 
     /// Every session's status, updated on every change.

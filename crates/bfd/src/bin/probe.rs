@@ -1,13 +1,15 @@
 //! `metallb-bfd-probe LOCAL PEER [TX_MS RX_MS DETECT_MULT]`: runs one BFD session and prints a
-//! line on every change of its status, `status state=Up diag=none remote=Up ...`. It exits when
-//! its stdin closes (the test that started it is gone), so it never outlives its test.
+//! line on every change of its status, `status state=Up diag=none remote=Up ...`. SIGTERM stops
+//! it gracefully (the session sends AdminDown first); it exits at once when its stdin closes
+//! (the test that started it is gone), so it never outlives its test.
 
 use std::io::{Read as _, Write as _};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use metallb_bfd::{Bfd, session::Params};
+use metallb_bfd::{Bfd, SessionKey, session::Params};
+use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,25 +40,35 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let bfd = Bfd::new();
         let key = bfd.add_session(local, peer, params)?;
-        let mut states = bfd.states();
-        loop {
-            let status = states.borrow_and_update().get(&key).cloned();
-            if let Some(s) = status {
-                let c = bfd.counters();
-                println!(
-                    "status state={} diag={} remote={} tx={:?} detect={:?} in={} out={} invalid={:?}",
-                    s.state.label(),
-                    s.diag.label(),
-                    s.remote_state.label(),
-                    s.tx_interval,
-                    s.detection_time,
-                    c.packets_in,
-                    c.packets_out,
-                    c.invalid
-                );
-                std::io::stdout().flush()?;
-            }
-            states.changed().await.context("the driver stopped")?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            printed = print_changes(&bfd, key) => printed?,
+            _ = terminate.recv() => {}
         }
+        bfd.shutdown().await;
+        Ok(())
     })
+}
+
+async fn print_changes(bfd: &Bfd, key: SessionKey) -> anyhow::Result<()> {
+    let mut states = bfd.states();
+    loop {
+        let status = states.borrow_and_update().get(&key).cloned();
+        if let Some(s) = status {
+            let c = bfd.counters();
+            println!(
+                "status state={} diag={} remote={} tx={:?} detect={:?} in={} out={} invalid={:?}",
+                s.state.label(),
+                s.diag.label(),
+                s.remote_state.label(),
+                s.tx_interval,
+                s.detection_time,
+                c.packets_in,
+                c.packets_out,
+                c.invalid
+            );
+            std::io::stdout().flush()?;
+        }
+        states.changed().await.context("the driver stopped")?;
+    }
 }

@@ -52,6 +52,10 @@ impl Router for Bird {
         }))
     }
 
+    fn admin_down_diag(&self) -> Option<&'static str> {
+        None
+    }
+
     fn expired_diag(&self) -> Option<&'static str> {
         None
     }

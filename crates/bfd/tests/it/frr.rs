@@ -75,6 +75,10 @@ impl Router for Frr {
         }))
     }
 
+    fn admin_down_diag(&self) -> Option<&'static str> {
+        Some("neighbor signaled session down")
+    }
+
     fn expired_diag(&self) -> Option<&'static str> {
         Some("control detection time expired")
     }

@@ -1,7 +1,8 @@
 //! The on-the-wire scenario (root only), run against each routing daemon: two namespaces on the
 //! lab's switch, our driver (the probe program) in `node`, the daemon in `router`. The session
 //! comes Up on both sides with the daemon's 300 ms × 3 timers, we detect the daemon's death
-//! (SIGKILL), and the daemon detects ours. Detection times are printed, never asserted.
+//! (SIGKILL), the daemon detects ours, and a graceful stop (SIGTERM: AdminDown) takes the
+//! daemon's session down at once. Detection times are printed, never asserted.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ pub(crate) trait Router {
     fn view(&self, lab: &Lab, dir: &Path, peer: &str) -> Result<Option<PeerView>, String>;
     /// The diagnostic it reports after a detection timeout, if it reports one.
     fn expired_diag(&self) -> Option<&'static str>;
+    /// The diagnostic it reports after our AdminDown, if it reports one.
+    fn admin_down_diag(&self) -> Option<&'static str>;
     /// Prepares its directory.
     fn dir(&self, lab: &Lab) -> PathBuf;
 }
@@ -124,6 +127,21 @@ pub(crate) fn scenario(
     println!(
         "{test}: {name} detected our death after {theirs:?} (detection time {DETECTION}; its \
          state polled every 50 ms)"
+    );
+
+    // 4. We come back, and then stop gracefully: AdminDown, no detection time to wait out.
+    let mut probe = Probe::start(&mut lab, "node", "probe", node, peer);
+    probe.wait("Up after our restart", |s| s.get("state") == "Up" && s.get("remote") == "Up");
+    wait_router(&lab, router, &dir, node, "up");
+    let stopped = Instant::now();
+    assert!(lab.terminate("probe").expect("SIGTERM the probe"), "the probe exits with success");
+    let (view, _) = wait_router(&lab, router, &dir, node, "down");
+    let graceful = stopped.elapsed();
+    if let Some(diag) = router.admin_down_diag() {
+        assert_eq!(view.diag.as_deref(), Some(diag), "{}", view.raw);
+    }
+    println!(
+        "{test}: {name} saw our graceful stop after {graceful:?} (its state polled every 50 ms)"
     );
     lab.passed(test);
 }
