@@ -171,3 +171,22 @@ async fn bad_datagrams_are_counted_and_harmless() {
     wait_for(&mut states, ka, "a Init", |s| s.state == State::Init && s.remote_discriminator == 9)
         .await;
 }
+
+/// A graceful shutdown reaches the peer before `shutdown` returns: its session goes Down on our
+/// AdminDown, with no detection time to wait out.
+#[tokio::test]
+async fn shutdown_says_goodbye() {
+    let (a, z, _) = addresses(4);
+    let (left, right) = (Bfd::new(), Bfd::new());
+    let ka = left.add_session(a, z, quick()).expect("session a→z");
+    let kz = right.add_session(z, a, quick()).expect("session z→a");
+    let mut sa = left.states();
+    wait_for(&mut sa, ka, "a Up", |s| s.state == State::Up).await;
+    wait_for(&mut right.states(), kz, "z Up", |s| s.state == State::Up).await;
+    right.shutdown().await;
+    let down = wait_for(&mut sa, ka, "a Down", |s| s.state == State::Down).await;
+    assert_eq!(
+        (down.diag, down.remote_state),
+        (Diag::NeighborSignaledSessionDown, State::AdminDown)
+    );
+}
