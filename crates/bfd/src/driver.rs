@@ -172,8 +172,8 @@ impl Default for Bfd {
 }
 
 impl Bfd {
-    /// A driver with no sessions. Its endpoints are tokio tasks: call
-    /// [`Bfd::add_session`] inside a tokio runtime.
+    /// A driver with no sessions. Its endpoints are tokio tasks: [`Bfd::add_session`] must be
+    /// called inside a tokio runtime (outside one it returns [`Error::NoRuntime`]).
     pub fn new() -> Bfd {
         // Randomness for discriminators, jitter seeds and source ports, from the standard
         // library's per-process random hasher keys: no extra dependency for a few numbers.
@@ -204,11 +204,14 @@ impl Bfd {
             return Err(Error::SessionExists(local, peer));
         }
         if !registry.endpoints.contains_key(&local) {
+            // Both the socket registration and the spawn would panic without a runtime.
+            let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+            let _entered = runtime.enter();
             let first_port = (registry.random.next_u32() & 0xffff) as u16;
             let sockets = socket::Sockets::bind(local, first_port)?;
             let (commands, inbox) = mpsc::unbounded_channel();
             let endpoint = Endpoint::new(local, sockets, self.observed.clone());
-            let task = tokio::spawn(endpoint.run(inbox));
+            let task = runtime.spawn(endpoint.run(inbox));
             registry.endpoints.insert(local, EndpointHandle { commands, task });
         }
         let Registry { random, discriminators, .. } = &mut *registry;

@@ -66,6 +66,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// [`Bfd::add_session`] was called outside a tokio runtime, which its endpoints run on.
+    #[error("the BFD driver needs a tokio runtime")]
+    NoRuntime,
     /// The driver has stopped (its runtime shut down).
     #[error("the BFD driver has stopped")]
     Stopped,

@@ -190,3 +190,18 @@ async fn shutdown_says_goodbye() {
         (Diag::NeighborSignaledSessionDown, State::AdminDown)
     );
 }
+
+#[test]
+fn without_a_runtime_adding_is_an_error_not_a_panic() {
+    let (a, z, _) = addresses(5);
+    let bfd = Bfd::new();
+    assert!(matches!(bfd.add_session(a, z, quick()), Err(metallb_bfd::Error::NoRuntime)));
+    let v6: IpAddr = "2001:db8::1".parse().expect("address");
+    assert!(matches!(
+        bfd.add_session(a, v6, quick()),
+        Err(metallb_bfd::Error::MixedFamilies { .. })
+    ));
+    let zero = Params { detect_mult: 0, ..quick() };
+    assert!(matches!(bfd.add_session(a, z, zero), Err(metallb_bfd::Error::InvalidParams(_))));
+    assert!(bfd.states().borrow().is_empty());
+}
