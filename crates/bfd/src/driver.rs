@@ -315,7 +315,7 @@ impl Endpoint {
             };
             tokio::select! {
                 command = inbox.recv() => match command {
-                    Some(command) => self.command(command).await,
+                    Some(command) => self.command(command),
                     None => break,
                 },
                 readable = self.sockets.rx.readable() => {
@@ -332,17 +332,17 @@ impl Endpoint {
                     }
                 }
             }
-            self.flush().await;
+            self.flush();
         }
         // The handle is gone: tell every peer that this was on purpose.
         let now = Instant::now();
         for session in self.sessions.values_mut() {
             session.set_admin_down(now);
         }
-        self.flush().await;
+        self.flush();
     }
 
-    async fn command(&mut self, command: Command) {
+    fn command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
             Command::Add { peer, discriminator, params, seed } => {
@@ -356,7 +356,7 @@ impl Endpoint {
                 if let Some(session) = self.sessions.get_mut(&peer) {
                     session.set_admin_down(now);
                 }
-                self.flush().await;
+                self.flush();
                 if let Some(session) = self.sessions.remove(&peer) {
                     self.by_discriminator.remove(&session.local_discriminator());
                 }
@@ -409,12 +409,16 @@ impl Endpoint {
     }
 
     /// Sends what the sessions want sent and publishes what changed.
-    async fn flush(&mut self) {
+    ///
+    /// Sending never waits: a full socket buffer drops the packet (counted as a send error)
+    /// rather than stall the timers and the receiver of every session of this address; BFD
+    /// tolerates a lost packet by design (the detect multiplier).
+    fn flush(&mut self) {
         let local = self.local;
         for (peer, session) in &mut self.sessions {
             while let Some(packet) = session.poll_transmit() {
                 let to = SocketAddr::new(*peer, CONTROL_PORT);
-                match self.sockets.tx.send_to(&packet.encode(), to).await {
+                match self.sockets.tx.try_send_to(&packet.encode(), to) {
                     Ok(_) => self.observed.count(|c| c.packets_out += 1),
                     Err(_) => self.observed.count(|c| c.send_errors += 1),
                 }

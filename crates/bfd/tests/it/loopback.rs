@@ -205,3 +205,13 @@ fn without_a_runtime_adding_is_an_error_not_a_panic() {
     assert!(matches!(bfd.add_session(a, z, zero), Err(metallb_bfd::Error::InvalidParams(_))));
     assert!(bfd.states().borrow().is_empty());
 }
+
+#[tokio::test]
+async fn an_address_that_is_not_ours_is_an_error() {
+    let bfd = Bfd::new();
+    let not_local: IpAddr = "192.0.2.77".parse().expect("address");
+    let peer: IpAddr = "192.0.2.78".parse().expect("address");
+    let error = bfd.add_session(not_local, peer, quick()).expect_err("cannot bind");
+    assert!(matches!(error, metallb_bfd::Error::Socket { .. }), "{error}");
+    assert!(bfd.states().borrow().is_empty());
+}
