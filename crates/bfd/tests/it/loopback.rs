@@ -1,6 +1,8 @@
 //! Two drivers in one process over loopback (no root needed: port 3784 is unprivileged, and
-//! all of 127.0.0.0/8 is local on Linux): sessions come Up, a removed session takes its peer
-//! Down, and bad datagrams are counted, never fatal.
+//! all of 127.0.0.0/8 is local on Linux): sessions come Up (which also shows TTL 255 is sent:
+//! a driver accepts nothing else), packets leave from a port of 49152–65535, a removed or
+//! shut down session takes its peer Down, a silent peer is detected, and bad datagrams are
+//! counted, never fatal.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -90,21 +92,35 @@ async fn sessions_come_up_and_an_admin_down_takes_the_peer_down() {
 #[tokio::test]
 async fn a_silent_peer_is_detected() {
     let (a, z, _) = addresses(2);
+    // The peer listens where a peer listens, so it sees what we send.
+    let peer = tokio::net::UdpSocket::bind(SocketAddr::new(z, CONTROL_PORT)).await.expect("bind");
+    peer.set_ttl(255).expect("ttl");
     let left = Bfd::new();
     let ka = left.add_session(a, z, quick()).expect("session a→z");
     let mut sa = left.states();
     let ours = sa.borrow()[&ka].local_discriminator;
-    let peer = UdpSocket::bind(SocketAddr::new(z, 0)).expect("bind");
-    peer.set_ttl(255).expect("ttl");
+    let mut buf = [0u8; 64];
+    let (len, from) = tokio::time::timeout(DEADLINE, peer.recv_from(&mut buf))
+        .await
+        .expect("our first packet comes at once")
+        .expect("receive");
+    let first = Packet::decode(&buf[..len]).expect("a valid packet");
+    assert_eq!(
+        (first.state, first.my_discriminator, first.your_discriminator),
+        (State::Down, ours, 0)
+    );
+    assert_eq!(from.ip(), a);
+    assert!(metallb_bfd::driver::SOURCE_PORTS.contains(&from.port()), "source port {from}");
+
     let target = SocketAddr::new(a, CONTROL_PORT);
     // 250 ms: a detection time (750 ms) that a busy machine cannot miss between our two
     // packets, so the session cannot time out in Init before the second one.
     let mut packet = Packet { desired_min_tx: Duration::from_millis(250), ..peer_packet() };
-    peer.send_to(&packet.encode(), target).expect("send Down");
+    peer.send_to(&packet.encode(), target).await.expect("send Down");
     wait_for(&mut sa, ka, "a Init", |s| s.state == State::Init).await;
     packet.state = State::Init;
     packet.your_discriminator = ours;
-    peer.send_to(&packet.encode(), target).expect("send Init");
+    peer.send_to(&packet.encode(), target).await.expect("send Init");
     let up = wait_for(&mut sa, ka, "a Up", |s| s.state == State::Up).await;
     // 3 × max(our 100 ms RX, the peer's 250 ms TX).
     assert_eq!(up.detection_time, Duration::from_millis(750));
