@@ -11,18 +11,21 @@
 //!
 //! The protocol core ([`packet`], [`session`]) never reads a clock, a socket or a random
 //! number generator: time and jitter come in as arguments, so every rule of the RFC is a unit
-//! test that runs in microseconds. [`driver`] moves packets between the sessions and UDP
-//! sockets, one pair of sockets per local address shared by its sessions.
+//! test that runs in microseconds. `driver` (the default feature of the same name) moves
+//! packets between the sessions and UDP sockets, one pair of sockets per local address shared
+//! by its sessions; without the feature the crate has no I/O dependency at all.
 //!
 //! Not implemented, on purpose: authentication (a packet that carries it is rejected and
 //! counted), Demand mode and the Echo function (we never ask for them and never send echo
 //! packets), multi-hop sessions (RFC 5883), IPv6 link-local peers (a session is keyed by
 //! addresses alone, without an interface scope).
 
+#[cfg(feature = "driver")]
 pub mod driver;
 pub mod packet;
 pub mod session;
 
+#[cfg(feature = "driver")]
 pub use driver::{Bfd, Counters, SessionKey, SessionStatus};
 
 pub use packet::{Diag, Packet, State};
@@ -66,7 +69,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// [`Bfd::add_session`] was called outside a tokio runtime, which its endpoints run on.
+    /// `Bfd::add_session` was called outside a tokio runtime, which its endpoints run on.
     #[error("the BFD driver needs a tokio runtime")]
     NoRuntime,
     /// The driver has stopped (its runtime shut down).
