@@ -12,7 +12,7 @@ use crate::{codegen, lint};
 
 /// Debian packages of the programs the network tests call, by program: `ip` builds the
 /// namespaces, `setpriv` drops CAP_NET_RAW for the speaker's permission test, and the routing
-/// daemons play the router of the BGP wire tests (`netlab::router`). A program is a name looked
+/// daemons play the router of the BGP and BFD wire tests (`netlab::router`, FRR's `bfdd`). A program is a name looked
 /// up on `PATH` (and in `/usr/sbin`, which a non-root `PATH` may lack: `bird` is there), or an
 /// absolute path: FRR's daemons live in `/usr/lib/frr`, never on `PATH` (only its `vtysh` is),
 /// so `bgpd` is checked where Debian puts it.
