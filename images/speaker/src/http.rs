@@ -53,8 +53,8 @@ pub fn route(request_line: &str, metrics: &Metrics) -> Response {
             body: metrics.encode(),
         },
         "/healthz" => text("200 OK", "ok\n"),
-        "/readyz" if metrics.is_ready() => text("200 OK", "ready\n"),
-        "/readyz" => text("503 Service Unavailable", "not ready\n"),
+        "/readyz" if metrics.is_ready() => text("200 OK", &metrics.readiness_text()),
+        "/readyz" => text("503 Service Unavailable", &metrics.readiness_text()),
         _ => text("404 Not Found", "not found\n"),
     }
 }

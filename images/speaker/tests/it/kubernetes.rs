@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use kube::Client;
 use kube::client::Body;
-use metallb_speaker::metrics::{KindLabel, Metrics};
+use metallb_speaker::metrics::{KindLabel, Metrics, ReasonLabel};
 use metallb_speaker::source::kubernetes::{KubernetesSource, PeerFeed};
 use metallb_speaker::source::{DesiredState, Source};
 use serde_json::{Value, json};
@@ -92,7 +92,9 @@ fn child(name: &str, version: &str, placement: Option<(&str, &str, &[&str])>) ->
     let mut object = json!({
         "apiVersion": "internal.network.deckhouse.io/v1alpha1",
         "kind": "SDNInternalL2LBService",
-        "metadata": {"name": name, "namespace": "web", "resourceVersion": version},
+        "metadata": {"name": name, "namespace": "web", "resourceVersion": version,
+                     "labels": {"heritage": "deckhouse", "module": "metallb",
+                                "parent-service": "nginx"}},
         "spec": {
             "serviceRef": {"name": "nginx", "namespace": "web"},
             "metalLoadBalancerClass": "front",
@@ -172,6 +174,9 @@ async fn lists_then_watches_and_relists_after_an_expired_watch_keeping_the_last_
 
     let (line, send) = next(&mut api.children).await;
     assert_eq!(line, format!("GET {CHILDREN}?&limit=500"));
+    // Written by someone who may create children, not by the hooks: it names the gateway.
+    let mut forged = child("gateway", "93", Some(("192.0.2.1", "a", &[])));
+    forged["metadata"]["labels"] = json!({});
     reply(
         send,
         list(
@@ -181,11 +186,18 @@ async fn lists_then_watches_and_relists_after_an_expired_watch_keeping_the_last_
                 child("nginx-front-0", "90", Some(("192.0.2.10", "a", &["b", "c"]))),
                 child("nginx-front-1", "91", Some(("192.0.2.11", "b", &["a"]))),
                 child("nginx-front-2", "92", None),
+                forged,
             ],
         ),
     );
     let first = changed(&mut state).await.expect("published after both lists");
-    assert_eq!(addresses(&first), ["192.0.2.10@a>b,c", "192.0.2.11@b>a"]);
+    assert_eq!(
+        addresses(&first),
+        ["192.0.2.10@a>b,c", "192.0.2.11@b>a"],
+        "the forged one left out"
+    );
+    let ignored = metrics.ignored_children.get_or_create(&ReasonLabel { reason: "not_labelled" });
+    assert_eq!(ignored.get(), 1);
     assert_eq!(first.classes["front"].interfaces, ["eth1"]);
 
     for queue in [&mut api.classes, &mut api.pods] {

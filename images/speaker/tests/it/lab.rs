@@ -69,8 +69,29 @@ impl Lab {
         self.speaker_with(name, node, state, &[])
     }
 
-    /// [`Lab::speaker`] with extra flags (gossip). The process is labelled `name`.
+    /// [`Lab::speaker`] with extra flags. The process is labelled `name`.
     pub(crate) fn speaker_with(
+        &mut self,
+        name: &str,
+        node: &str,
+        state: &Path,
+        extra: &[&str],
+    ) -> Result<()> {
+        self.start_speaker(name, node, state, extra)?;
+        self.wait_ready(name)
+    }
+
+    /// Waits for `/readyz` of the speaker in `name`.
+    pub(crate) fn wait_ready(&self, name: &str) -> Result<()> {
+        self.wait_for(&format!("speaker in {name} ready"), || {
+            Ok(self.http_get(name, "/readyz")?.starts_with("HTTP/1.1 200"))
+        })
+    }
+
+    /// Starts the speaker without waiting for readiness: with gossip a speaker is ready only
+    /// once it reaches a majority of its peers, so a group is started first and waited for
+    /// after.
+    pub(crate) fn start_speaker(
         &mut self,
         name: &str,
         node: &str,
@@ -86,9 +107,7 @@ impl Lab {
             .args(extra)
             .env("RUST_LOG", "debug");
         self.net.spawn(spawn)?;
-        self.wait_for(&format!("speaker in {name} ready"), || {
-            Ok(self.http_get(name, "/readyz")?.starts_with("HTTP/1.1 200"))
-        })
+        Ok(())
     }
 
     /// `kill -9` of the speaker in `name`: no leave, no cleanup, like a crashed node.

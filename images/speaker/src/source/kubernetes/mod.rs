@@ -27,10 +27,13 @@ use kube::{Api, Client};
 use metallb_api::names;
 use tokio::sync::watch;
 
-use self::view::{Applied, ChildView, ClassView, Conflict, Mirror, PeerPodView, Project};
-use super::{AddressSpec, ClassSpec, Source, SourceError, Updates};
+use self::view::{
+    Applied, ChildEntry, ChildView, ClassEntry, ClassView, Conflict, IgnoreReason, Ignored, Mirror,
+    PeerPodView, Project,
+};
+use super::{Source, SourceError, Updates};
 use crate::error_chain;
-use crate::metrics::{KindLabel, Metrics};
+use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 
 /// Events handled before the state is recomputed once: a relist of 10,000 children arrives
 /// as 10,000 events in a burst, and recomputing the whole state after each would be
@@ -81,10 +84,11 @@ enum Update {
 /// The mirrors and what was last published from them.
 #[derive(Default)]
 struct Cluster {
-    children: Mirror<AddressSpec>,
-    classes: Mirror<ClassSpec>,
+    children: Mirror<ChildEntry>,
+    classes: Mirror<ClassEntry>,
     pods: Mirror<IpAddr>,
     conflicts: Vec<Conflict>,
+    ignored: Vec<Ignored>,
 }
 
 /// Which outputs a batch of events touched.
@@ -210,7 +214,27 @@ impl Source for KubernetesSource {
 }
 
 fn publish(cluster: &mut Cluster, updates: &Updates, metrics: &Metrics) {
-    let (state, conflicts) = view::desired_state(&cluster.children, &cluster.classes);
+    let view::Derived { state, conflicts, ignored } =
+        view::desired_state(&cluster.children, &cluster.classes);
+    if ignored != cluster.ignored {
+        for child in ignored.iter().filter(|i| !cluster.ignored.contains(i)) {
+            tracing::warn!(
+                child = %child.key,
+                ip = %child.ip,
+                reason = child.reason.label(),
+                "child not announced: the speaker announces only children the module wrote, \
+                 with an IP inside their class's pool"
+            );
+        }
+        for reason in IgnoreReason::ALL {
+            let count = ignored.iter().filter(|i| i.reason == reason).count();
+            metrics
+                .ignored_children
+                .get_or_create(&ReasonLabel { reason: reason.label() })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        cluster.ignored = ignored;
+    }
     if conflicts != cluster.conflicts {
         for conflict in &conflicts {
             tracing::warn!(
