@@ -11,8 +11,10 @@ use anyhow::{Context, Result, bail};
 use crate::{codegen, lint};
 
 /// Debian packages of the commands the network tests call, by command: `ip` builds the
-/// namespaces, `setpriv` drops CAP_NET_RAW for the speaker's permission test.
-const SYSTEM_PACKAGES: [(&str, &str); 2] = [("ip", "iproute2"), ("setpriv", "util-linux")];
+/// namespaces, `setpriv` drops CAP_NET_RAW for the speaker's permission test, `nft` cuts
+/// gossip between nodes for the speaker's partition test.
+const SYSTEM_PACKAGES: [(&str, &str); 3] =
+    [("ip", "iproute2"), ("setpriv", "util-linux"), ("nft", "nftables")];
 
 /// Runs every step; stops at the first failure.
 pub fn run(root: &Path) -> Result<()> {

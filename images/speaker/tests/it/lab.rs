@@ -41,7 +41,13 @@ impl Lab {
     /// A lab tagged `tag`, or `None` (after printing "SKIPPED") when the machine cannot run it.
     /// `bash` is needed for the client's resolutions and the metrics requests.
     pub(crate) fn new(tag: &str) -> Option<Lab> {
-        if !netlab::gate(tag, &["bash"]) {
+        Self::needing(tag, &[])
+    }
+
+    /// [`Lab::new`] for a test that also runs `programs` (e.g. `nft`).
+    pub(crate) fn needing(tag: &str, programs: &[&str]) -> Option<Lab> {
+        let needed: Vec<&str> = ["bash"].into_iter().chain(programs.iter().copied()).collect();
+        if !netlab::gate(tag, &needed) {
             return None;
         }
         let net = netlab::Lab::new(FAMILY, tag).expect("the lab builds once the gate passed");
