@@ -256,22 +256,6 @@ impl Source for KubernetesSource {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delays_double_to_a_cap_and_reset() {
-        let mut backoff = RetryBackoff::default();
-        let delays: Vec<u128> = backoff.by_ref().take(6).map(|d| d.as_millis()).collect();
-        assert_eq!(delays, [250, 500, 1000, 2000, 2000, 2000]);
-        backoff.reset();
-        assert_eq!(backoff.next(), Some(RetryBackoff::MIN));
-        // However long the outage, the delay stays at the cap.
-        assert!(RetryBackoff::default().take(10_000).all(|d| d <= RetryBackoff::MAX));
-    }
-}
-
 fn publish(cluster: &mut Cluster, updates: &Updates, metrics: &Metrics) {
     let view::Derived { state, conflicts, ignored } =
         view::desired_state(&cluster.children, &cluster.classes);
@@ -316,4 +300,20 @@ fn publish(cluster: &mut Cluster, updates: &Updates, metrics: &Metrics) {
     );
     metrics.source_loads.inc();
     updates.send_replace(Some(Arc::new(state)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_to_a_cap_and_reset() {
+        let mut backoff = RetryBackoff::default();
+        let delays: Vec<u128> = backoff.by_ref().take(6).map(|d| d.as_millis()).collect();
+        assert_eq!(delays, [250, 500, 1000, 2000, 2000, 2000]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Some(RetryBackoff::MIN));
+        // However long the outage, the delay stays at the cap.
+        assert!(RetryBackoff::default().take(10_000).all(|d| d <= RetryBackoff::MAX));
+    }
 }
