@@ -328,6 +328,10 @@ impl Gossip {
             }
         }
         self.metrics.set_gossip_health(quorum.reached, quorum.known, self.quorum);
+        // Metrics first: whoever wakes up on the new view reads metrics that already match it.
+        if !changes.is_empty() {
+            self.update_metrics();
+        }
         let liveness = Liveness::new(view, unknown_live, self.quorum);
         self.view.send_if_modified(|current| {
             if **current == liveness {
@@ -336,9 +340,6 @@ impl Gossip {
             *current = Arc::new(liveness);
             true
         });
-        if !changes.is_empty() {
-            self.update_metrics();
-        }
     }
 
     fn update_metrics(&self) {
