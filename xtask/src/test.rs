@@ -11,11 +11,12 @@ use anyhow::{Context, Result, bail};
 use crate::{codegen, lint};
 
 /// Debian packages of the programs the network tests call, by program: `ip` builds the
-/// namespaces, `setpriv` drops CAP_NET_RAW for the speaker's permission test, and the routing
-/// daemons play the router of the BGP and BFD wire tests (`netlab::router`, FRR's `bfdd`). A program is a name looked
-/// up on `PATH` (and in `/usr/sbin`, which a non-root `PATH` may lack: `bird` is there), or an
-/// absolute path: FRR's daemons live in `/usr/lib/frr`, never on `PATH` (only its `vtysh` is),
-/// so `bgpd` is checked where Debian puts it.
+/// namespaces, `setpriv` drops CAP_NET_RAW for the speaker's permission test, `nft` cuts gossip
+/// between nodes for the speaker's partition test, and the routing daemons play the router of
+/// the BGP and BFD wire tests (`netlab::router`, FRR's `bfdd`). A program is a name looked up on
+/// `PATH` (and in `/usr/sbin`, which a non-root `PATH` may lack: `bird` is there), or an absolute
+/// path: FRR's daemons live in `/usr/lib/frr`, never on `PATH` (only its `vtysh` is), so `bgpd`
+/// is checked where Debian puts it.
 ///
 /// Installing `frr` and `bird2` on a systemd machine starts `frr.service` (zebra, staticd and
 /// watchfrr; `bgpd` and `bfdd` are off in the default `/etc/frr/daemons`) and `bird.service`
@@ -23,9 +24,10 @@ use crate::{codegen, lint};
 /// `/etc/gobgpd.conf` exists. None of them listens on port 179, and even one that did would
 /// sit in the root network namespace, which no test uses: every test daemon runs in a
 /// namespace of its own with its sockets in the test's directory. So they are left alone.
-const SYSTEM_PACKAGES: [(&str, &str); 6] = [
+const SYSTEM_PACKAGES: [(&str, &str); 7] = [
     ("ip", "iproute2"),
     ("setpriv", "util-linux"),
+    ("nft", "nftables"),
     ("bird", "bird2"),
     ("/usr/lib/frr/bgpd", "frr"),
     ("vtysh", "frr"),

@@ -10,7 +10,8 @@ use clap::{Parser, ValueEnum};
 use tokio::sync::{oneshot, watch};
 
 use crate::announce::AnnounceConfig;
-use crate::gossip::{Gossip, GossipConfig, Key, Liveness};
+use crate::gossip::codec::KeyRing;
+use crate::gossip::{Gossip, GossipConfig, Liveness};
 use crate::interfaces::{DEFAULT_EXCLUDE, Pattern};
 use crate::metrics::Metrics;
 use crate::source::file::FileSource;
@@ -85,7 +86,9 @@ pub struct Args {
     #[arg(long, env = "METALLB_GOSSIP_PEERS", value_delimiter = ',', requires = "gossip_bind")]
     pub gossip_peers: Vec<SocketAddr>,
     /// File holding the raw gossip key (at least 16 bytes): the mounted `key` of the Secret
-    /// `l2lb-speaker-gossip-key`.
+    /// `l2lb-speaker-gossip-key`. Files beside it named `<its name>.<suffix>` (other data
+    /// keys of the Secret, e.g. `key.previous`) are accepted too: a key ring for rotation.
+    /// Datagrams are sent with this file's key; the ring is re-read every 5 s.
     #[arg(long, env = "METALLB_GOSSIP_KEY_FILE")]
     pub gossip_key_file: Option<PathBuf>,
     /// This speaker's pod name (downward API), logged to identify the instance.
@@ -164,8 +167,10 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let (liveness, gossip) = match args.gossip_bind {
         Some(bind) => {
             let path = args.gossip_key_file.clone().unwrap_or_default();
-            let key = Key::from_file(&path)?;
-            let config = GossipConfig::new(args.node_name.clone(), bind, args.gossip_peers, key);
+            let keys = KeyRing::from_file(&path)?;
+            let mut config =
+                GossipConfig::new(args.node_name.clone(), bind, args.gossip_peers, keys);
+            config.key_file = Some(path);
             let gossip = Gossip::bind(config, metrics.clone()).await?;
             (gossip.liveness(), Some(gossip))
         }

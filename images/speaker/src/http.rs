@@ -1,14 +1,16 @@
 //! A minimal HTTP/1.1 endpoint for `/metrics`, `/healthz` and `/readyz`.
 //!
 //! Hand-written on tokio's `TcpListener` rather than a web framework: three fixed GET routes,
-//! one response per connection (`Connection: close`), bounded request size and time. That is
-//! all Prometheus and the kubelet need, and it keeps the data plane's dependency tree small.
+//! one response per connection (`Connection: close`), bounded request size, time and number
+//! of connections. That is all Prometheus and the kubelet need, and it keeps the data plane's
+//! dependency tree small.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
 
@@ -19,6 +21,11 @@ const MAX_REQUEST: usize = 8 * 1024;
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections served at once; one more is closed at once (and counted). The clients are one
+/// Prometheus (or the kube-rbac-proxy in front) and the kubelet's two probes, so 16 leaves
+/// room for retries while a flood can hold at most 16 sockets and tasks, each for at most
+/// [`CONNECTION_TIMEOUT`].
+pub const MAX_CONNECTIONS: usize = 16;
 
 /// A response: status line, content type, body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,21 +60,29 @@ pub fn route(request_line: &str, metrics: &Metrics) -> Response {
             body: metrics.encode(),
         },
         "/healthz" => text("200 OK", "ok\n"),
-        "/readyz" if metrics.is_ready() => text("200 OK", "ready\n"),
-        "/readyz" => text("503 Service Unavailable", "not ready\n"),
+        "/readyz" if metrics.is_ready() => text("200 OK", &metrics.readiness_text()),
+        "/readyz" => text("503 Service Unavailable", &metrics.readiness_text()),
         _ => text("404 Not Found", "not found\n"),
     }
 }
 
 /// Serves until the listener fails for good; never returns otherwise.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // Dropping the stream closes it: no task, no buffer for this one.
+                    metrics.http_refused.inc();
+                    tracing::debug!(%peer, "HTTP connection refused: too many open");
+                    continue;
+                };
                 let metrics = metrics.clone();
                 tokio::spawn(async move {
                     let _ =
                         tokio::time::timeout(CONNECTION_TIMEOUT, handle(stream, &metrics)).await;
+                    drop(slot);
                 });
             }
             Err(error) => {
@@ -132,6 +147,44 @@ mod tests {
         stream.read_to_string(&mut answer).await.expect("read");
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
         assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn connections_are_bounded() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let metrics = Arc::new(Metrics::new());
+        let server = tokio::spawn(serve(listener, metrics.clone()));
+        // A slow client holds every slot by never finishing its request.
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(b"GET /healthz").await.expect("write");
+            idle.push(stream);
+        }
+        // One more: closed without an answer, whatever it asks.
+        let mut extra = TcpStream::connect(addr).await.expect("connect");
+        let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let _ = extra.read_to_end(&mut answer).await;
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+        assert_eq!(metrics.http_refused.get(), 1);
+        // A slot freed is a slot served again.
+        drop(idle.pop());
+        let mut answer = String::new();
+        for _ in 0..100 {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await;
+            answer.clear();
+            let _ = stream.read_to_string(&mut answer).await;
+            if !answer.is_empty() {
+                break;
+            }
+            // The freed slot is released by its task, which may not have run yet.
+            tokio::task::yield_now().await;
+        }
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
         server.abort();
     }
 }

@@ -2,6 +2,7 @@
 //! `metallb_speaker_`, failures counted by reason label.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -60,6 +61,15 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// A class and one of its interfaces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ClassIface {
+    /// Class name.
+    pub class: String,
+    /// Interface name.
+    pub iface: String,
+}
+
 /// Interface alone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct IfaceLabel {
@@ -97,7 +107,25 @@ pub struct Metrics {
     pub gossip_dropped: Family<ReasonLabel, Counter>,
     /// Failed Kubernetes lists and watches, by kind (each is retried with backoff).
     pub watch_errors: Family<KindLabel, Counter>,
+    /// Placed children not announced, by reason (`IgnoreReason`).
+    pub ignored_children: Family<ReasonLabel, Gauge>,
+    /// Interfaces named by a class this node may announce for, missing on this node.
+    pub missing_interfaces: Family<ClassIface, Gauge>,
+    /// Addresses this node owns but answers on no interface.
+    pub unanswered: Gauge,
+    /// Speakers this one reaches in gossip, itself included.
+    pub gossip_reached: Gauge,
+    /// Speakers this one knows of (members not left, and peers not heard from yet).
+    pub gossip_known: Gauge,
+    /// HTTP connections refused because the bound was reached.
+    pub http_refused: Counter,
+    /// Key ring reloads that failed (the last good ring stays in force).
+    pub key_errors: Counter,
     ready: AtomicBool,
+    /// Gossip reaches a majority of the known speakers (true without gossip).
+    quorum: AtomicBool,
+    /// What `/readyz` says besides ready or not: degraded parts of the data plane.
+    notes: Mutex<Vec<String>>,
 }
 
 impl Default for Metrics {
@@ -123,6 +151,13 @@ impl Metrics {
         let takeovers = Counter::default();
         let gossip_dropped = Family::<ReasonLabel, Counter>::default();
         let watch_errors = Family::<KindLabel, Counter>::default();
+        let ignored_children = Family::<ReasonLabel, Gauge>::default();
+        let missing_interfaces = Family::<ClassIface, Gauge>::default();
+        let unanswered = Gauge::default();
+        let gossip_reached = Gauge::default();
+        let gossip_known = Gauge::default();
+        let http_refused = Counter::default();
+        let key_errors = Counter::default();
         registry.register(
             "requests_received",
             "ARP requests and neighbour solicitations received",
@@ -172,6 +207,44 @@ impl Metrics {
             "Failed Kubernetes lists and watches, by kind; the last view stays in force",
             watch_errors.clone(),
         );
+        registry.register(
+            "ignored_children",
+            "Placed children not announced, by reason: not written by the module, no or unknown \
+             class, IP outside the class's pool",
+            ignored_children.clone(),
+        );
+        registry.register(
+            "missing_interfaces",
+            "Interfaces named by a class this node may announce for that do not exist here",
+            missing_interfaces.clone(),
+        );
+        registry.register(
+            "unanswered_ips",
+            "Addresses this node owns but answers on no interface (their class's interfaces are \
+             missing or down)",
+            unanswered.clone(),
+        );
+        registry.register(
+            "gossip_reached_members",
+            "Speakers this one reaches in gossip (alive or suspect), itself included",
+            gossip_reached.clone(),
+        );
+        registry.register(
+            "gossip_known_members",
+            "Speakers this one knows of: members not left and peers not heard from yet; ready \
+             and taking over only while it reaches more than half of them",
+            gossip_known.clone(),
+        );
+        registry.register(
+            "http_refused",
+            "HTTP connections closed at once because the connection bound was reached",
+            http_refused.clone(),
+        );
+        registry.register(
+            "gossip_key_errors",
+            "Gossip key ring reloads that failed; the last good ring stays in force",
+            key_errors.clone(),
+        );
         for family in ["ipv4", "ipv6"] {
             owned.get_or_create(&FamilyLabel { family }).set(0);
         }
@@ -190,7 +263,16 @@ impl Metrics {
             takeovers,
             gossip_dropped,
             watch_errors,
+            ignored_children,
+            missing_interfaces,
+            unanswered,
+            gossip_reached,
+            gossip_known,
+            http_refused,
+            key_errors,
             ready: AtomicBool::new(false),
+            quorum: AtomicBool::new(true),
+            notes: Mutex::new(Vec::new()),
         }
     }
 
@@ -217,9 +299,45 @@ impl Metrics {
         self.ready.store(true, Ordering::Relaxed);
     }
 
-    /// Whether `/readyz` answers 200.
+    /// Whether `/readyz` answers 200: the first state is applied and, with gossip, this
+    /// speaker reaches a majority of the speakers it knows. A speaker cut off from gossip is
+    /// not ready, so the kubelet reports it and the hooks move its addresses away.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.quorum.load(Ordering::Relaxed)
+    }
+
+    /// Records gossip health: `reached` of `known` speakers, and whether that is a majority.
+    pub fn set_gossip_health(&self, reached: usize, known: usize, quorum: bool) {
+        self.gossip_reached.set(i64::try_from(reached).unwrap_or(i64::MAX));
+        self.gossip_known.set(i64::try_from(known).unwrap_or(i64::MAX));
+        self.quorum.store(quorum, Ordering::Relaxed);
+    }
+
+    /// Replaces the notes shown on `/readyz`.
+    pub fn set_notes(&self, notes: Vec<String>) {
+        *self.notes.lock().unwrap_or_else(PoisonError::into_inner) = notes;
+    }
+
+    /// The `/readyz` body: the verdict, why when not ready, then the notes.
+    pub fn readiness_text(&self) -> String {
+        let mut text = String::new();
+        if !self.ready.load(Ordering::Relaxed) {
+            text.push_str("not ready: no desired state applied yet\n");
+        } else if !self.quorum.load(Ordering::Relaxed) {
+            text.push_str(&format!(
+                "not ready: gossip reaches {} of {} known speakers, not a majority\n",
+                self.gossip_reached.get(),
+                self.gossip_known.get()
+            ));
+        } else {
+            text.push_str("ready\n");
+        }
+        for note in self.notes.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            text.push_str("warning: ");
+            text.push_str(note);
+            text.push('\n');
+        }
+        text
     }
 
     /// The Prometheus text exposition.

@@ -27,7 +27,7 @@ use crate::error_chain;
 use crate::gossip::Liveness;
 use crate::interfaces::{self, InterfaceInfo, Pattern};
 use crate::link::{self, LinkError, LinkRx, LinkTx, Memberships};
-use crate::metrics::{FamilyLabel, IfaceLabel, Metrics};
+use crate::metrics::{ClassIface, FamilyLabel, IfaceLabel, Metrics};
 use crate::packet;
 use crate::responder::{self, Family, Iface, OwnedSet};
 use crate::source::{self, DesiredState, Source, SourceError};
@@ -57,9 +57,6 @@ pub enum Error {
     /// The desired-state source failed.
     #[error("desired-state source failed")]
     Source(#[from] SourceError),
-    /// Interfaces named by a class do not exist on this node.
-    #[error("interfaces named in the desired state do not exist on this node: {}", .0.join(", "))]
-    MissingInterfaces(Vec<String>),
     /// A packet socket could not be opened at startup.
     #[error(transparent)]
     Link(#[from] LinkError),
@@ -200,6 +197,10 @@ struct Dataplane {
     announcer: Announcer,
     /// Keys of problems already logged, so a rescan every few seconds does not repeat them.
     reported: BTreeSet<String>,
+    /// `(class, interface)` pairs named by a class this node may announce for and missing here.
+    missing: BTreeSet<(String, String)>,
+    /// Owned addresses answered on no interface, as last reported.
+    unanswered: BTreeSet<IpAddr>,
 }
 
 impl Dataplane {
@@ -217,18 +218,27 @@ impl Dataplane {
             memberships: Memberships::new(),
             announcer,
             reported: BTreeSet::new(),
+            missing: BTreeSet::new(),
+            unanswered: BTreeSet::new(),
         }
     }
 
     /// Brings sockets, memberships and announcements in line with the state and the
-    /// interfaces. At startup every problem is fatal; later they are logged (once) and retried
-    /// on the next rescan, so a flapping interface never stops the speaker.
+    /// interfaces. At startup an unreadable interface list and a packet socket that cannot be
+    /// opened (no CAP_NET_RAW) are fatal; nothing in the desired state ever is. Other problems
+    /// are logged (once) and retried on the next rescan, so a flapping interface never stops
+    /// the speaker.
     fn reconcile(&mut self, startup: bool) -> Result<(), Error> {
         // Publish first: a released address stops being answered before anything else happens,
         // even when the interface list cannot be read.
         let me = self.config.node_name.as_str();
         let liveness = self.liveness.clone();
-        let owned = Arc::new(source::owned(&self.state, me, &|node| liveness.is_live(node)));
+        let owned = Arc::new(source::owned(
+            &self.state,
+            me,
+            &|node| liveness.is_live(node),
+            liveness.has_quorum(),
+        ));
         *self.owned.write().unwrap_or_else(PoisonError::into_inner) = owned.clone();
         let taken_over: BTreeSet<IpAddr> = self
             .state
@@ -283,6 +293,7 @@ impl Dataplane {
                 format!("joining {group} on interface index {index}: {error}"),
             );
         }
+        self.report_unanswered(&owned, &targets);
         let changes = self.announcer.set_targets(targets, std::time::Instant::now());
         for target in &changes.acquired {
             tracing::info!(ip = %target.ip, iface = %target.iface, "announcing");
@@ -293,20 +304,37 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Opens and closes packet sockets to match the interface plan.
+    /// Opens and closes packet sockets to match the interface plan. Only the classes this node
+    /// may announce for name interfaces here; one of them naming an interface this node lacks
+    /// means its addresses are not answered on that interface (reported per class, counted in
+    /// `missing_interfaces`), and every other address keeps being answered.
     fn apply_interfaces(&mut self, infos: &[InterfaceInfo], startup: bool) -> Result<(), Error> {
-        let plan = interfaces::plan(infos, &self.config.exclude, &self.state.named_interfaces());
-        if !plan.missing.is_empty() {
-            if startup {
-                return Err(Error::MissingInterfaces(plan.missing.into_iter().collect()));
+        let me = self.config.node_name.as_str();
+        let plan = interfaces::plan(infos, &self.config.exclude, &self.state.named_interfaces(me));
+        let mut missing: BTreeSet<(String, String)> = BTreeSet::new();
+        for (class, spec) in self.state.classes_of(me) {
+            for iface in spec.interfaces.iter().filter(|i| plan.missing.contains(*i)) {
+                missing.insert((class.to_owned(), iface.clone()));
             }
-            self.report(
-                "missing",
-                format!("interfaces named in the desired state do not exist: {:?}", plan.missing),
-            );
-        } else {
-            self.resolved("missing");
         }
+        let before: Vec<(String, String)> = self.missing.iter().cloned().collect();
+        for (class, iface) in before.into_iter().filter(|m| !missing.contains(m)) {
+            tracing::info!(class = %class, iface = %iface, "interface named by the class exists now");
+            self.metrics.missing_interfaces.remove(&ClassIface { class, iface });
+        }
+        for (class, iface) in missing.iter().filter(|m| !self.missing.contains(*m)) {
+            tracing::warn!(
+                class = %class,
+                iface = %iface,
+                "the class names an interface this node lacks: its addresses are not answered \
+                 on it here (the others are)"
+            );
+            self.metrics
+                .missing_interfaces
+                .get_or_create(&ClassIface { class: class.clone(), iface: iface.clone() })
+                .set(1);
+        }
+        self.missing = missing;
         for name in &plan.unusable {
             self.report(
                 &format!("unusable:{name}"),
@@ -410,6 +438,34 @@ impl Dataplane {
             }
             tracing::debug!(ip = %target.ip, iface = %target.iface, "announced");
         }
+    }
+
+    /// Counts, logs and shows on `/readyz` the owned addresses no open interface may answer
+    /// (their class's interfaces are missing or down on this node).
+    fn report_unanswered(&mut self, owned: &OwnedSet, targets: &BTreeSet<Target>) {
+        let answered: BTreeSet<IpAddr> = targets.iter().map(|t| t.ip).collect();
+        let unanswered: BTreeSet<IpAddr> =
+            owned.iter().map(|(ip, _)| ip).filter(|ip| !answered.contains(ip)).collect();
+        for ip in unanswered.difference(&self.unanswered) {
+            let class =
+                self.state.addresses.iter().find(|a| a.ip == *ip).and_then(|a| a.class.clone());
+            tracing::warn!(
+                %ip,
+                class = class.as_deref().unwrap_or("-"),
+                "owned address not answered on this node: none of its interfaces is usable here"
+            );
+        }
+        self.metrics.unanswered.set(i64::try_from(unanswered.len()).unwrap_or(i64::MAX));
+        let notes = self
+            .missing
+            .iter()
+            .map(|(class, iface)| {
+                format!("class {class}: interface {iface} does not exist on this node")
+            })
+            .chain(unanswered.iter().map(|ip| format!("address {ip}: answered on no interface")))
+            .collect();
+        self.metrics.set_notes(notes);
+        self.unanswered = unanswered;
     }
 
     /// Logs a problem once per key, until [`Dataplane::resolved`] clears the key.

@@ -2,7 +2,9 @@
 //! the [`Membership`] state machine, sends what it returns, runs its timers, and publishes the
 //! [`Liveness`] view on every change. A stop request sends `leave` before returning.
 
+use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,7 +13,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::Liveness;
-use super::codec::{self, Envelope, Key, ReplayGuard};
+use super::codec::{self, Envelope, KeyRing, ReplayGuard};
 use super::membership::{MemberState, Membership, Outgoing, Tuning};
 use crate::metrics::{Metrics, ReasonLabel, StateLabel};
 
@@ -27,28 +29,40 @@ pub struct GossipConfig {
     pub bind: SocketAddr,
     /// Static peers to join through (this node's own address may be among them).
     pub peers: Vec<SocketAddr>,
-    /// The shared key.
-    pub key: Key,
+    /// The keys in force.
+    pub keys: KeyRing,
+    /// Where the ring was read from ([`KeyRing::from_file`]); re-read every
+    /// `key_reload_interval`, so a rotated Secret applies without a restart.
+    pub key_file: Option<PathBuf>,
+    /// How often the key ring is re-read. 5 s: the kubelet itself updates mounted Secrets
+    /// only about once a minute, and reading two small files costs nothing.
+    pub key_reload_interval: Duration,
     /// Protocol timing.
     pub tuning: Tuning,
     /// How long nodes never seen count as live after start ([`Liveness`]). 5 s: static peers
     /// are pinged every second, so a running peer is seen within one or two seconds.
     pub join_grace: Duration,
+    /// The incarnation base: `None` reads the wall clock at bind (tests set a past time to
+    /// play a speaker whose clock went backwards across a restart).
+    pub boot_ms: Option<u64>,
     /// Accepted clock difference between speakers, either way. 10 s: node clocks run NTP
     /// (skew of milliseconds), and a replayed recording older than this is dropped.
     pub replay_window: Duration,
 }
 
 impl GossipConfig {
-    /// Settings with the default timing.
-    pub fn new(node: String, bind: SocketAddr, peers: Vec<SocketAddr>, key: Key) -> Self {
+    /// Settings with the default timing and a fixed ring.
+    pub fn new(node: String, bind: SocketAddr, peers: Vec<SocketAddr>, keys: KeyRing) -> Self {
         Self {
             node,
             bind,
             peers,
-            key,
+            keys,
+            key_file: None,
+            key_reload_interval: Duration::from_secs(5),
             tuning: Tuning::default(),
             join_grace: Duration::from_secs(5),
+            boot_ms: None,
             replay_window: Duration::from_secs(10),
         }
     }
@@ -75,13 +89,21 @@ pub enum GossipError {
 #[derive(Debug)]
 pub struct Gossip {
     socket: UdpSocket,
-    key: Key,
+    keys: KeyRing,
+    key_file: Option<PathBuf>,
+    key_reload_interval: Duration,
+    /// The last key ring reload error logged, so that it is logged once.
+    key_problem: Option<String>,
+    /// This run's life ([`Envelope::life`]).
+    life: u64,
     membership: Membership,
     guard: ReplayGuard,
     metrics: Arc<Metrics>,
     view: watch::Sender<Arc<Liveness>>,
     seq: u64,
     grace_end: Option<Instant>,
+    /// Whether the last published view had a majority.
+    quorum: bool,
     /// Peers discovered at run time (the Kubernetes source's speaker pods), if any.
     seed_updates: Option<watch::Receiver<Vec<SocketAddr>>>,
 }
@@ -100,26 +122,36 @@ impl Gossip {
             .map_err(|source| GossipError::Bind { addr: config.bind, source })?;
         let local = socket.local_addr().ok();
         let peers = config.peers.into_iter().filter(|p| Some(*p) != local).collect();
-        let boot = unix_ms();
+        let boot = config.boot_ms.unwrap_or_else(unix_ms);
         let now = Instant::now();
-        // Boot time as incarnation and sequence base: a restarted speaker outranks its
-        // previous life in every peer's view and replay window without remembering anything.
+        // Boot time as incarnation: a restarted speaker outranks its previous life in every
+        // peer's view without remembering anything. Should its clock have gone backwards, the
+        // peers tell it about its previous life's incarnation and it refutes above that; its
+        // datagrams are a new life for their replay guards either way.
         let membership =
             Membership::new(config.node.clone(), boot, peers, config.tuning, now.into_std());
         let millis = u64::try_from(config.replay_window.as_millis()).unwrap_or(u64::MAX);
-        let (view, _) = watch::channel(Arc::new(Liveness::new(membership.view(), true)));
+        let quorum = membership.quorum();
+        let (view, _) =
+            watch::channel(Arc::new(Liveness::new(membership.view(), true, quorum.is_majority())));
         let gossip = Self {
             socket,
-            key: config.key,
+            keys: config.keys,
+            key_file: config.key_file,
+            key_reload_interval: config.key_reload_interval,
+            key_problem: None,
+            life: random_life(),
             membership,
             guard: ReplayGuard::new(millis),
             metrics,
             view,
-            seq: boot.saturating_mul(1_000),
+            seq: 0,
             grace_end: Some(now + config.join_grace),
+            quorum: quorum.is_majority(),
             seed_updates: None,
         };
         gossip.update_metrics();
+        gossip.metrics.set_gossip_health(quorum.reached, quorum.known, gossip.quorum);
         Ok(gossip)
     }
 
@@ -143,6 +175,8 @@ impl Gossip {
     /// Runs until `stop` fires (or its sender is dropped), then announces the departure.
     pub async fn run(mut self, mut stop: oneshot::Receiver<()>) -> Result<(), GossipError> {
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut reload = tokio::time::interval(self.key_reload_interval);
+        reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(node = %self.membership.me(), addr = ?self.local_addr().ok(), "gossip started");
         loop {
             let mut deadline = Instant::from_std(self.membership.next_deadline());
@@ -177,6 +211,7 @@ impl Gossip {
                     let out = self.membership.tick(now.into_std());
                     self.send(out).await;
                 }
+                _ = reload.tick(), if self.key_file.is_some() => self.reload_keys(),
                 Some(seeds) = next_seeds(&mut self.seed_updates) => {
                     let local = self.local_addr().ok();
                     let seeds = seeds.into_iter().filter(|s| Some(*s) != local).collect();
@@ -194,8 +229,34 @@ impl Gossip {
         }
     }
 
+    /// Re-reads the key ring; a failure keeps the ring in force, counted and logged once.
+    fn reload_keys(&mut self) {
+        let Some(path) = &self.key_file else { return };
+        match KeyRing::from_file(path) {
+            Ok(ring) => {
+                if self.key_problem.take().is_some() {
+                    tracing::info!(path = %path.display(), "gossip key ring readable again");
+                }
+                if ring != self.keys {
+                    tracing::info!(path = %path.display(), keys = ring.len(), "gossip key ring reloaded");
+                    self.keys = ring;
+                }
+            }
+            Err(error) => {
+                let text = crate::error_chain(&error);
+                if self.key_problem.as_ref() != Some(&text) {
+                    self.metrics.key_errors.inc();
+                    tracing::warn!(error = %text, "cannot reload the gossip key ring; keeping the keys in force");
+                    self.key_problem = Some(text);
+                }
+            }
+        }
+    }
+
     fn receive(&mut self, datagram: &[u8], source: SocketAddr) -> Vec<Outgoing> {
-        let checked = codec::open(&self.key, datagram)
+        let local =
+            self.socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let checked = codec::open(&self.keys, local, datagram)
             .and_then(|envelope| self.guard.check(&envelope, unix_ms()).map(|()| envelope));
         match checked {
             Ok(envelope) => {
@@ -214,10 +275,15 @@ impl Gossip {
 
     async fn send(&mut self, out: Vec<Outgoing>) {
         for outgoing in out {
-            self.seq += 1;
-            let envelope =
-                Envelope { seq: self.seq, time_ms: unix_ms(), message: outgoing.message };
-            let datagram = codec::seal(&self.key, &envelope);
+            self.seq = self.seq.wrapping_add(1);
+            let envelope = Envelope {
+                to: outgoing.to,
+                life: self.life,
+                seq: self.seq,
+                time_ms: unix_ms(),
+                message: outgoing.message,
+            };
+            let datagram = codec::seal(&self.keys, &envelope);
             if let Err(error) = self.socket.send_to(&datagram, outgoing.to).await {
                 // A peer's unreachable network is what probing is for; not our failure.
                 tracing::debug!(to = %outgoing.to, %error, "gossip send failed");
@@ -242,7 +308,31 @@ impl Gossip {
         // blocked port, a wrong key) than the only survivor; taking over every address then
         // would make several nodes answer for the same IPs.
         let unknown_live = self.grace_end.is_some() || view.len() <= 1;
-        let liveness = Liveness::new(view, unknown_live);
+        let quorum = self.membership.quorum();
+        if quorum.is_majority() != self.quorum {
+            self.quorum = quorum.is_majority();
+            if self.quorum {
+                tracing::info!(
+                    reached = quorum.reached,
+                    known = quorum.known,
+                    "gossip reaches a majority of the speakers: ready, taking over dead owners' addresses"
+                );
+            } else {
+                tracing::warn!(
+                    reached = quorum.reached,
+                    known = quorum.known,
+                    "gossip reaches no majority of the speakers: not ready, taking over nothing \
+                     and releasing the addresses a backup may take over (check that the gossip \
+                     port is open between the nodes and that every speaker has the same key)"
+                );
+            }
+        }
+        self.metrics.set_gossip_health(quorum.reached, quorum.known, self.quorum);
+        // Metrics first: whoever wakes up on the new view reads metrics that already match it.
+        if !changes.is_empty() {
+            self.update_metrics();
+        }
+        let liveness = Liveness::new(view, unknown_live, self.quorum);
         self.view.send_if_modified(|current| {
             if **current == liveness {
                 return false;
@@ -250,9 +340,6 @@ impl Gossip {
             *current = Arc::new(liveness);
             true
         });
-        if !changes.is_empty() {
-            self.update_metrics();
-        }
     }
 
     fn update_metrics(&self) {
@@ -265,6 +352,14 @@ impl Gossip {
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
+}
+
+/// A number no earlier run of this speaker drew: the standard library's per-process random
+/// hash keys, so no clock is involved (the clock may have gone backwards since).
+fn random_life() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 /// The next seed list, or never when there is no feed or it is gone (the static peers stay).

@@ -52,6 +52,9 @@ pub struct Tuning {
     pub suspicion_timeout: Duration,
     /// How often static peers not (or no longer) in the view are pinged to (re)join them.
     pub seed_interval: Duration,
+    /// A member dead or left for this long is forgotten, so churn cannot grow the view without
+    /// bound. 60 s: a death is disseminated within a few probe periods, long before.
+    pub prune_after: Duration,
 }
 
 impl Default for Tuning {
@@ -68,6 +71,7 @@ impl Default for Tuning {
             suspicion_timeout: Duration::from_millis(400),
             // Joining is not latency-critical; 1 s keeps an absent seed cheap.
             seed_interval: Duration::from_secs(1),
+            prune_after: Duration::from_secs(60),
         }
     }
 }
@@ -177,6 +181,29 @@ pub struct Outgoing {
     pub to: SocketAddr,
     /// The message.
     pub message: Message,
+}
+
+/// How many speakers this member reaches out of those it knows.
+///
+/// Known: itself, every member not `left` (dead ones included: a partition shows the other
+/// side as dead), and every seed address no member has (a peer listed or discovered but never
+/// heard from). Reached: itself and the live (alive or suspect) members. Two sides of a
+/// partition cannot both reach more than half of the same set, so a rule "act only with a
+/// majority" cannot make two nodes answer for one address. Left members are not counted: a
+/// speaker that said goodbye is not waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quorum {
+    /// Speakers reached, this one included.
+    pub reached: usize,
+    /// Speakers known, this one included.
+    pub known: usize,
+}
+
+impl Quorum {
+    /// More than half of the known speakers are reached.
+    pub fn is_majority(self) -> bool {
+        self.reached.saturating_mul(2) > self.known
+    }
 }
 
 /// A view change, for logs and the liveness view.
@@ -293,6 +320,16 @@ impl Membership {
         self.incarnation
     }
 
+    /// Members remembered, this one excluded.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether no other member is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
     /// Every known member's state, this one included (always alive while running).
     pub fn view(&self) -> BTreeMap<String, MemberState> {
         let mut view: BTreeMap<String, MemberState> =
@@ -302,6 +339,24 @@ impl Membership {
             if self.left { MemberState::Left } else { MemberState::Alive },
         );
         view
+    }
+
+    /// How many of the speakers it knows this member reaches ([`Quorum`]).
+    pub fn quorum(&self) -> Quorum {
+        let unseen = self
+            .seeds
+            .iter()
+            .filter(|seed| !self.members.values().any(|m| m.addr == **seed))
+            .count();
+        let members = self.members.values().filter(|m| m.state != MemberState::Left);
+        let (mut reached, mut known) = (1, 1 + unseen);
+        for member in members {
+            known += 1;
+            if member.state.is_live() {
+                reached += 1;
+            }
+        }
+        Quorum { reached, known }
     }
 
     /// The view changes since the last call.
@@ -347,6 +402,11 @@ impl Membership {
         for (name, incarnation) in expired {
             self.declare(&name, incarnation, MemberState::Dead, now);
         }
+        let prune_after = self.tuning.prune_after;
+        self.members.retain(|_, m| m.state.is_live() || now < m.since + prune_after);
+        let members = &self.members;
+        self.broadcasts
+            .retain(|b| members.contains_key(&b.update.name) || b.update.name == self.me);
         self.forwards.retain(|f| f.expires > now);
 
         if let Some(mut probe) = self.probe.take() {
@@ -551,7 +611,13 @@ impl Membership {
         if update.name == self.me {
             // Someone believes we are not alive: refute with a higher incarnation.
             if update.state != MemberState::Alive && update.incarnation >= self.incarnation {
-                self.incarnation = update.incarnation + 1;
+                // A claim at the largest incarnation cannot be outranked; staying at it keeps
+                // the member running (its own messages still prove it alive first-hand to
+                // every peer that has not heard the claim) instead of overflowing.
+                let Some(refutation) = update.incarnation.checked_add(1) else {
+                    return;
+                };
+                self.incarnation = refutation;
                 self.queue_self();
                 self.refuted = true;
             }

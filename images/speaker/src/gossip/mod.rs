@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 pub use codec::Key;
 pub use driver::{Gossip, GossipConfig, GossipError};
-pub use membership::{MemberState, Tuning};
+pub use membership::{MemberState, Quorum, Tuning};
 
 /// Which nodes' speakers count as running, for ownership.
 ///
@@ -33,21 +33,31 @@ pub use membership::{MemberState, Tuning};
 /// the owner's speaker never comes up at all. The driver keeps never-seen nodes live also while
 /// it has heard from no other speaker (see `Gossip::publish`): an isolated speaker takes over
 /// nothing.
+///
+/// It also says whether this speaker reaches a majority of the speakers it knows
+/// ([`Quorum`]): without one it takes over nothing and releases what another could take over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Liveness {
     members: BTreeMap<String, MemberState>,
     unknown_live: bool,
+    quorum: bool,
 }
 
 impl Liveness {
     /// Everybody live: the view without gossip (no take-overs, ownership is the `node` field).
     pub fn everyone() -> Self {
-        Self { members: BTreeMap::new(), unknown_live: true }
+        Self { members: BTreeMap::new(), unknown_live: true, quorum: true }
     }
 
-    /// A gossip view; `unknown_live` is true during the join grace.
-    pub fn new(members: BTreeMap<String, MemberState>, unknown_live: bool) -> Self {
-        Self { members, unknown_live }
+    /// A gossip view; `unknown_live` is true during the join grace; `quorum` whether a
+    /// majority of the known speakers is reached.
+    pub fn new(members: BTreeMap<String, MemberState>, unknown_live: bool, quorum: bool) -> Self {
+        Self { members, unknown_live, quorum }
+    }
+
+    /// Whether this speaker reaches a majority of the speakers it knows.
+    pub fn has_quorum(&self) -> bool {
+        self.quorum
     }
 
     /// Whether `node`'s speaker counts as running.
@@ -73,8 +83,8 @@ mod tests {
             ("c".to_string(), MemberState::Dead),
             ("d".to_string(), MemberState::Left),
         ]);
-        let during = Liveness::new(members.clone(), true);
-        let after = Liveness::new(members, false);
+        let during = Liveness::new(members.clone(), true, true);
+        let after = Liveness::new(members, false, true);
         for view in [&during, &after] {
             assert!(view.is_live("a") && view.is_live("b"));
             assert!(!view.is_live("c") && !view.is_live("d"));
@@ -82,5 +92,6 @@ mod tests {
         assert!(during.is_live("never-seen"));
         assert!(!after.is_live("never-seen"));
         assert!(Liveness::everyone().is_live("anyone"));
+        assert!(Liveness::everyone().has_quorum());
     }
 }

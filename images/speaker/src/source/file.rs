@@ -61,51 +61,57 @@ fn parse_at(path: &Path, bytes: &[u8]) -> Result<DesiredState, SourceError> {
 }
 
 impl Source for FileSource {
+    /// Never fails on content: a missing, unreadable or invalid file is counted and logged
+    /// (once per distinct problem) and retried every poll; until the first good load nothing is
+    /// published and the speaker is not ready, after it the last good state stays in force.
     async fn run(self, updates: Updates, metrics: Arc<Metrics>) -> Result<(), SourceError> {
-        let mut last = self.read()?;
-        let state = parse_at(&self.path, &last)?;
-        tracing::info!(path = %self.path.display(), addresses = state.addresses.len(), "desired state loaded");
-        metrics.source_loads.inc();
-        updates.send_replace(Some(Arc::new(state)));
-
         let mut tick = tokio::time::interval(self.poll_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut read_failing = false;
+        // The bytes last handled (applied or rejected) and the last problem logged.
+        let mut last: Option<Vec<u8>> = None;
+        let mut problem: Option<String> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = updates.closed() => return Ok(()),
             }
-            let bytes = match self.read() {
-                Ok(bytes) => {
-                    read_failing = false;
-                    bytes
+            let loaded = self.read().and_then(|bytes| {
+                if last.as_ref() == Some(&bytes) {
+                    return Ok(None);
                 }
-                Err(error) => {
-                    // Count and log a missing file once, not on every poll.
-                    if !read_failing {
-                        metrics.source_errors.inc();
-                        tracing::warn!(error = %error_chain(&error), "keeping the last good desired state");
-                    }
-                    read_failing = true;
-                    continue;
-                }
-            };
-            if bytes == last {
-                continue;
-            }
-            match parse_at(&self.path, &bytes) {
-                Ok(state) => {
-                    tracing::info!(path = %self.path.display(), addresses = state.addresses.len(), "desired state reloaded");
+                last = Some(bytes.clone());
+                parse_at(&self.path, &bytes).map(Some)
+            });
+            match loaded {
+                Ok(None) => {}
+                Ok(Some(state)) => {
+                    problem = None;
+                    let first = updates.borrow().is_none();
+                    tracing::info!(
+                        path = %self.path.display(),
+                        addresses = state.addresses.len(),
+                        "desired state {}", if first { "loaded" } else { "reloaded" }
+                    );
                     metrics.source_loads.inc();
                     updates.send_replace(Some(Arc::new(state)));
                 }
                 Err(error) => {
-                    metrics.source_errors.inc();
-                    tracing::warn!(error = %error_chain(&error), "keeping the last good desired state");
+                    if matches!(error, SourceError::Read { .. }) {
+                        // Read again once the file is back, even with the same bytes.
+                        last = None;
+                    }
+                    let text = error_chain(&error);
+                    if problem.as_ref() != Some(&text) {
+                        metrics.source_errors.inc();
+                        if updates.borrow().is_none() {
+                            tracing::warn!(error = %text, "no desired state yet; retrying every poll");
+                        } else {
+                            tracing::warn!(error = %text, "keeping the last good desired state");
+                        }
+                        problem = Some(text);
+                    }
                 }
             }
-            last = bytes;
         }
     }
 }
@@ -197,13 +203,30 @@ addresses:
         assert!(task.is_finished(), "the source stops when nobody listens");
     }
 
-    #[tokio::test]
-    async fn a_bad_first_load_is_an_error() {
+    #[tokio::test(start_paused = true)]
+    async fn a_bad_first_load_is_counted_and_retried_not_fatal() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (tx, _rx) = watch::channel(None);
-        let missing = FileSource::new(dir.path().join("absent.yaml"), DEFAULT_POLL_INTERVAL);
-        let error = missing.run(tx, Arc::new(Metrics::new())).await.expect_err("missing file");
-        assert!(matches!(error, SourceError::Read { .. }));
+        let path = dir.path().join("state.yaml");
+        let (tx, mut rx) = watch::channel(None);
+        let metrics = Arc::new(Metrics::new());
+        let task =
+            tokio::spawn(FileSource::new(&path, DEFAULT_POLL_INTERVAL).run(tx, metrics.clone()));
+        for _ in 0..3 {
+            tokio::time::sleep(DEFAULT_POLL_INTERVAL).await;
+        }
+        assert!(!task.is_finished(), "a missing file is not fatal");
+        std::fs::write(&path, "addresses: [{ip: 192.0.2.10, nod: a}]").expect("write");
+        for _ in 0..3 {
+            tokio::time::sleep(DEFAULT_POLL_INTERVAL).await;
+        }
+        assert!(!task.is_finished(), "invalid content is not fatal");
+        assert!(rx.borrow().is_none(), "nothing published before a good load");
+        // Missing, then invalid: two distinct problems, each counted once.
+        assert_eq!(metrics.source_errors.get(), 2);
+        std::fs::write(&path, "addresses: [{ip: 192.0.2.10, node: a}]").expect("write");
+        assert_eq!(next(&mut rx).await.addresses[0].node, "a");
+        assert_eq!(metrics.source_loads.get(), 1);
+        task.abort();
     }
 
     async fn next(rx: &mut watch::Receiver<Option<Arc<DesiredState>>>) -> Arc<DesiredState> {

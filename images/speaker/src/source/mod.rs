@@ -168,10 +168,23 @@ impl DesiredState {
         Ok(())
     }
 
-    /// Every interface named by some class: the speaker listens on them besides the automatic
-    /// choice.
-    pub fn named_interfaces(&self) -> BTreeSet<String> {
-        self.classes.values().flat_map(|c| c.interfaces.iter().cloned()).collect()
+    /// The classes `node` may announce for: those of the addresses it owns or backs up. Only
+    /// their interface lists matter on this node; another node's class naming an interface this
+    /// node lacks is none of its business.
+    pub fn classes_of(&self, node: &str) -> BTreeMap<&str, &ClassSpec> {
+        self.addresses
+            .iter()
+            .filter(|a| a.node == node || a.backups.iter().any(|b| b == node))
+            .filter_map(|a| a.class.as_deref())
+            .filter_map(|name| self.classes.get_key_value(name))
+            .map(|(name, class)| (name.as_str(), class))
+            .collect()
+    }
+
+    /// Every interface named by a class `node` may announce for: the speaker listens on them
+    /// besides the automatic choice.
+    pub fn named_interfaces(&self, node: &str) -> BTreeSet<String> {
+        self.classes_of(node).values().flat_map(|c| c.interfaces.iter().cloned()).collect()
     }
 
     /// Where `address` is answered.
@@ -198,13 +211,30 @@ pub fn announcer<'a>(address: &'a AddressSpec, live: &impl Fn(&str) -> bool) -> 
 /// The addresses `node` announces: its own while it runs (this node always counts as live),
 /// plus those whose node is dead in `live` and of which it is the first live backup. The
 /// take-over lasts until the hooks move the address (or the node comes back).
-pub fn owned(state: &DesiredState, node: &str, live: &impl Fn(&str) -> bool) -> OwnedSet {
+///
+/// `quorum` says whether this speaker reaches a majority of the speakers it knows. Without it
+/// this speaker may be the one cut off: the others may have declared it dead and a backup on
+/// their side may answer for its addresses. So it announces only what nobody else could take
+/// over — its own addresses without backups — and takes over nothing (no split brain: of two
+/// sides of a partition at most one holds a majority).
+pub fn owned(
+    state: &DesiredState,
+    node: &str,
+    live: &impl Fn(&str) -> bool,
+    quorum: bool,
+) -> OwnedSet {
     let live = |name: &str| name == node || live(name);
     OwnedSet::new(
         state
             .addresses
             .iter()
-            .filter(|a| announcer(a, &live) == Some(node))
+            .filter(|a| {
+                if quorum {
+                    announcer(a, &live) == Some(node)
+                } else {
+                    a.node == node && a.backups.is_empty()
+                }
+            })
             .map(|a| (a.ip, state.scope(a))),
     )
 }
@@ -236,7 +266,7 @@ mod tests {
              - {ip: 2001:db8::10, node: b, backups: [a]}\n",
         )
         .expect("valid");
-        let mine = owned(&state, "a", &|_| true);
+        let mine = owned(&state, "a", &|_| true, true);
         assert_eq!((mine.len_v4(), mine.len_v6()), (4, 0));
         assert_eq!(mine.get("192.0.2.10".parse().expect("ip")), Some(&Scope::Automatic));
         assert_eq!(
@@ -245,8 +275,8 @@ mod tests {
         );
         assert_eq!(mine.get("192.0.2.12".parse().expect("ip")), Some(&Scope::Automatic));
         assert_eq!(mine.get("192.0.2.13".parse().expect("ip")), Some(&Scope::Automatic));
-        assert_eq!(owned(&state, "b", &|_| true).len_v6(), 1);
-        assert_eq!(state.named_interfaces(), BTreeSet::from(["eth1".to_string()]));
+        assert_eq!(owned(&state, "b", &|_| true, true).len_v6(), 1);
+        assert_eq!(state.named_interfaces("a"), BTreeSet::from(["eth1".to_string()]));
     }
 
     #[test]
@@ -265,19 +295,76 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let all = |_: &str| true;
-        assert_eq!(ips(owned(&state, "a", &all)), ["192.0.2.10", "192.0.2.12"]);
-        assert_eq!(ips(owned(&state, "b", &all)), ["192.0.2.11"]);
-        assert!(ips(owned(&state, "c", &all)).is_empty());
+        assert_eq!(ips(owned(&state, "a", &all, true)), ["192.0.2.10", "192.0.2.12"]);
+        assert_eq!(ips(owned(&state, "b", &all, true)), ["192.0.2.11"]);
+        assert!(ips(owned(&state, "c", &all, true)).is_empty());
         // a dead: b takes .10 (first backup); .12 has no backup and is announced by nobody.
         let a_dead = |n: &str| n != "a";
-        assert_eq!(ips(owned(&state, "b", &a_dead)), ["192.0.2.10", "192.0.2.11"]);
-        assert!(ips(owned(&state, "c", &a_dead)).is_empty());
+        assert_eq!(ips(owned(&state, "b", &a_dead, true)), ["192.0.2.10", "192.0.2.11"]);
+        assert!(ips(owned(&state, "c", &a_dead, true)).is_empty());
         // a and b dead: c takes .10; nobody else may.
         let c_only = |n: &str| n == "c";
-        assert_eq!(ips(owned(&state, "c", &c_only)), ["192.0.2.10"]);
+        assert_eq!(ips(owned(&state, "c", &c_only, true)), ["192.0.2.10"]);
         // A node always counts itself live: a view where everybody else is dead never makes it
         // drop its own addresses, and it backs up b.
-        assert_eq!(ips(owned(&state, "a", &|_| false)), ["192.0.2.10", "192.0.2.11", "192.0.2.12"]);
+        assert_eq!(
+            ips(owned(&state, "a", &|_| false, true)),
+            ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+        );
         assert_eq!(announcer(&state.addresses[0], &|_: &str| false), None);
+    }
+
+    #[test]
+    fn only_the_classes_a_node_may_announce_for_name_its_interfaces() {
+        let state = file::parse(
+            "classes:\n\
+             \x20 front: {interfaces: [eth1]}\n\
+             \x20 back: {interfaces: [bond0, eth2]}\n\
+             \x20 idle: {interfaces: [eth9]}\n\
+             addresses:\n\
+             - {ip: 192.0.2.10, node: a, class: front}\n\
+             - {ip: 192.0.2.11, node: b, backups: [c], class: back}\n\
+             - {ip: 192.0.2.12, node: b, class: undeclared}\n",
+        )
+        .expect("valid");
+        let names = |node: &str| state.named_interfaces(node).into_iter().collect::<Vec<_>>();
+        let cases: [(&str, &[&str]); 4] =
+            [("a", &["eth1"]), ("b", &["bond0", "eth2"]), ("c", &["bond0", "eth2"]), ("d", &[])];
+        for (node, want) in cases {
+            assert_eq!(names(node), want, "{node}");
+        }
+        assert_eq!(state.classes_of("c").keys().collect::<Vec<_>>(), [&"back"]);
+    }
+
+    #[test]
+    fn without_quorum_only_own_addresses_nobody_could_take_over_are_announced() {
+        let state = file::parse(
+            "addresses:\n\
+             - {ip: 192.0.2.10, node: a, backups: [b]}\n\
+             - {ip: 192.0.2.11, node: a}\n\
+             - {ip: 192.0.2.12, node: b, backups: [a]}\n",
+        )
+        .expect("valid");
+        let ips = |set: OwnedSet| {
+            ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+                .into_iter()
+                .filter(|ip| set.get(ip.parse().expect("ip")).is_some())
+                .collect::<Vec<_>>()
+        };
+        // (live view of b, quorum) → what a announces.
+        let cases: [(bool, bool, &[&str]); 4] = [
+            (true, true, &["192.0.2.10", "192.0.2.11"]),
+            (false, true, &["192.0.2.10", "192.0.2.11", "192.0.2.12"]),
+            (true, false, &["192.0.2.11"]),
+            (false, false, &["192.0.2.11"]),
+        ];
+        for (b_live, quorum, want) in cases {
+            let live = |n: &str| n != "b" || b_live;
+            assert_eq!(
+                ips(owned(&state, "a", &live, quorum)),
+                want,
+                "b live {b_live}, quorum {quorum}"
+            );
+        }
     }
 }

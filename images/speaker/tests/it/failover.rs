@@ -29,12 +29,15 @@ fn owner_and_two_backups(tag: &str) -> Result<Option<(Lab, String)>> {
         .write_state("state.yaml", "addresses:\n- {ip: 192.0.2.10, node: a, backups: [b, c3]}\n")?;
     for (name, addr) in nodes {
         let bind = format!("{addr}:4218");
-        lab.speaker_with(
+        lab.start_speaker(
             name,
             name,
             &state,
             &["--gossip-bind", &bind, "--gossip-peers", &peers, "--gossip-key-file", &key],
         )?;
+    }
+    for (name, _) in nodes {
+        lab.wait_ready(name)?;
     }
     for (name, _) in nodes {
         lab.wait_for(&format!("{name} sees three live members"), || {

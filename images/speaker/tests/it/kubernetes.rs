@@ -9,8 +9,8 @@ use std::time::Duration;
 use http::{Request, Response};
 use kube::Client;
 use kube::client::Body;
-use metallb_speaker::metrics::{KindLabel, Metrics};
-use metallb_speaker::source::kubernetes::{KubernetesSource, PeerFeed};
+use metallb_speaker::metrics::{KindLabel, Metrics, ReasonLabel};
+use metallb_speaker::source::kubernetes::{KubernetesSource, PeerFeed, RetryBackoff};
 use metallb_speaker::source::{DesiredState, Source};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -92,7 +92,9 @@ fn child(name: &str, version: &str, placement: Option<(&str, &str, &[&str])>) ->
     let mut object = json!({
         "apiVersion": "internal.network.deckhouse.io/v1alpha1",
         "kind": "SDNInternalL2LBService",
-        "metadata": {"name": name, "namespace": "web", "resourceVersion": version},
+        "metadata": {"name": name, "namespace": "web", "resourceVersion": version,
+                     "labels": {"heritage": "deckhouse", "module": "metallb",
+                                "parent-service": "nginx"}},
         "spec": {
             "serviceRef": {"name": "nginx", "namespace": "web"},
             "metalLoadBalancerClass": "front",
@@ -172,6 +174,9 @@ async fn lists_then_watches_and_relists_after_an_expired_watch_keeping_the_last_
 
     let (line, send) = next(&mut api.children).await;
     assert_eq!(line, format!("GET {CHILDREN}?&limit=500"));
+    // Written by someone who may create children, not by the hooks: it names the gateway.
+    let mut forged = child("gateway", "93", Some(("192.0.2.1", "a", &[])));
+    forged["metadata"]["labels"] = json!({});
     reply(
         send,
         list(
@@ -181,11 +186,18 @@ async fn lists_then_watches_and_relists_after_an_expired_watch_keeping_the_last_
                 child("nginx-front-0", "90", Some(("192.0.2.10", "a", &["b", "c"]))),
                 child("nginx-front-1", "91", Some(("192.0.2.11", "b", &["a"]))),
                 child("nginx-front-2", "92", None),
+                forged,
             ],
         ),
     );
     let first = changed(&mut state).await.expect("published after both lists");
-    assert_eq!(addresses(&first), ["192.0.2.10@a>b,c", "192.0.2.11@b>a"]);
+    assert_eq!(
+        addresses(&first),
+        ["192.0.2.10@a>b,c", "192.0.2.11@b>a"],
+        "the forged one left out"
+    );
+    let ignored = metrics.ignored_children.get_or_create(&ReasonLabel { reason: "not_labelled" });
+    assert_eq!(ignored.get(), 1);
     assert_eq!(first.classes["front"].interfaces, ["eth1"]);
 
     for queue in [&mut api.classes, &mut api.pods] {
@@ -276,5 +288,59 @@ async fn a_failing_list_is_retried_and_nothing_is_published_meanwhile() {
     let empty = changed(&mut state).await.expect("state");
     assert!(empty.addresses.is_empty());
     assert!(api.pods.try_recv().is_err(), "no pod watch without gossip");
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_long_outage_the_watch_follows_within_seconds_of_the_return() {
+    let (client, mut api) = mock_api();
+    let metrics = Arc::new(Metrics::new());
+    let source = KubernetesSource::new(client, "d8-metallb", None);
+    let (updates, mut state) = watch::channel(None);
+    let task = tokio::spawn(source.run(updates, metrics.clone()));
+    let (_, send) = next(&mut api.classes).await;
+    reply(send, list("MetalLoadBalancerClass", "5", Vec::new()));
+
+    // The API server is down for a long while: every list fails. Virtual time (paused), so
+    // the delays below are the watcher's own, exactly.
+    let unavailable = |send: SendResponse<Response<Body>>| {
+        send.send_response(
+            Response::builder()
+                .status(503)
+                .body(Body::from(
+                    serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Status",
+                        "metadata": {}, "status": "Failure", "message": "unavailable",
+                        "code": 503}))
+                    .expect("json"),
+                ))
+                .expect("response"),
+        );
+    };
+    let mut failed_at = tokio::time::Instant::now();
+    for _ in 0..12 {
+        let (line, send) = next(&mut api.children).await;
+        assert_eq!(line, format!("GET {CHILDREN}?&limit=500"));
+        unavailable(send);
+        failed_at = tokio::time::Instant::now();
+    }
+    // Back: the next attempt comes within the cap, not after kube's 30 s.
+    let (line, send) = next(&mut api.children).await;
+    let waited = failed_at.elapsed();
+    assert!(waited <= RetryBackoff::MAX, "retried after {waited:?}");
+    assert_eq!(line, format!("GET {CHILDREN}?&limit=500"));
+    reply(
+        send,
+        list(
+            "SDNInternalL2LBService",
+            "9",
+            vec![child("nginx-front-0", "8", Some(("192.0.2.10", "a", &[])))],
+        ),
+    );
+    let first = changed(&mut state).await.expect("state");
+    assert!(first.addresses.is_empty(), "the class list is empty: the child is not admitted");
+    assert_eq!(
+        metrics.watch_errors.get_or_create(&KindLabel { kind: "SDNInternalL2LBService" }).get(),
+        12
+    );
     task.abort();
 }

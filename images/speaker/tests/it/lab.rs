@@ -41,7 +41,13 @@ impl Lab {
     /// A lab tagged `tag`, or `None` (after printing "SKIPPED") when the machine cannot run it.
     /// `bash` is needed for the client's resolutions and the metrics requests.
     pub(crate) fn new(tag: &str) -> Option<Lab> {
-        if !netlab::gate(tag, &["bash"]) {
+        Self::needing(tag, &[])
+    }
+
+    /// [`Lab::new`] for a test that also runs `programs` (e.g. `nft`).
+    pub(crate) fn needing(tag: &str, programs: &[&str]) -> Option<Lab> {
+        let needed: Vec<&str> = ["bash"].into_iter().chain(programs.iter().copied()).collect();
+        if !netlab::gate(tag, &needed) {
             return None;
         }
         let net = netlab::Lab::new(FAMILY, tag).expect("the lab builds once the gate passed");
@@ -69,8 +75,29 @@ impl Lab {
         self.speaker_with(name, node, state, &[])
     }
 
-    /// [`Lab::speaker`] with extra flags (gossip). The process is labelled `name`.
+    /// [`Lab::speaker`] with extra flags. The process is labelled `name`.
     pub(crate) fn speaker_with(
+        &mut self,
+        name: &str,
+        node: &str,
+        state: &Path,
+        extra: &[&str],
+    ) -> Result<()> {
+        self.start_speaker(name, node, state, extra)?;
+        self.wait_ready(name)
+    }
+
+    /// Waits for `/readyz` of the speaker in `name`.
+    pub(crate) fn wait_ready(&self, name: &str) -> Result<()> {
+        self.wait_for(&format!("speaker in {name} ready"), || {
+            Ok(self.http_get(name, "/readyz")?.starts_with("HTTP/1.1 200"))
+        })
+    }
+
+    /// Starts the speaker without waiting for readiness: with gossip a speaker is ready only
+    /// once it reaches a majority of its peers, so a group is started first and waited for
+    /// after.
+    pub(crate) fn start_speaker(
         &mut self,
         name: &str,
         node: &str,
@@ -86,9 +113,7 @@ impl Lab {
             .args(extra)
             .env("RUST_LOG", "debug");
         self.net.spawn(spawn)?;
-        self.wait_for(&format!("speaker in {name} ready"), || {
-            Ok(self.http_get(name, "/readyz")?.starts_with("HTTP/1.1 200"))
-        })
+        Ok(())
     }
 
     /// `kill -9` of the speaker in `name`: no leave, no cleanup, like a crashed node.

@@ -4,6 +4,7 @@ mod failover;
 mod gossip;
 mod kubernetes;
 mod lab;
+mod partition;
 mod startup;
 mod unreachable_api;
 mod wire;

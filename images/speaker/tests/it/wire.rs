@@ -231,3 +231,44 @@ fn wire_picks_up_an_interface_that_appears_later() -> Result<()> {
     lab.passed("wire_picks_up_an_interface_that_appears_later");
     Ok(())
 }
+
+#[test]
+fn wire_a_class_naming_a_missing_interface_stops_nothing_else() -> Result<()> {
+    let Some(mut lab) = client_and_node_a("missing")? else {
+        return Ok(());
+    };
+    // front names an interface a lacks; back names one too, but only for b's addresses.
+    let state = lab.write_state(
+        "state.yaml",
+        "classes: {front: {interfaces: [nosuch0]}, back: {interfaces: [nosuch1]}}\n\
+         addresses:\n\
+         - {ip: 192.0.2.10, node: a, class: front}\n\
+         - {ip: 192.0.2.11, node: a}\n\
+         - {ip: 192.0.2.12, node: b, class: back}\n",
+    )?;
+    // Starts and becomes ready: the missing interface is not fatal.
+    lab.speaker("a", "a", &state)?;
+    let a_mac = lab.mac("a", "eth0")?;
+    lab.resolve("c", "192.0.2.11")?;
+    assert_eq!(lab.resolved_mac("c", "eth0", "192.0.2.11")?, a_mac, "other addresses answered");
+    lab.resolve("c", "192.0.2.10")?;
+    assert_eq!(lab.unresolved("c", "eth0", "192.0.2.10")?, None, "not answered on eth0");
+    let front = r#"metallb_speaker_missing_interfaces{class="front",iface="nosuch0"}"#;
+    assert_eq!(lab.metric("a", front)?, 1.0);
+    let back = r#"metallb_speaker_missing_interfaces{class="back",iface="nosuch1"}"#;
+    assert_eq!(lab.metric("a", back)?, 0.0, "not a's business");
+    assert_eq!(lab.metric("a", "metallb_speaker_unanswered_ips")?, 1.0);
+    let ready = lab.http_get("a", "/readyz")?;
+    assert!(ready.contains("warning: class front: interface nosuch0 does not exist"), "{ready}");
+    assert!(ready.contains("warning: address 192.0.2.10: answered on no interface"), "{ready}");
+
+    // The interface appears later: the address is answered there, the report clears.
+    lab.cable("c", "eth1", "a", "nosuch0")?;
+    lab.ip("c", &["addr", "add", "198.51.100.1/24", "dev", "eth1"])?;
+    lab.wait_for("the missing interface is picked up", || {
+        Ok(lab.metric("a", "metallb_speaker_unanswered_ips")? == 0.0)
+    })?;
+    assert_eq!(lab.metric("a", front)?, 0.0);
+    lab.passed("wire_a_class_naming_a_missing_interface_stops_nothing_else");
+    Ok(())
+}

@@ -279,3 +279,78 @@ fn a_refutation_reaches_every_member_at_once() {
     net.deliver(2, out);
     assert_eq!(net.state(0, 2), Some(MemberState::Alive), "n0 learned the refutation at once");
 }
+
+#[test]
+fn a_claim_at_the_largest_incarnation_does_not_overflow() {
+    let now = Instant::now();
+    let mut m = Membership::new("me".into(), 1, vec![], Tuning::default(), now);
+    let claim = |state| Message {
+        from: "y".into(),
+        incarnation: u64::MAX,
+        body: Body::Ping { seq: 1 },
+        updates: vec![Update { name: "me".into(), addr: addr(0), incarnation: u64::MAX, state }],
+    };
+    // A peer at its maximum incarnation, claiming we are suspect at the maximum too.
+    let reply = m.receive(addr(6), claim(MemberState::Suspect), now);
+    assert_eq!(m.incarnation(), 1, "cannot outrank the claim; keeps running");
+    assert_eq!(m.view()["me"], MemberState::Alive);
+    assert_eq!(m.view()["y"], MemberState::Alive);
+    assert!(matches!(reply.last().map(|o| &o.message.body), Some(Body::Ack { seq: 1 })));
+    // One below the maximum is refuted at the maximum.
+    let mut m = Membership::new("me".into(), 1, vec![], Tuning::default(), now);
+    let mut below = claim(MemberState::Dead);
+    below.updates[0].incarnation = u64::MAX - 1;
+    m.receive(addr(6), below, now);
+    assert_eq!(m.incarnation(), u64::MAX);
+}
+
+#[test]
+fn dead_members_are_forgotten_after_a_while() {
+    let mut net = Net::new(3);
+    net.run_for(Duration::from_secs(2));
+    net.down.insert(0);
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.state(1, 0), Some(MemberState::Dead));
+    assert_eq!(net.members[1].len(), 2);
+    net.run_for(Tuning::default().prune_after);
+    assert_eq!(net.state(1, 0), None, "pruned");
+    assert_eq!(net.members[1].len(), 1);
+    assert_eq!(net.state(1, 2), Some(MemberState::Alive), "the live one stays");
+    // Memory stays bounded: no queued broadcast about the forgotten member either.
+    assert!(net.members[1].broadcasts.iter().all(|b| b.update.name != "n0"));
+}
+
+#[test]
+fn quorum_counts_dead_members_and_unseen_seeds_but_not_left_ones() {
+    let now = Instant::now();
+    // Alone with two peers never heard from: 1 of 3.
+    let m = Membership::new("me".into(), 1, vec![addr(1), addr(2)], Tuning::default(), now);
+    assert_eq!(m.quorum(), Quorum { reached: 1, known: 3 });
+    assert!(!m.quorum().is_majority());
+    // Alone without peers (a one-node cluster): 1 of 1.
+    let alone = Membership::new("me".into(), 1, vec![], Tuning::default(), now);
+    assert!(alone.quorum().is_majority());
+
+    let mut m = Membership::new("me".into(), 1, vec![addr(1), addr(2)], Tuning::default(), now);
+    let hello =
+        |from: &str, body| Message { from: from.into(), incarnation: 1, body, updates: vec![] };
+    m.receive(addr(1), hello("p1", Body::Ping { seq: 1 }), now);
+    assert_eq!(m.quorum(), Quorum { reached: 2, known: 3 }, "p1 seen, p2 still a seed");
+    assert!(m.quorum().is_majority());
+    let cases = [
+        (MemberState::Suspect, Quorum { reached: 2, known: 3 }),
+        (MemberState::Dead, Quorum { reached: 1, known: 3 }),
+        (MemberState::Left, Quorum { reached: 1, known: 2 }),
+    ];
+    for (state, want) in cases {
+        let mut m = Membership::new("me".into(), 1, vec![addr(1), addr(2)], Tuning::default(), now);
+        m.receive(addr(1), hello("p1", Body::Ping { seq: 1 }), now);
+        let about = Update { name: "p1".into(), addr: addr(1), incarnation: 1, state };
+        let mut news = hello("p3", Body::Ack { seq: 9 });
+        news.updates.push(about);
+        m.receive(addr(3), news, now);
+        // p3 (alive, not a seed) counts too.
+        let want = Quorum { reached: want.reached + 1, known: want.known + 1 };
+        assert_eq!(m.quorum(), want, "{state:?}");
+    }
+}

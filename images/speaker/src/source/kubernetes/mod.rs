@@ -13,24 +13,33 @@
 //! speaker that announced from half a list would withdraw addresses it owns. After that, watch
 //! errors (API restart, expired resource version, network loss) are counted and logged, the
 //! watchers relist with backoff, and the last view stays published meanwhile; a relist
-//! replaces the view at once when complete (see [`view::Mirror`]).
+//! replaces the view at once when complete (see [`view::Mirror`]). The backoff is capped at
+//! [`RetryBackoff::MAX`] so a speaker follows changes within seconds of the API server's
+//! return (kube's default grows to 30 s during an outage, which a killed and restarted API
+//! server showed as a 35 s delay).
 
 pub mod view;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use futures::{Stream, StreamExt, stream};
+use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch_stream};
 use kube::{Api, Client};
 use metallb_api::names;
 use tokio::sync::watch;
 
-use self::view::{Applied, ChildView, ClassView, Conflict, Mirror, PeerPodView, Project};
-use super::{AddressSpec, ClassSpec, Source, SourceError, Updates};
+use self::view::{
+    Applied, ChildEntry, ChildView, ClassEntry, ClassView, Conflict, IgnoreReason, Ignored, Mirror,
+    PeerPodView, Project,
+};
+use super::{Source, SourceError, Updates};
 use crate::error_chain;
-use crate::metrics::{KindLabel, Metrics};
+use crate::metrics::{KindLabel, Metrics, ReasonLabel};
 
 /// Events handled before the state is recomputed once: a relist of 10,000 children arrives
 /// as 10,000 events in a burst, and recomputing the whole state after each would be
@@ -81,10 +90,11 @@ enum Update {
 /// The mirrors and what was last published from them.
 #[derive(Default)]
 struct Cluster {
-    children: Mirror<AddressSpec>,
-    classes: Mirror<ClassSpec>,
+    children: Mirror<ChildEntry>,
+    classes: Mirror<ClassEntry>,
     pods: Mirror<IpAddr>,
     conflicts: Vec<Conflict>,
+    ignored: Vec<Ignored>,
 }
 
 /// Which outputs a batch of events touched.
@@ -141,6 +151,43 @@ fn apply<K: Project>(
     }
 }
 
+/// The watchers' retry delays: 250 ms doubling up to [`RetryBackoff::MAX`], back to the start
+/// after any successful item. No jitter: each speaker's watchers fail and retry on their own
+/// schedule, and a few requests per second from each node are nothing to an API server.
+#[derive(Debug, Clone)]
+pub struct RetryBackoff {
+    next: Duration,
+}
+
+impl RetryBackoff {
+    /// The first delay.
+    pub const MIN: Duration = Duration::from_millis(250);
+    /// The longest delay: how late at most a speaker notices that the API server is back.
+    pub const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for RetryBackoff {
+    fn default() -> Self {
+        Self { next: Self::MIN }
+    }
+}
+
+impl Iterator for RetryBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(delay)
+    }
+}
+
+impl Backoff for RetryBackoff {
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+}
+
 fn watch<K: Project + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static>(
     api: Api<K>,
     config: watcher::Config,
@@ -149,7 +196,7 @@ fn watch<K: Project + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Se
 where
     K::DynamicType: Default,
 {
-    watch_stream(api, config).default_backoff().map(wrap)
+    watch_stream(api, config).backoff(RetryBackoff::default()).map(wrap)
 }
 
 impl Source for KubernetesSource {
@@ -210,7 +257,27 @@ impl Source for KubernetesSource {
 }
 
 fn publish(cluster: &mut Cluster, updates: &Updates, metrics: &Metrics) {
-    let (state, conflicts) = view::desired_state(&cluster.children, &cluster.classes);
+    let view::Derived { state, conflicts, ignored } =
+        view::desired_state(&cluster.children, &cluster.classes);
+    if ignored != cluster.ignored {
+        for child in ignored.iter().filter(|i| !cluster.ignored.contains(i)) {
+            tracing::warn!(
+                child = %child.key,
+                ip = %child.ip,
+                reason = child.reason.label(),
+                "child not announced: the speaker announces only children the module wrote, \
+                 with an IP inside their class's pool"
+            );
+        }
+        for reason in IgnoreReason::ALL {
+            let count = ignored.iter().filter(|i| i.reason == reason).count();
+            metrics
+                .ignored_children
+                .get_or_create(&ReasonLabel { reason: reason.label() })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        cluster.ignored = ignored;
+    }
     if conflicts != cluster.conflicts {
         for conflict in &conflicts {
             tracing::warn!(
@@ -233,4 +300,20 @@ fn publish(cluster: &mut Cluster, updates: &Updates, metrics: &Metrics) {
     );
     metrics.source_loads.inc();
     updates.send_replace(Some(Arc::new(state)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_to_a_cap_and_reset() {
+        let mut backoff = RetryBackoff::default();
+        let delays: Vec<u128> = backoff.by_ref().take(6).map(|d| d.as_millis()).collect();
+        assert_eq!(delays, [250, 500, 1000, 2000, 2000, 2000]);
+        backoff.reset();
+        assert_eq!(backoff.next(), Some(RetryBackoff::MIN));
+        // However long the outage, the delay stays at the cap.
+        assert!(RetryBackoff::default().take(10_000).all(|d| d <= RetryBackoff::MAX));
+    }
 }

@@ -15,6 +15,8 @@ use kube::Resource;
 use kube::runtime::watcher::Event;
 use metallb_api::child::SDNInternalL2LBService;
 use metallb_api::class::MetalLoadBalancerClass;
+use metallb_api::names::{labels, module};
+use metallb_planner::pool::{Addr, Pool};
 use serde::Deserialize;
 
 use crate::source::{AddressSpec, ClassSpec, DesiredState};
@@ -70,7 +72,11 @@ pub struct ClassView {
 
 /// `spec` of a class, projected.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ClassSpecView {
+    /// `spec.addressPool`: a child's IP must lie inside it to be announced.
+    #[serde(default)]
+    pub address_pool: Vec<String>,
     /// `spec.l2`.
     #[serde(default)]
     pub l2: Option<L2View>,
@@ -136,11 +142,37 @@ pub trait Project: Resource {
     fn project(&self) -> Extracted<Self::Entry>;
 }
 
+/// What the mirror keeps of a child: its address and whether it carries the module's labels
+/// (checked when the state is built, so that an unlabelled child is counted, not forgotten).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildEntry {
+    /// The placement.
+    pub address: AddressSpec,
+    /// `heritage: deckhouse` and `module: metallb` are both present.
+    pub labelled: bool,
+}
+
+/// What the mirror keeps of a class: its interface list and its parsed pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassEntry {
+    /// The interface list.
+    pub spec: ClassSpec,
+    /// The addresses its children may have.
+    pub pool: Pool,
+}
+
+/// Whether an object carries the labels the module's hooks put on every child.
+fn module_labelled(meta: &ObjectMeta) -> bool {
+    let Some(present) = &meta.labels else { return false };
+    present.get(labels::HERITAGE).map(String::as_str) == Some(labels::HERITAGE_VALUE)
+        && present.get(labels::MODULE).map(String::as_str) == Some(module::NAME)
+}
+
 /// A child's contribution: one address.
 impl Project for ChildView {
-    type Entry = AddressSpec;
+    type Entry = ChildEntry;
 
-    fn project(&self) -> Extracted<AddressSpec> {
+    fn project(&self) -> Extracted<ChildEntry> {
         let Some(status) = &self.status else { return Extracted::Pending };
         let (Some(ip), Some(node)) = (status.ip.as_deref(), status.node.as_deref()) else {
             return Extracted::Pending;
@@ -151,25 +183,32 @@ impl Project for ChildView {
         let Ok(ip) = ip.parse::<IpAddr>() else {
             return Extracted::Invalid(format!("status.ip {ip:?} is not an IP address"));
         };
-        Extracted::Entry(AddressSpec {
-            ip,
-            class: self.spec.metal_load_balancer_class.clone(),
-            node: node.to_owned(),
-            backups: status.backup_nodes.iter().filter(|b| !b.is_empty()).cloned().collect(),
+        Extracted::Entry(ChildEntry {
+            address: AddressSpec {
+                ip,
+                class: self.spec.metal_load_balancer_class.clone(),
+                node: node.to_owned(),
+                backups: status.backup_nodes.iter().filter(|b| !b.is_empty()).cloned().collect(),
+            },
+            labelled: module_labelled(&self.metadata),
         })
     }
 }
 
-/// A class's contribution: its interface list.
+/// A class's contribution: its interface list and pool. Pool entries that do not parse are
+/// left out (the hooks report them in the class's status); the rest still admit children.
 impl Project for ClassView {
-    type Entry = ClassSpec;
+    type Entry = ClassEntry;
 
-    fn project(&self) -> Extracted<ClassSpec> {
+    fn project(&self) -> Extracted<ClassEntry> {
         let interfaces = self.spec.l2.as_ref().map(|l2| l2.interfaces.clone()).unwrap_or_default();
         if interfaces.iter().any(String::is_empty) {
             return Extracted::Invalid("spec.l2.interfaces lists an empty name".to_owned());
         }
-        Extracted::Entry(ClassSpec { interfaces })
+        Extracted::Entry(ClassEntry {
+            spec: ClassSpec { interfaces },
+            pool: Pool::parse(&self.spec.address_pool),
+        })
     }
 }
 
@@ -319,26 +358,98 @@ pub struct Conflict {
     pub ignored: Key,
 }
 
+/// Why a placed child is not announced: the speaker announces only what the module decided,
+/// so that whoever can write an arbitrary child cannot make the speakers answer ARP for, say,
+/// a gateway's IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IgnoreReason {
+    /// It lacks `heritage: deckhouse` or `module: metallb`: the hooks did not write it.
+    NotLabelled,
+    /// It names no class.
+    NoClass,
+    /// Its class does not exist.
+    UnknownClass,
+    /// Its IP lies outside its class's pool.
+    OutsidePool,
+}
+
+impl IgnoreReason {
+    /// Every reason, for metrics.
+    pub const ALL: [IgnoreReason; 4] = [
+        IgnoreReason::NotLabelled,
+        IgnoreReason::NoClass,
+        IgnoreReason::UnknownClass,
+        IgnoreReason::OutsidePool,
+    ];
+
+    /// Metric label and log field.
+    pub fn label(self) -> &'static str {
+        match self {
+            IgnoreReason::NotLabelled => "not_labelled",
+            IgnoreReason::NoClass => "no_class",
+            IgnoreReason::UnknownClass => "unknown_class",
+            IgnoreReason::OutsidePool => "outside_pool",
+        }
+    }
+}
+
+/// A placed child that is not announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// `namespace/name`.
+    pub key: Key,
+    /// Its IP.
+    pub ip: IpAddr,
+    /// Why.
+    pub reason: IgnoreReason,
+}
+
+/// The desired state derived from the mirrors, and what was left out of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Derived {
+    /// What the speakers announce.
+    pub state: DesiredState,
+    /// Children placing one IP differently.
+    pub conflicts: Vec<Conflict>,
+    /// Children not announced, in key order.
+    pub ignored: Vec<Ignored>,
+}
+
+fn admit(child: &ChildEntry, classes: &BTreeMap<Key, ClassEntry>) -> Result<(), IgnoreReason> {
+    if !child.labelled {
+        return Err(IgnoreReason::NotLabelled);
+    }
+    let name = child.address.class.as_deref().ok_or(IgnoreReason::NoClass)?;
+    let class = classes.get(name).ok_or(IgnoreReason::UnknownClass)?;
+    if !class.pool.contains(Addr::from_ip(child.address.ip)) {
+        return Err(IgnoreReason::OutsidePool);
+    }
+    Ok(())
+}
+
 /// The desired state of the cluster from the mirrored children and classes.
 ///
-/// Children of Services that share an IP name the same address; the planner places them
-/// together, so they agree, and the address is listed once. While the hooks are rewriting
-/// them one by one they may briefly disagree: then the first child by `namespace/name` wins
-/// (deterministic on every node) and the conflict is reported.
-pub fn desired_state(
-    children: &Mirror<AddressSpec>,
-    classes: &Mirror<ClassSpec>,
-) -> (DesiredState, Vec<Conflict>) {
+/// A child is used only if it carries the module's labels and its IP lies inside its class's
+/// pool ([`IgnoreReason`]). Children of Services that share an IP name the same address; the
+/// planner places them together, so they agree, and the address is listed once. While the
+/// hooks are rewriting them one by one they may briefly disagree: then the first child by
+/// `namespace/name` wins (deterministic on every node) and the conflict is reported.
+pub fn desired_state(children: &Mirror<ChildEntry>, classes: &Mirror<ClassEntry>) -> Derived {
     let mut by_ip: BTreeMap<IpAddr, (&Key, &AddressSpec)> = BTreeMap::new();
-    let mut conflicts = Vec::new();
-    for (key, address) in children.entries() {
+    let mut derived = Derived::default();
+    for (key, child) in children.entries() {
+        let address = &child.address;
+        if let Err(reason) = admit(child, classes.entries()) {
+            derived.ignored.push(Ignored { key: key.clone(), ip: address.ip, reason });
+            continue;
+        }
         match by_ip.get(&address.ip) {
             None => {
                 by_ip.insert(address.ip, (key, address));
             }
             Some((kept, first)) => {
                 if first.node != address.node || first.backups != address.backups {
-                    conflicts.push(Conflict {
+                    derived.conflicts.push(Conflict {
                         ip: address.ip,
                         kept: (*kept).clone(),
                         ignored: key.clone(),
@@ -347,11 +458,11 @@ pub fn desired_state(
             }
         }
     }
-    let state = DesiredState {
-        classes: classes.entries().clone(),
+    derived.state = DesiredState {
+        classes: classes.entries().iter().map(|(k, c)| (k.clone(), c.spec.clone())).collect(),
         addresses: by_ip.into_values().map(|(_, address)| address.clone()).collect(),
     };
-    (state, conflicts)
+    derived
 }
 
 /// Gossip peers from the mirrored speaker pods: each distinct node address at `port`.

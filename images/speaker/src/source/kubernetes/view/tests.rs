@@ -10,7 +10,8 @@ use super::*;
 
 fn child(name: &str, status: serde_json::Value) -> ChildView {
     serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "web"},
+        "metadata": {"name": name, "namespace": "web",
+                     "labels": {"heritage": "deckhouse", "module": "metallb"}},
         "spec": {"serviceRef": {"name": "nginx"}, "metalLoadBalancerClass": "front",
                  "ports": [{"port": 80}], "externalTrafficPolicy": "Local"},
         "status": status,
@@ -22,13 +23,29 @@ fn placed(name: &str, ip: &str, node: &str, backups: &[&str]) -> ChildView {
     child(name, json!({"ip": ip, "node": node, "backupNodes": backups}))
 }
 
-fn address(ip: &str, node: &str, backups: &[&str]) -> AddressSpec {
-    AddressSpec {
-        ip: ip.parse().expect("ip"),
-        class: Some("front".into()),
-        node: node.into(),
-        backups: backups.iter().map(|b| b.to_string()).collect(),
+fn address(ip: &str, node: &str, backups: &[&str]) -> ChildEntry {
+    ChildEntry {
+        address: AddressSpec {
+            ip: ip.parse().expect("ip"),
+            class: Some("front".into()),
+            node: node.into(),
+            backups: backups.iter().map(|b| b.to_string()).collect(),
+        },
+        labelled: true,
     }
+}
+
+/// The mirror of classes holding `front` with `pool`.
+fn front(pool: &[&str]) -> Mirror<ClassEntry> {
+    let class: ClassView = serde_json::from_value(json!({
+        "metadata": {"name": "front"}, "spec": {"addressPool": pool},
+    }))
+    .expect("class");
+    let mut classes = Mirror::default();
+    classes.apply(Event::<ClassView>::Init);
+    classes.apply(Event::InitApply(class));
+    classes.apply(Event::<ClassView>::InitDone);
+    classes
 }
 
 #[test]
@@ -63,12 +80,16 @@ fn class_and_pod_projections() {
     let class = |spec: serde_json::Value| -> ClassView {
         serde_json::from_value(json!({"metadata": {"name": "front"}, "spec": spec})).expect("class")
     };
-    let interfaces =
-        |names: &[&str]| ClassSpec { interfaces: names.iter().map(|s| s.to_string()).collect() };
-    assert_eq!(class(json!({"addressPool": []})).project(), Extracted::Entry(interfaces(&[])));
+    let entry = |names: &[&str], pool: &[&str]| ClassEntry {
+        spec: ClassSpec { interfaces: names.iter().map(|s| s.to_string()).collect() },
+        pool: Pool::parse(pool),
+    };
+    assert_eq!(class(json!({"addressPool": []})).project(), Extracted::Entry(entry(&[], &[])));
     assert_eq!(
-        class(json!({"l2": {"interfaces": ["eth1", "bond0.100"]}})).project(),
-        Extracted::Entry(interfaces(&["eth1", "bond0.100"]))
+        class(json!({"addressPool": ["192.0.2.0/28", "bad"],
+                     "l2": {"interfaces": ["eth1", "bond0.100"]}}))
+        .project(),
+        Extracted::Entry(entry(&["eth1", "bond0.100"], &["192.0.2.0/28", "bad"]))
     );
     assert!(matches!(class(json!({"l2": {"interfaces": [""]}})).project(), Extracted::Invalid(_)));
 
@@ -138,7 +159,7 @@ fn updates_unplacing_and_malformed_objects() {
     assert_eq!(mirror.apply(Event::Delete(x)), Applied::Changed);
 }
 
-fn mirror_of(children: &[ChildView]) -> Mirror<AddressSpec> {
+fn mirror_of(children: &[ChildView]) -> Mirror<ChildEntry> {
     let mut mirror = Mirror::default();
     mirror.apply(Event::<ChildView>::Init);
     for c in children {
@@ -150,22 +171,22 @@ fn mirror_of(children: &[ChildView]) -> Mirror<AddressSpec> {
 
 #[test]
 fn shared_ips_are_listed_once_and_disagreements_resolved_by_name() {
-    let classes = Mirror::default();
+    let classes = front(&["192.0.2.0/24"]);
     let agreeing = mirror_of(&[
         placed("a-0", "192.0.2.10", "n1", &["n2"]),
         placed("b-0", "192.0.2.10", "n1", &["n2"]),
         placed("b-1", "192.0.2.11", "n2", &[]),
     ]);
-    let (state, conflicts) = desired_state(&agreeing, &classes);
+    let Derived { state, conflicts, ignored } = desired_state(&agreeing, &classes);
     assert_eq!(state.addresses.len(), 2);
-    assert!(conflicts.is_empty());
+    assert!(conflicts.is_empty() && ignored.is_empty());
     assert!(state.validate().is_ok(), "a valid desired state (no address twice)");
 
     let disagreeing = mirror_of(&[
         placed("b-0", "192.0.2.10", "n3", &[]),
         placed("a-0", "192.0.2.10", "n1", &["n2"]),
     ]);
-    let (state, conflicts) = desired_state(&disagreeing, &classes);
+    let Derived { state, conflicts, .. } = desired_state(&disagreeing, &classes);
     assert_eq!(state.addresses[0].node, "n1", "web/a-0 sorts first");
     let want = Conflict {
         ip: "192.0.2.10".parse().expect("ip"),
@@ -173,6 +194,49 @@ fn shared_ips_are_listed_once_and_disagreements_resolved_by_name() {
         ignored: "web/b-0".into(),
     };
     assert_eq!(conflicts, [want]);
+}
+
+#[test]
+fn only_labelled_children_inside_their_class_pool_are_announced() {
+    let unlabelled: ChildView = serde_json::from_value(json!({
+        "metadata": {"name": "forged", "namespace": "web", "labels": {"heritage": "deckhouse"}},
+        "spec": {"metalLoadBalancerClass": "front"},
+        "status": {"ip": "192.0.2.11", "node": "n1"},
+    }))
+    .expect("child");
+    let classless: ChildView = serde_json::from_value(json!({
+        "metadata": {"name": "classless", "namespace": "web",
+                     "labels": {"heritage": "deckhouse", "module": "metallb"}},
+        "status": {"ip": "192.0.2.12", "node": "n1"},
+    }))
+    .expect("child");
+    let mut other_class = placed("other", "192.0.2.13", "n1", &[]);
+    other_class.spec.metal_load_balancer_class = Some("back".into());
+    let children = mirror_of(&[
+        placed("ok", "192.0.2.10", "n1", &[]),
+        unlabelled,
+        classless,
+        other_class,
+        // The gateway of the segment, say: outside the pool.
+        placed("gateway", "192.0.2.1", "n1", &[]),
+        placed("v6", "2001:db8::10", "n1", &[]),
+    ]);
+    let derived = desired_state(&children, &front(&["192.0.2.10-192.0.2.20", "2001:db8::/120"]));
+    let announced: Vec<String> = derived.state.addresses.iter().map(|a| a.ip.to_string()).collect();
+    assert_eq!(announced, ["192.0.2.10", "2001:db8::10"]);
+    let ignored: Vec<(&str, &str)> =
+        derived.ignored.iter().map(|i| (i.key.as_str(), i.reason.label())).collect();
+    assert_eq!(
+        ignored,
+        [
+            ("web/classless", "no_class"),
+            ("web/forged", "not_labelled"),
+            ("web/gateway", "outside_pool"),
+            ("web/other", "unknown_class"),
+        ]
+    );
+    // Without any class nothing is announced.
+    assert!(desired_state(&children, &Mirror::default()).state.addresses.is_empty());
 }
 
 #[test]
@@ -249,7 +313,7 @@ proptest! {
                 }
             }
             let got: BTreeMap<String, IpAddr> =
-                mirror.entries().iter().map(|(k, a)| (k.clone(), a.ip)).collect();
+                mirror.entries().iter().map(|(k, a)| (k.clone(), a.address.ip)).collect();
             prop_assert_eq!(&got, &model);
         }
     }
