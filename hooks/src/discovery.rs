@@ -63,8 +63,10 @@ fn child_filter() -> String {
     format!(
         r#"{{namespace: .metadata.namespace, name: .metadata.name,
     labels: .metadata.labels, ownerReferences: .metadata.ownerReferences,
+    resourcePolicy: (.metadata.annotations // {{}})["{}"],
     preferredNode: (.metadata.annotations // {{}})["{}"],
     pool: (.metadata.annotations // {{}})["{}"], spec: .spec}}"#,
+        write::RESOURCE_POLICY,
         annotations::PREFERRED_L2_SPEAKER_NODE,
         annotations::METALLB_ADDRESS_POOL
     )

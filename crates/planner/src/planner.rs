@@ -3,7 +3,8 @@
 //! ```text
 //!  classes ─► pools, candidates, default          nodes ─► eligibility, membership
 //!  services ─► binding ─► slots (service, index) ◄─ existing children (kept IP / node)
-//!  slots ─► pass A kept IPs ─► pass B requested IPs ─► pass C shared or lowest free IPs
+//!  slots ─► pass A kept IPs ─► pass P published IPs ─► pass B requested IPs
+//!        ─► pass C shared or lowest free IPs
 //!  IPs ─► keep node ─► place new (rendezvous + load cap) ─► backups ─► children + statuses
 //! ```
 //!
@@ -414,6 +415,7 @@ impl<'a> Planner<'a> {
     fn allocate(&mut self) {
         let mut free = FreeSet::new(self.classes.iter().map(|c| &c.pool));
         self.keep_ips(&mut free);
+        self.keep_published(&mut free);
         let rejected = self.grant_requests(&mut free);
         let exhausted = self.allocate_rest(&mut free);
         self.report_refusals(rejected);
@@ -454,6 +456,61 @@ impl<'a> Planner<'a> {
                         ip: ip.to_string(),
                         holder: self.svcs[holder].key.clone(),
                     }),
+                }
+            }
+        }
+    }
+
+    /// Pass P: the IPs a Service publishes (`status.loadBalancer.ingress`) go back to it before
+    /// anything is requested or handed out. A child can vanish while its Service keeps
+    /// serving — the release manager deleting the previous implementation's children after
+    /// an upgrade, a person deleting one — and its IP is in the Service's DNS records: it must
+    /// come back to the same Service, never to another one.
+    ///
+    /// Each slot without an IP takes the next published IP its Service does not hold yet, in
+    /// published (index) order, under the rules of pass A (in the pool, of an allowed family,
+    /// free or legally shared). A slot with a request only takes its requested IP here; the
+    /// IPs other slots of the Service request are left to them.
+    fn keep_published(&mut self, free: &mut FreeSet) {
+        for svc_id in 0..self.svcs.len() {
+            let svc = &self.svcs[svc_id];
+            if svc.input.ingress.is_empty() {
+                continue;
+            }
+            let range = svc.first_slot..svc.first_slot + svc.count as usize;
+            let pool = &self.classes[svc.class].pool;
+            let requested: Vec<Addr> = range
+                .clone()
+                .filter_map(|sid| self.requests.get(&sid).and_then(|r| r.as_ref().ok()).copied())
+                .collect();
+            let mut published: Vec<Addr> = Vec::new();
+            for ip in svc.input.ingress.iter().filter_map(|t| Addr::parse(t.trim())) {
+                let held = range.clone().any(|sid| self.slots[sid].ip == Some(ip));
+                if !held
+                    && !published.contains(&ip)
+                    && pool.contains(ip)
+                    && family_ok(svc.families.as_slice(), ip)
+                {
+                    published.push(ip);
+                }
+            }
+            for sid in range {
+                if self.slots[sid].ip.is_some() || published.is_empty() {
+                    continue;
+                }
+                let wanted: Vec<Addr> = match self.requests.get(&sid) {
+                    Some(Ok(ip)) => published.iter().copied().filter(|p| p == ip).collect(),
+                    Some(Err(_)) => Vec::new(),
+                    None => published.iter().copied().filter(|p| !requested.contains(p)).collect(),
+                };
+                let taken = wanted.into_iter().find(|&ip| {
+                    free.take(ip)
+                        || (self.alloc.is_held(ip)
+                            && self.alloc.can_share(&self.slots, &self.svcs, sid, ip).is_ok())
+                });
+                if let Some(ip) = taken {
+                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
+                    published.retain(|&p| p != ip);
                 }
             }
         }

@@ -135,6 +135,9 @@ pub(super) struct StoredChild<'a> {
     pub(super) labels: Field<'a>,
     #[serde(borrow, default)]
     pub(super) owner_references: Field<'a>,
+    /// The `helm.sh/resource-policy` annotation.
+    #[serde(borrow, default)]
+    pub(super) resource_policy: Field<'a>,
     #[serde(borrow, default)]
     pub(super) spec: Field<'a>,
 }
@@ -455,6 +458,8 @@ struct ChildDoc<'a> {
     #[serde(borrow, default)]
     owner_references: Field<'a>,
     #[serde(borrow, default)]
+    resource_policy: Field<'a>,
+    #[serde(borrow, default)]
     preferred_node: Field<'a>,
     #[serde(borrow, default)]
     pool: Field<'a>,
@@ -645,8 +650,12 @@ fn read_child<'a>(
         namespace: namespace.as_ref().into(),
         name: name.as_ref().into(),
     };
-    let stored =
-        StoredChild { labels: doc.labels, owner_references: doc.owner_references, spec: doc.spec };
+    let stored = StoredChild {
+        labels: doc.labels,
+        owner_references: doc.owner_references,
+        resource_policy: doc.resource_policy,
+        spec: doc.spec,
+    };
     Ok(((namespace, name), stored, child))
 }
 

@@ -9,6 +9,8 @@ use anyhow::Result;
 use serde_json::{Value, json};
 use testkit::{Framework, Scenario};
 
+mod upgrade;
+
 const BIN: &str = env!("CARGO_BIN_EXE_metallb-hooks");
 const MODULE: &str = "metallb";
 const CHILD: &str = "SDNInternalL2LBService";
