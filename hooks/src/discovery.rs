@@ -96,6 +96,10 @@ fn node_filter() -> String {
     )
 }
 
+/// Namespaces being deleted (`deletionTimestamp` set); the others filter to `null`.
+const NAMESPACE_FILTER: &str =
+    r#"if .metadata.deletionTimestamp != null then .metadata.name else null end"#;
+
 /// Speaker pods: node and readiness.
 fn speaker_filter() -> String {
     format!(r#"{{node: .spec.nodeName, ready: {}}}"#, node::READY)
@@ -125,6 +129,7 @@ impl Hook for Discovery {
                     .in_namespaces([module::NAMESPACE])
                     .labels(LabelSelector::default().label(labels::APP, module::SPEAKER_APP)),
             )
+            .kubernetes(b("namespaces", "v1", "Namespace", NAMESPACE_FILTER))
             .kubernetes(b("services", "v1", "Service", SERVICE_FILTER))
             .kubernetes(b("service_status", "v1", "Service", SERVICE_STATUS_FILTER).on_events([]))
             .kubernetes(b("children", api::CHILD_API_VERSION, api::CHILD_KIND, &child_filter()))
@@ -155,6 +160,10 @@ impl Hook for Discovery {
             children: input.snapshot_json("children")?,
             child_status: input.snapshot_json("child_status")?,
             endpoint_slices,
+            terminating: items(&input, "namespaces")?
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
         };
         let adopted = input
             .values()

@@ -33,6 +33,8 @@ pub(crate) enum SkipReason {
     UserOwnedClass,
     /// An interface name the class schema would reject.
     InvalidInterface,
+    /// The object's namespace is being deleted: the API server refuses new objects there.
+    NamespaceTerminating,
 }
 
 impl SkipReason {
@@ -48,6 +50,7 @@ impl SkipReason {
             Self::InvalidName => "invalid_name",
             Self::UserOwnedClass => "user_owned_class",
             Self::InvalidInterface => "invalid_interface",
+            Self::NamespaceTerminating => "namespace_terminating",
         }
     }
 }

@@ -125,6 +125,8 @@ pub(crate) struct Snapshots<'a> {
     pub(crate) children: Vec<&'a RawJson>,
     pub(crate) child_status: Vec<&'a RawJson>,
     pub(crate) endpoint_slices: Vec<RawJson>,
+    /// Namespaces being deleted.
+    pub(crate) terminating: BTreeSet<String>,
 }
 
 /// The stored parts of a child that the hook compares with what it would write.
@@ -250,6 +252,19 @@ pub(super) fn read<'a>(s: &mut Snapshots<'a>, now: &Timestamp) -> Read<'a> {
     let mut services = Vec::with_capacity(texts.len());
     for raw in texts {
         match read_service(&raw) {
+            Ok(svc) if s.terminating.contains(svc.namespace.as_str()) => {
+                // Creating a child there would fail, and with it the whole run (the framework
+                // applies nothing of a run with a failed operation and retries it, blocking
+                // every other Service). The namespace's Services go with it; their children
+                // are deleted (deletes are allowed), which frees their IPs.
+                skipped.push(Skipped::new(
+                    "Service",
+                    &svc.namespace,
+                    &svc.name,
+                    SkipReason::NamespaceTerminating,
+                    "its namespace is being deleted: not served, its children are deleted",
+                ));
+            }
             Ok(mut svc) => {
                 if let Some(stored) = service_status.get(&svc.namespace, &svc.name) {
                     svc.conditions = conditions(stored.conditions, now);

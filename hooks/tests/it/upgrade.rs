@@ -214,3 +214,43 @@ cluster:
     assert_eq!(fw.value("internal.migrationOfOldFashionedLBsAdoptionComplete"), Some(&json!(true)));
     assert_second_run_is_a_no_op(&mut fw)
 }
+
+/// One stuck object never blocks the module: a Service whose namespace is being deleted (the
+/// API server refuses new objects there) is skipped and reported, the run succeeds, and
+/// every other Service is served.
+#[test]
+fn a_service_in_a_namespace_being_deleted_blocks_nothing() -> Result<()> {
+    let mut fw = started(|s| {
+        s.cluster
+            .push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}));
+        let mut cart = s.cluster.iter().find(|o| o["kind"] == "Service").unwrap().clone();
+        cart["metadata"] = json!({"name": "cart", "namespace": "shop"});
+        s.cluster.push(cart);
+        s.expect = Default::default();
+    })?;
+    assert_eq!(ingress(&fw, "shop", "cart").len(), 1);
+    fw.cluster_mut().terminate_namespace("shop")?;
+    // The Service now wants a second IP, whose child the server would refuse to create.
+    let mut cart = get(&fw, "Service", "shop", "cart").clone();
+    cart["metadata"]["annotations"] =
+        json!({"network.deckhouse.io/l2-load-balancer-external-ips-count": "2"});
+    fw.cluster_mut().insert(cart)?;
+    let mut other = get(&fw, "Service", "web", "web").clone();
+    other["metadata"] = json!({"name": "other", "namespace": "web"});
+    other.as_object_mut().unwrap().remove("status");
+    fw.cluster_mut().insert(other)?;
+    fw.run_until_quiet()?;
+    fw.module_run()?;
+    fw.run_until_quiet()?;
+    assert_eq!(ingress(&fw, "web", "other").len(), 1, "every other Service is served");
+    assert_eq!(ingress(&fw, "web", "web").len(), 3);
+    assert!(children(&fw, "shop").is_empty(), "its children are deleted, its IPs freed");
+    let labels = [
+        ("kind", "Service"),
+        ("namespace", "shop"),
+        ("name", "cart"),
+        ("reason", "namespace_terminating"),
+    ];
+    assert_eq!(fw.metrics().value("d8_metallb_skipped_objects", &labels), Some(1.0));
+    assert_second_run_is_a_no_op(&mut fw)
+}
