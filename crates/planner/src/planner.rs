@@ -83,6 +83,8 @@ enum Binding {
     Orphaned {
         message: String,
     },
+    /// It was ours and now names another controller's class: remove what we wrote.
+    Released,
 }
 
 /// Runs the pipeline up to the rendering of children and Service statuses.
@@ -188,8 +190,9 @@ struct Planner<'a> {
     defaults: Vec<usize>,
     /// Bound Services sorted by namespace and name.
     svcs: Vec<Svc<'a>>,
-    /// Services that were ours but have no class now, with the binding condition's message.
-    orphaned: Vec<(&'a ServiceInput, String)>,
+    /// Services that were ours but have no class now, with the binding condition's message;
+    /// `None`: released to another controller's class.
+    orphaned: Vec<(&'a ServiceInput, Option<String>)>,
     /// Services we must not manage (foreign, classless or orphaned): their children go.
     unmanaged: BTreeSet<ServiceRef>,
     /// All slots, contiguous per Service.
@@ -313,7 +316,11 @@ impl<'a> Planner<'a> {
                 }
                 Binding::Orphaned { message } => {
                     self.unmanaged.insert(key);
-                    self.orphaned.push((s, message));
+                    self.orphaned.push((s, Some(message)));
+                }
+                Binding::Released => {
+                    self.unmanaged.insert(key);
+                    self.orphaned.push((s, None));
                 }
                 Binding::Bound { class, reason } => {
                     let svc =
@@ -878,6 +885,7 @@ impl<'a> Planner<'a> {
     /// The status of a Service that was ours and has no class now.
     fn orphan_status(&self, orphan: usize) -> ServiceStatusPlan {
         let (s, message) = &self.orphaned[orphan];
+        let Some(message) = message else { return self.released_status(s) };
         let (count, _) = parse_count(s.annotations.get(annotations::EXTERNAL_IPS_COUNT));
         let wanted = vec![
             Wanted::new(
@@ -894,6 +902,42 @@ impl<'a> Planner<'a> {
             ),
         ];
         merged_status(s, Vec::new(), wanted, &self.input.now)
+    }
+
+    /// The status of a Service we served that now names another controller's class: our
+    /// conditions and the IPs we published go, everything else stays. An IP is ours if one of
+    /// the Service's children holds it or one of our pools contains it (the other controller
+    /// may already have published its own). With our conditions gone, later plans see a
+    /// foreign Service and never touch it again.
+    fn released_status(&self, s: &ServiceInput) -> ServiceStatusPlan {
+        const OURS: [&str; 4] = [
+            cond::LOAD_BALANCER_CLASS,
+            cond::ALL_PUBLIC_IPS_ASSIGNED,
+            cond::ALL_PUBLIC_IPS_ANNOUNCED,
+            cond::ANNOTATIONS_VALID,
+        ];
+        let held: BTreeSet<&str> = self
+            .existing
+            .iter()
+            .filter(|c| c.namespace == s.namespace && c.spec.service_ref.name == s.name)
+            .filter_map(|c| c.status.ip.as_deref())
+            .collect();
+        let ours = |ip: &str| {
+            held.contains(ip)
+                || Addr::parse(ip.trim())
+                    .is_some_and(|a| self.classes.iter().any(|c| c.pool.contains(a)))
+        };
+        let ingress: Vec<CompactString> =
+            s.ingress.iter().filter(|ip| !ours(ip)).cloned().collect();
+        let conditions: Vec<_> =
+            s.conditions.iter().filter(|c| !OURS.contains(&c.type_.as_str())).cloned().collect();
+        ServiceStatusPlan {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            changed: conditions != s.conditions || ingress != s.ingress,
+            ingress,
+            conditions,
+        }
     }
 
     /// One desired child with its action.
@@ -1290,9 +1334,13 @@ fn bind(
     diags: &mut Vec<Diagnostic>,
 ) -> Binding {
     if let Some(named) = s.load_balancer_class.as_deref().filter(|c| !c.is_empty()) {
-        // A foreign class belongs to another controller (§11.1): never hijack it.
+        // A foreign class belongs to another controller (§11.1): never hijack it. If we served
+        // the Service before (our condition is on it), what we wrote goes first.
         let Some(&class) = class_id.get(named) else {
             diags.push(Diagnostic::ForeignClass { service: key.clone(), class: named.to_owned() });
+            if find(&s.conditions, cond::LOAD_BALANCER_CLASS).is_some() {
+                return Binding::Released;
+            }
             return Binding::NotOurs;
         };
         return Binding::Bound { class, reason: bound_reason(s, &classes[class], None) };

@@ -865,3 +865,40 @@ fn published_ips_yield_to_requests_of_the_same_service() {
     let ips: Vec<String> = ips_of(&plan, "a").into_iter().flatten().collect();
     assert_eq!(ips, ["198.51.100.15", "198.51.100.11"]);
 }
+
+// === released to another controller ===
+
+/// A Service we served moves to another controller's class: our conditions and the IPs we
+/// published are removed (the other controller's IP and condition stay), its children go,
+/// and from then on it is never touched.
+#[test]
+fn a_service_moved_to_a_foreign_class_loses_what_we_wrote() {
+    let (_, mut applied) = converge(&input(
+        vec![default_class("front", &["198.51.100.10-198.51.100.20"])],
+        nodes(2),
+        vec![svc("web").count(2)],
+    ));
+    assert_eq!(applied.services[0].ingress.len(), 2);
+    let web = &mut applied.services[0];
+    web.load_balancer_class = Some("other-controller".into());
+    web.ingress.push("203.0.113.5".into());
+    web.conditions.push(metallb_planner::Condition {
+        type_: "other-controller/Ready".into(),
+        status: ConditionStatus::True,
+        reason: "R".into(),
+        message: "m".into(),
+        last_transition_time: Timestamp("t".into()),
+        observed_generation: None,
+    });
+    let (plan, applied) = converge(&applied);
+    let status = status_of(&plan, "web").expect("our status is removed");
+    assert!(status.changed);
+    assert_eq!(status.ingress, ["203.0.113.5"]);
+    let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+    assert_eq!(types, ["other-controller/Ready"]);
+    assert!(plan.children.is_empty());
+    assert_eq!(plan.deletions.len(), 2);
+    assert!(plan.deletions.iter().all(|d| d.reason == DeleteReason::ParentNotManaged));
+    let again = metallb_planner::plan(&applied);
+    assert!(status_of(&again, "web").is_none(), "a foreign Service is never touched again");
+}
