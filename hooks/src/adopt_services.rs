@@ -26,20 +26,47 @@ use crate::types::{
     string_list, string_map,
 };
 
-/// Services as the adoption reads them: the annotations it reads or writes, finalizers, the IPs
-/// they have and whether this module already bound them.
-fn service_filter() -> String {
+/// Services as the adoption reads them: the annotations it reads or writes, finalizers and the
+/// class. An event binding: the adoption's own patches run it again (see [`Outcome::complete`]).
+const SERVICE_FILTER: &str = r#"if .spec.type == "LoadBalancer" then {
+    namespace: .metadata.namespace, name: .metadata.name,
+    loadBalancerClass: .spec.loadBalancerClass,
+    annotations: ((.metadata.annotations // {}) | with_entries(select(.key | startswith("network.deckhouse.io/") or startswith("metallb.io/") or startswith("metallb.universe.tf/")))),
+    finalizers: .metadata.finalizers
+  } else null end"#;
+
+/// The status part: the IPs Services have and whether this module already bound them
+/// (snapshot only, so discovery's status writes do not run the adoption).
+fn service_status_filter() -> String {
     format!(
         r#"if .spec.type == "LoadBalancer" then {{
     namespace: .metadata.namespace, name: .metadata.name,
-    loadBalancerClass: .spec.loadBalancerClass,
-    annotations: ((.metadata.annotations // {{}}) | with_entries(select(.key | startswith("network.deckhouse.io/") or startswith("metallb.io/") or startswith("metallb.universe.tf/")))),
-    finalizers: .metadata.finalizers,
     ingress: [(.status.loadBalancer.ingress // [])[]? | select(type == "object") | .ip | select(type == "string")],
     bound: ([(.status.conditions // [])[]? | select(type == "object") | select(.type == "{}")] | length > 0)
   }} else null end"#,
         conditions::LOAD_BALANCER_CLASS
     )
+}
+
+/// Each Service with the `ingress` and `bound` members of its status item.
+fn joined(services: Vec<Value>, statuses: &[Value]) -> Vec<Value> {
+    // Identity as text: a member of the wrong type matches nothing and is reported later.
+    let key =
+        |v: &Value| (v.get("namespace").map(Value::to_string), v.get("name").map(Value::to_string));
+    let status: BTreeMap<_, &Value> = statuses.iter().map(|v| (key(v), v)).collect();
+    services
+        .into_iter()
+        .map(|mut v| {
+            if let (Some(st), Some(m)) = (status.get(&key(&v)), v.as_object_mut()) {
+                for member in ["ingress", "bound"] {
+                    if let Some(x) = st.get(member) {
+                        m.insert(member.to_owned(), x.clone());
+                    }
+                }
+            }
+            v
+        })
+        .collect()
 }
 
 /// Pool annotations in lookup order: where the IP was allocated from is what keeps it, the
@@ -59,14 +86,21 @@ impl Hook for AdoptServices {
     }
 
     fn config(&self) -> HookConfig {
-        // Snapshot-only bindings: adoption is a one-time step of the upgrade, done before each
-        // Helm render; discovery's status writes must not run it again and again.
+        // Adoption is a one-time step of the upgrade, done before each Helm render. The
+        // Services' identity and annotations run it on events, so that once its pins show in
+        // the snapshot it completes and the framework renders again (a values change); their
+        // status, which discovery writes, is snapshot-only.
         HookConfig::new()
             .before_helm(order::ADOPT_SERVICES)
             .kubernetes(module_config_binding().on_events([]))
             .kubernetes(
                 KubernetesBinding::new("services", "v1", "Service")
-                    .jq_filter(service_filter())
+                    .jq_filter(SERVICE_FILTER)
+                    .queue(order::QUEUE),
+            )
+            .kubernetes(
+                KubernetesBinding::new("service_status", "v1", "Service")
+                    .jq_filter(service_status_filter())
                     .on_events([])
                     .queue(order::QUEUE),
             )
@@ -88,17 +122,11 @@ impl Hook for AdoptServices {
             .into_iter()
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect();
-        let outcome = handle(
-            &items(&input, "module_config")?,
-            &items(&input, "services")?,
-            &class_names,
-            &pool_map,
-        );
+        let services = joined(items(&input, "services")?, &items(&input, "service_status")?);
+        let outcome = handle(&items(&input, "module_config")?, &services, &class_names, &pool_map);
         let mut out = input.output();
         out.kubernetes.extend(outcome.ops);
-        if outcome.complete {
-            out.values.set("internal.migrationOfOldFashionedLBsAdoptionComplete", true)?;
-        }
+        out.values.set("internal.migrationOfOldFashionedLBsAdoptionComplete", outcome.complete)?;
         out.metric(MetricOperation::expire(metrics::GROUP_ADOPTION));
         out.metrics.extend(skipped_metrics(&outcome.skipped, metrics::GROUP_ADOPTION));
         Ok(out)
@@ -109,7 +137,12 @@ impl Hook for AdoptServices {
 #[derive(Debug)]
 pub(crate) struct Outcome {
     pub(crate) ops: Vec<KubeOperation>,
-    /// Whether adoption is done (the patches of this run are applied before the flag is).
+    /// Whether adoption is done: nothing was left to pin. A run that pins Services leaves it
+    /// false, because discovery runs next in the same pass and its snapshot may not show the
+    /// pins yet (snapshots follow the API server's watch, not this run's writes): it would
+    /// bind such a Service without its class, count and IPs and hand it new addresses. The
+    /// pins' own watch events run the adoption again; it then finds nothing to pin, sets the
+    /// flag, and the values change makes the framework run discovery with the pins in view.
     pub(crate) complete: bool,
     pub(crate) skipped: Vec<Skipped>,
 }
@@ -138,7 +171,8 @@ pub(crate) fn handle(
             Err(s) => skipped.push(s),
         }
     }
-    Outcome { ops, complete: true, skipped }
+    let complete = ops.is_empty();
+    Outcome { ops, complete, skipped }
 }
 
 /// The patch adopting one Service, if it needs one.
@@ -251,7 +285,7 @@ mod tests {
             json!({"namespace": "nginx6", "name": "bad", "annotations": "oops", "ingress": ["1.1.1.1"]}),
         ];
         let out = handle(&v1(), &services, &classes, &pools);
-        assert!(out.complete);
+        assert!(!out.complete, "discovery waits for the pins to show");
         assert_eq!(out.ops.len(), 1);
         let (name, patch) = patch_of(&out.ops[0]);
         assert_eq!(name, "old");
@@ -265,6 +299,29 @@ mod tests {
                 "finalizers": ["example.com/keep"]}})
         );
         assert_eq!(out.skipped.len(), 1, "the malformed Service is reported");
+    }
+
+    #[test]
+    fn joins_each_service_with_its_status() {
+        let services =
+            vec![json!({"namespace": "a", "name": "s"}), json!({"namespace": "a", "name": "t"})];
+        let statuses =
+            [json!({"namespace": "a", "name": "s", "ingress": ["192.0.2.1"], "bound": true})];
+        let joined = joined(services, &statuses);
+        assert_eq!(
+            joined[0],
+            json!({"namespace": "a", "name": "s", "ingress": ["192.0.2.1"], "bound": true})
+        );
+        assert_eq!(joined[1], json!({"namespace": "a", "name": "t"}));
+    }
+
+    #[test]
+    fn adoption_completes_once_its_pins_show() {
+        let pools: BTreeMap<String, String> = [("p".to_owned(), "l2-default".to_owned())].into();
+        let pinned = [json!({"namespace": "a", "name": "s", "ingress": ["12.12.12.1"],
+            "annotations": {"network.deckhouse.io/load-balancer-ips": "12.12.12.1"}})];
+        let out = handle(&v1(), &pinned, &BTreeSet::new(), &pools);
+        assert!(out.complete && out.ops.is_empty());
     }
 
     #[test]

@@ -63,8 +63,10 @@ fn child_filter() -> String {
     format!(
         r#"{{namespace: .metadata.namespace, name: .metadata.name,
     labels: .metadata.labels, ownerReferences: .metadata.ownerReferences,
+    resourcePolicy: (.metadata.annotations // {{}})["{}"],
     preferredNode: (.metadata.annotations // {{}})["{}"],
     pool: (.metadata.annotations // {{}})["{}"], spec: .spec}}"#,
+        write::RESOURCE_POLICY,
         annotations::PREFERRED_L2_SPEAKER_NODE,
         annotations::METALLB_ADDRESS_POOL
     )
@@ -93,6 +95,10 @@ fn node_filter() -> String {
         node::READY
     )
 }
+
+/// Namespaces being deleted (`deletionTimestamp` set); the others filter to `null`.
+const NAMESPACE_FILTER: &str =
+    r#"if .metadata.deletionTimestamp != null then .metadata.name else null end"#;
 
 /// Speaker pods: node and readiness.
 fn speaker_filter() -> String {
@@ -123,6 +129,7 @@ impl Hook for Discovery {
                     .in_namespaces([module::NAMESPACE])
                     .labels(LabelSelector::default().label(labels::APP, module::SPEAKER_APP)),
             )
+            .kubernetes(b("namespaces", "v1", "Namespace", NAMESPACE_FILTER))
             .kubernetes(b("services", "v1", "Service", SERVICE_FILTER))
             .kubernetes(b("service_status", "v1", "Service", SERVICE_STATUS_FILTER).on_events([]))
             .kubernetes(b("children", api::CHILD_API_VERSION, api::CHILD_KIND, &child_filter()))
@@ -153,6 +160,10 @@ impl Hook for Discovery {
             children: input.snapshot_json("children")?,
             child_status: input.snapshot_json("child_status")?,
             endpoint_slices,
+            terminating: items(&input, "namespaces")?
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
         };
         let adopted = input
             .values()

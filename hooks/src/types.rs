@@ -37,6 +37,8 @@ pub(crate) enum SkipReason {
     InvalidBgpPeer,
     /// A community the configuration schema would reject.
     InvalidCommunity,
+    /// The object's namespace is being deleted: the API server refuses new objects there.
+    NamespaceTerminating,
 }
 
 impl SkipReason {
@@ -54,6 +56,7 @@ impl SkipReason {
             Self::InvalidInterface => "invalid_interface",
             Self::InvalidBgpPeer => "invalid_bgp_peer",
             Self::InvalidCommunity => "invalid_community",
+            Self::NamespaceTerminating => "namespace_terminating",
         }
     }
 }

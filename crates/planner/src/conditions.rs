@@ -31,12 +31,18 @@ impl Wanted {
 
 /// Merges `wanted` into `existing`: replaced in place, appended in `wanted` order, other
 /// types cloned untouched.
+///
+/// `generation` is the object's `metadata.generation`; zero (a kind without generations, such
+/// as a Service) writes no `observedGeneration`. The API server drops a zero there
+/// (`metav1.Condition` marks it `omitempty`), so writing it would make every re-plan differ
+/// from what is stored and patch the object again on every run.
 pub(crate) fn merge(
     existing: &[Condition],
     wanted: Vec<Wanted>,
     now: &Timestamp,
     generation: Option<i64>,
 ) -> Vec<Condition> {
+    let generation = generation.filter(|&g| g != 0);
     let build = |w: Wanted, old: Option<&Condition>| Condition {
         type_: w.type_.into(),
         status: w.status,
@@ -120,5 +126,16 @@ mod tests {
         );
         assert_eq!(merged[0].observed_generation, Some(1), "foreign kept as is");
         assert_eq!(merged[1].observed_generation, Some(7));
+    }
+
+    /// A Service has no `metadata.generation`: its conditions carry none, as the server
+    /// stores them, so merging into what was stored changes nothing.
+    #[test]
+    fn no_generation_writes_no_observed_generation() {
+        let now = Timestamp("t1".into());
+        let wanted = || vec![Wanted::new("A", ConditionStatus::True, "R", "m")];
+        let written = merge(&[], wanted(), &now, Some(0));
+        assert_eq!(written[0].observed_generation, None);
+        assert_eq!(merge(&written, wanted(), &Timestamp("t2".into()), Some(0)), written);
     }
 }

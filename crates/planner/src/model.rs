@@ -161,7 +161,8 @@ pub struct ServiceInput {
     pub name: CompactString,
     /// `metadata.uid`, for the children's ownerReference.
     pub uid: CompactString,
-    /// `metadata.generation`, echoed as `observedGeneration`.
+    /// `metadata.generation`, echoed as `observedGeneration`; a real server sets none on
+    /// Services, so it is normally 0 and then not written.
     pub generation: i64,
     /// `spec.loadBalancerClass`.
     pub load_balancer_class: Option<String>,

@@ -3,7 +3,8 @@
 //! ```text
 //!  classes ─► pools, candidates, default          nodes ─► eligibility, membership
 //!  services ─► binding ─► slots (service, index) ◄─ existing children (kept IP / node)
-//!  slots ─► pass A kept IPs ─► pass B requested IPs ─► pass C shared or lowest free IPs
+//!  slots ─► pass A kept IPs ─► pass P published IPs ─► pass B requested IPs
+//!        ─► pass C shared or lowest free IPs
 //!  IPs ─► keep node ─► place new (rendezvous + load cap) ─► backups ─► children + statuses
 //! ```
 //!
@@ -82,6 +83,8 @@ enum Binding {
     Orphaned {
         message: String,
     },
+    /// It was ours and now names another controller's class: remove what we wrote.
+    Released,
 }
 
 /// Runs the pipeline up to the rendering of children and Service statuses.
@@ -187,8 +190,9 @@ struct Planner<'a> {
     defaults: Vec<usize>,
     /// Bound Services sorted by namespace and name.
     svcs: Vec<Svc<'a>>,
-    /// Services that were ours but have no class now, with the binding condition's message.
-    orphaned: Vec<(&'a ServiceInput, String)>,
+    /// Services that were ours but have no class now, with the binding condition's message;
+    /// `None`: released to another controller's class.
+    orphaned: Vec<(&'a ServiceInput, Option<String>)>,
     /// Services we must not manage (foreign, classless or orphaned): their children go.
     unmanaged: BTreeSet<ServiceRef>,
     /// All slots, contiguous per Service.
@@ -312,7 +316,11 @@ impl<'a> Planner<'a> {
                 }
                 Binding::Orphaned { message } => {
                     self.unmanaged.insert(key);
-                    self.orphaned.push((s, message));
+                    self.orphaned.push((s, Some(message)));
+                }
+                Binding::Released => {
+                    self.unmanaged.insert(key);
+                    self.orphaned.push((s, None));
                 }
                 Binding::Bound { class, reason } => {
                     let svc =
@@ -414,6 +422,7 @@ impl<'a> Planner<'a> {
     fn allocate(&mut self) {
         let mut free = FreeSet::new(self.classes.iter().map(|c| &c.pool));
         self.keep_ips(&mut free);
+        self.keep_published(&mut free);
         let rejected = self.grant_requests(&mut free);
         let exhausted = self.allocate_rest(&mut free);
         self.report_refusals(rejected);
@@ -454,6 +463,61 @@ impl<'a> Planner<'a> {
                         ip: ip.to_string(),
                         holder: self.svcs[holder].key.clone(),
                     }),
+                }
+            }
+        }
+    }
+
+    /// Pass P: the IPs a Service publishes (`status.loadBalancer.ingress`) go back to it before
+    /// anything is requested or handed out. A child can vanish while its Service keeps
+    /// serving — the release manager deleting the previous implementation's children after
+    /// an upgrade, a person deleting one — and its IP is in the Service's DNS records: it must
+    /// come back to the same Service, never to another one.
+    ///
+    /// Each slot without an IP takes the next published IP its Service does not hold yet, in
+    /// published (index) order, under the rules of pass A (in the pool, of an allowed family,
+    /// free or legally shared). A slot with a request only takes its requested IP here; the
+    /// IPs other slots of the Service request are left to them.
+    fn keep_published(&mut self, free: &mut FreeSet) {
+        for svc_id in 0..self.svcs.len() {
+            let svc = &self.svcs[svc_id];
+            if svc.input.ingress.is_empty() {
+                continue;
+            }
+            let range = svc.first_slot..svc.first_slot + svc.count as usize;
+            let pool = &self.classes[svc.class].pool;
+            let requested: Vec<Addr> = range
+                .clone()
+                .filter_map(|sid| self.requests.get(&sid).and_then(|r| r.as_ref().ok()).copied())
+                .collect();
+            let mut published: Vec<Addr> = Vec::new();
+            for ip in svc.input.ingress.iter().filter_map(|t| Addr::parse(t.trim())) {
+                let held = range.clone().any(|sid| self.slots[sid].ip == Some(ip));
+                if !held
+                    && !published.contains(&ip)
+                    && pool.contains(ip)
+                    && family_ok(svc.families.as_slice(), ip)
+                {
+                    published.push(ip);
+                }
+            }
+            for sid in range {
+                if self.slots[sid].ip.is_some() || published.is_empty() {
+                    continue;
+                }
+                let wanted: Vec<Addr> = match self.requests.get(&sid) {
+                    Some(Ok(ip)) => published.iter().copied().filter(|p| p == ip).collect(),
+                    Some(Err(_)) => Vec::new(),
+                    None => published.iter().copied().filter(|p| !requested.contains(p)).collect(),
+                };
+                let taken = wanted.into_iter().find(|&ip| {
+                    free.take(ip)
+                        || (self.alloc.is_held(ip)
+                            && self.alloc.can_share(&self.slots, &self.svcs, sid, ip).is_ok())
+                });
+                if let Some(ip) = taken {
+                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
+                    published.retain(|&p| p != ip);
                 }
             }
         }
@@ -821,6 +885,7 @@ impl<'a> Planner<'a> {
     /// The status of a Service that was ours and has no class now.
     fn orphan_status(&self, orphan: usize) -> ServiceStatusPlan {
         let (s, message) = &self.orphaned[orphan];
+        let Some(message) = message else { return self.released_status(s) };
         let (count, _) = parse_count(s.annotations.get(annotations::EXTERNAL_IPS_COUNT));
         let wanted = vec![
             Wanted::new(
@@ -837,6 +902,42 @@ impl<'a> Planner<'a> {
             ),
         ];
         merged_status(s, Vec::new(), wanted, &self.input.now)
+    }
+
+    /// The status of a Service we served that now names another controller's class: our
+    /// conditions and the IPs we published go, everything else stays. An IP is ours if one of
+    /// the Service's children holds it or one of our pools contains it (the other controller
+    /// may already have published its own). With our conditions gone, later plans see a
+    /// foreign Service and never touch it again.
+    fn released_status(&self, s: &ServiceInput) -> ServiceStatusPlan {
+        const OURS: [&str; 4] = [
+            cond::LOAD_BALANCER_CLASS,
+            cond::ALL_PUBLIC_IPS_ASSIGNED,
+            cond::ALL_PUBLIC_IPS_ANNOUNCED,
+            cond::ANNOTATIONS_VALID,
+        ];
+        let held: BTreeSet<&str> = self
+            .existing
+            .iter()
+            .filter(|c| c.namespace == s.namespace && c.spec.service_ref.name == s.name)
+            .filter_map(|c| c.status.ip.as_deref())
+            .collect();
+        let ours = |ip: &str| {
+            held.contains(ip)
+                || Addr::parse(ip.trim())
+                    .is_some_and(|a| self.classes.iter().any(|c| c.pool.contains(a)))
+        };
+        let ingress: Vec<CompactString> =
+            s.ingress.iter().filter(|ip| !ours(ip)).cloned().collect();
+        let conditions: Vec<_> =
+            s.conditions.iter().filter(|c| !OURS.contains(&c.type_.as_str())).cloned().collect();
+        ServiceStatusPlan {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            changed: conditions != s.conditions || ingress != s.ingress,
+            ingress,
+            conditions,
+        }
     }
 
     /// One desired child with its action.
@@ -1233,9 +1334,13 @@ fn bind(
     diags: &mut Vec<Diagnostic>,
 ) -> Binding {
     if let Some(named) = s.load_balancer_class.as_deref().filter(|c| !c.is_empty()) {
-        // A foreign class belongs to another controller (§11.1): never hijack it.
+        // A foreign class belongs to another controller (§11.1): never hijack it. If we served
+        // the Service before (our condition is on it), what we wrote goes first.
         let Some(&class) = class_id.get(named) else {
             diags.push(Diagnostic::ForeignClass { service: key.clone(), class: named.to_owned() });
+            if find(&s.conditions, cond::LOAD_BALANCER_CLASS).is_some() {
+                return Binding::Released;
+            }
             return Binding::NotOurs;
         };
         return Binding::Bound { class, reason: bound_reason(s, &classes[class], None) };

@@ -2,13 +2,25 @@
 //!
 //! What the framework's object patcher relies on is emulated: kind resolution (kind, plural or
 //! short name, case-insensitive), namespaced vs cluster-scoped kinds, `resourceVersion` (bumped on
-//! every real change, not on no-op updates), `generation` (bumped when anything outside
-//! `metadata`/`status` changes, for kinds with a status subresource), `uid`, `creationTimestamp`,
-//! the status subresource (the main resource ignores `.status`, the subresource only takes
-//! `.status`), namespaces that must exist, and ownerReference garbage collection on delete.
+//! every real change, not on no-op updates), `generation` (only on kinds that have one: custom
+//! resources and workloads, never Services, Nodes, Namespaces or Pods; bumped when anything
+//! outside `metadata`/`status` changes), `uid`, `creationTimestamp`, the status subresource (the
+//! main resource ignores `.status`, the subresource only takes `.status`), namespaces that must
+//! exist, and ownerReference garbage collection on delete.
 //! Everything is deterministic: uids and resourceVersions come from a counter, the clock is fixed.
 //!
-//! Not emulated: finalizers and deletion timestamps, admission/validation of object content,
+//! Built-in kinds are stored the way the API server stores them after decoding into its Go
+//! types ([`KindInfo::typed`]): `null` members are dropped, and so are the zero values the Go
+//! types mark `omitempty` where hooks write them (a condition's `observedGeneration: 0`, an
+//! empty `status.conditions` or `status.loadBalancer.ingress`). A hook that compares what it
+//! wrote with what it reads back then sees what a real server gives it. Custom resources keep
+//! what was sent (their schemas may declare `nullable`).
+//!
+//! A namespace being deleted ([`FakeCluster::terminate_namespace`]) refuses new objects as the
+//! server does; [`FakeCluster::refuse_writes`] makes the server refuse every write to one
+//! object, as an admission webhook or a quota would.
+//!
+//! Not emulated: finalizers of other objects, admission/validation of object content,
 //! defaulting of built-in kinds, `generateName`, server-side apply.
 
 use std::collections::BTreeMap;
@@ -34,10 +46,17 @@ pub struct KindInfo {
     pub namespaced: bool,
     /// Whether `.status` is a subresource.
     pub status_subresource: bool,
+    /// Whether the server keeps `metadata.generation` (custom resources and workloads do;
+    /// Services, Nodes, Namespaces, Pods and plain data kinds do not).
+    pub generation: bool,
+    /// A built-in kind, decoded into Go types on every write: `null` and `omitempty` zero
+    /// values do not survive (see the module documentation).
+    pub typed: bool,
 }
 
 impl KindInfo {
-    /// A kind description; the plural is the lower-cased kind plus `s` unless given otherwise.
+    /// A custom resource kind (with `metadata.generation`, stored as sent); the plural is the
+    /// lower-cased kind plus `s` unless given otherwise.
     pub fn new(api_version: &str, kind: &str, namespaced: bool, status_subresource: bool) -> Self {
         Self {
             group: group_of(api_version).to_owned(),
@@ -47,6 +66,23 @@ impl KindInfo {
             short_names: Vec::new(),
             namespaced,
             status_subresource,
+            generation: true,
+            typed: false,
+        }
+    }
+
+    /// A built-in kind: typed, with or without `metadata.generation`.
+    fn builtin(
+        api_version: &str,
+        kind: &str,
+        namespaced: bool,
+        status_subresource: bool,
+        generation: bool,
+    ) -> Self {
+        Self {
+            generation,
+            typed: true,
+            ..Self::new(api_version, kind, namespaced, status_subresource)
         }
     }
 
@@ -135,6 +171,9 @@ pub enum ApiError {
     /// 422 or 400.
     #[error("{0}")]
     Invalid(String),
+    /// 403: refused by the server (a namespace being deleted, an admission webhook, a quota).
+    #[error("{0}")]
+    Forbidden(String),
     /// Discovery does not know the kind.
     #[error("no matches for kind {kind:?} in version {api_version:?}")]
     UnknownKind {
@@ -150,6 +189,8 @@ pub enum ApiError {
 pub struct FakeCluster {
     kinds: Vec<KindInfo>,
     objects: BTreeMap<ObjectKey, Value>,
+    /// Objects every write to which is refused, with the server's message.
+    refused: BTreeMap<ObjectKey, String>,
     counter: u64,
     now: String,
 }
@@ -164,30 +205,102 @@ impl FakeCluster {
     /// An empty cluster knowing the built-in kinds hooks usually touch; add CRDs with
     /// [`Self::register_kind`].
     pub fn new() -> Self {
-        let k = KindInfo::new;
+        // The last argument: whether the kind has `metadata.generation`.
+        let k = KindInfo::builtin;
         let kinds = vec![
-            k("v1", "Namespace", false, true).short(&["ns"]),
-            k("v1", "Node", false, true).short(&["no"]),
-            k("v1", "Pod", true, true).short(&["po"]),
-            k("v1", "Service", true, true).short(&["svc"]),
-            k("v1", "ConfigMap", true, false).short(&["cm"]),
-            k("v1", "Secret", true, false),
-            k("v1", "ServiceAccount", true, false).short(&["sa"]),
-            k("v1", "Endpoints", true, false).short(&["ep"]),
-            k("apps/v1", "Deployment", true, true).short(&["deploy"]),
-            k("apps/v1", "DaemonSet", true, true).short(&["ds"]),
-            k("apps/v1", "StatefulSet", true, true).short(&["sts"]),
-            k("batch/v1", "Job", true, true),
-            k("discovery.k8s.io/v1", "EndpointSlice", true, false),
-            k("coordination.k8s.io/v1", "Lease", true, false),
-            k("rbac.authorization.k8s.io/v1", "Role", true, false),
-            k("rbac.authorization.k8s.io/v1", "RoleBinding", true, false),
-            k("rbac.authorization.k8s.io/v1", "ClusterRole", false, false),
-            k("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", false, false),
-            k("apiextensions.k8s.io/v1", "CustomResourceDefinition", false, true).short(&["crd"]),
-            k("deckhouse.io/v1alpha1", "ModuleConfig", false, true).short(&["mc"]),
+            k("v1", "Namespace", false, true, false).short(&["ns"]),
+            k("v1", "Node", false, true, false).short(&["no"]),
+            k("v1", "Pod", true, true, false).short(&["po"]),
+            k("v1", "Service", true, true, false).short(&["svc"]),
+            k("v1", "ConfigMap", true, false, false).short(&["cm"]),
+            k("v1", "Secret", true, false, false),
+            k("v1", "ServiceAccount", true, false, false).short(&["sa"]),
+            k("v1", "Endpoints", true, false, false).short(&["ep"]),
+            k("apps/v1", "Deployment", true, true, true).short(&["deploy"]),
+            k("apps/v1", "DaemonSet", true, true, true).short(&["ds"]),
+            k("apps/v1", "StatefulSet", true, true, true).short(&["sts"]),
+            k("batch/v1", "Job", true, true, true),
+            k("discovery.k8s.io/v1", "EndpointSlice", true, false, false),
+            k("coordination.k8s.io/v1", "Lease", true, false, false),
+            k("rbac.authorization.k8s.io/v1", "Role", true, false, false),
+            k("rbac.authorization.k8s.io/v1", "RoleBinding", true, false, false),
+            k("rbac.authorization.k8s.io/v1", "ClusterRole", false, false, false),
+            k("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", false, false, false),
+            k("apiextensions.k8s.io/v1", "CustomResourceDefinition", false, true, true)
+                .short(&["crd"]),
+            KindInfo::new("deckhouse.io/v1alpha1", "ModuleConfig", false, true).short(&["mc"]),
         ];
-        Self { kinds, objects: BTreeMap::new(), counter: 0, now: "2024-01-01T00:00:00Z".into() }
+        Self {
+            kinds,
+            objects: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            counter: 0,
+            now: "2024-01-01T00:00:00Z".into(),
+        }
+    }
+
+    /// Marks a namespace as being deleted, as `kubectl delete namespace` does while the
+    /// namespace's content is still being removed (its `kubernetes` finalizer): it gets a
+    /// `deletionTimestamp` and phase `Terminating`, and from now on refuses new objects.
+    pub fn terminate_namespace(&mut self, name: &str) -> Result<()> {
+        let ns = ObjectKey {
+            group: String::new(),
+            kind: "Namespace".into(),
+            namespace: String::new(),
+            name: name.into(),
+        };
+        let now = self.now.clone();
+        let Some(object) = self.objects.get_mut(&ns) else {
+            return Err(Error::Api(ApiError::NotFound {
+                resource: "namespaces".into(),
+                name: name.into(),
+            }));
+        };
+        merge(
+            object,
+            &serde_json::json!({"metadata": {"deletionTimestamp": now}, "status": {"phase": "Terminating"}}),
+        );
+        self.counter += 1;
+        let rv = self.counter.to_string();
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), rv.into());
+        }
+        Ok(())
+    }
+
+    /// Makes the server refuse every write (create, update, patch, delete) of one object with
+    /// `message`, as an admission webhook or a quota does.
+    pub fn refuse_writes(
+        &mut self,
+        api_version: Option<&str>,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        message: &str,
+    ) -> Result<()> {
+        let info = self.resolve_kind(api_version, kind).map_err(Error::Api)?;
+        let k = key(info, namespace, name);
+        self.refused.insert(k, message.to_owned());
+        Ok(())
+    }
+
+    fn check_refused(&self, k: &ObjectKey) -> Result<(), ApiError> {
+        match self.refused.get(k) {
+            Some(message) => Err(ApiError::Forbidden(message.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn terminating(&self, namespace: &str) -> bool {
+        let ns = ObjectKey {
+            group: String::new(),
+            kind: "Namespace".into(),
+            namespace: String::new(),
+            name: namespace.into(),
+        };
+        self.objects
+            .get(&ns)
+            .is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()))
     }
 
     /// Registers (or replaces) a kind, typically a CRD.
@@ -247,6 +360,7 @@ impl FakeCluster {
     pub fn insert(&mut self, object: Value) -> Result<()> {
         let (info, k) = self.key_of(&object).map_err(Error::Api)?;
         let mut object = object;
+        normalize(&info, &mut object);
         let old = self.objects.get(&k).cloned();
         self.stamp(&info, &mut object, old.as_ref(), true);
         self.objects.insert(k, object);
@@ -278,11 +392,18 @@ impl FakeCluster {
     /// POST.
     pub fn create(&mut self, object: Value) -> Result<Value, ApiError> {
         let (info, k) = self.key_of(&object)?;
+        self.check_refused(&k)?;
         if info.namespaced {
             self.require_namespace(&k.namespace)?;
         }
         if self.objects.contains_key(&k) {
             return Err(ApiError::AlreadyExists { resource: info.plural, name: k.name });
+        }
+        if info.namespaced && self.terminating(&k.namespace) {
+            return Err(ApiError::Forbidden(format!(
+                "{} {:?} is forbidden: unable to create new content in namespace {} because it is being terminated",
+                info.plural, k.name, k.namespace
+            )));
         }
         let mut object = object;
         if info.status_subresource {
@@ -291,6 +412,7 @@ impl FakeCluster {
                 m.shift_remove("status");
             }
         }
+        normalize(&info, &mut object);
         self.stamp(&info, &mut object, None, false);
         self.objects.insert(k, object.clone());
         Ok(object)
@@ -299,6 +421,7 @@ impl FakeCluster {
     /// PUT of the object or of its `status` subresource.
     pub fn update(&mut self, object: Value, subresource: Option<&str>) -> Result<Value, ApiError> {
         let (info, k) = self.key_of(&object)?;
+        self.check_refused(&k)?;
         let Some(old) = self.objects.get(&k).cloned() else {
             return Err(ApiError::NotFound { resource: info.plural, name: k.name });
         };
@@ -334,6 +457,7 @@ impl FakeCluster {
                 };
             }
         }
+        normalize(&info, &mut new);
         if new == old {
             return Ok(old);
         }
@@ -383,6 +507,7 @@ impl FakeCluster {
     ) -> Result<(), ApiError> {
         let info = self.resolve_kind(api_version, kind)?.clone();
         let k = key(&info, namespace, name);
+        self.check_refused(&k)?;
         let Some(old) = self.objects.remove(&k) else {
             return Err(ApiError::NotFound { resource: info.plural, name: name.to_owned() });
         };
@@ -515,8 +640,19 @@ impl FakeCluster {
             }
             m.insert("kind".into(), info.kind.clone().into());
         }
-        let spec_changed =
-            old.is_none_or(|o| without_meta_and_status(o) != without_meta_and_status(object));
+        // With a status subresource, status changes leave the generation alone; without one,
+        // the whole object but its metadata is the spec.
+        let outside_meta = |o: &Value| {
+            let mut o = o.clone();
+            if let Some(m) = o.as_object_mut() {
+                m.shift_remove("metadata");
+                if info.status_subresource {
+                    m.shift_remove("status");
+                }
+            }
+            o
+        };
+        let spec_changed = old.is_none_or(|o| outside_meta(o) != outside_meta(object));
         let old_generation =
             old.and_then(|o| o.pointer("/metadata/generation")).and_then(Value::as_i64);
         let now = self.now.clone();
@@ -546,7 +682,10 @@ impl FakeCluster {
         if !keep(meta, "resourceVersion") {
             meta.insert("resourceVersion".into(), counter.to_string().into());
         }
-        if info.status_subresource && !keep(meta, "generation") {
+        if !info.generation {
+            // A real server never shows a generation on these kinds, fixture or not.
+            meta.shift_remove("generation");
+        } else if !keep(meta, "generation") {
             let generation = match old_generation {
                 Some(g) if spec_changed => g + 1,
                 Some(g) => g,
@@ -574,13 +713,58 @@ fn owner_uids(object: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn without_meta_and_status(object: &Value) -> Value {
-    let mut o = object.clone();
-    if let Some(m) = o.as_object_mut() {
-        m.shift_remove("metadata");
-        m.shift_remove("status");
+/// What survives the API server's decoding into Go types, for built-in kinds: no `null`
+/// member anywhere, and none of the `omitempty` zero values hooks are known to write.
+fn normalize(info: &KindInfo, object: &mut Value) {
+    if !info.typed {
+        return;
     }
-    o
+    drop_nulls(object);
+    let Some(m) = object.as_object_mut() else { return };
+    if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+        for member in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            if meta.get(member).is_some_and(is_empty_container) {
+                meta.shift_remove(member);
+            }
+        }
+    }
+    let Some(status) = m.get_mut("status").and_then(Value::as_object_mut) else { return };
+    if let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+        // metav1.Condition: `observedGeneration int64 json:",omitempty"`.
+        for c in conditions.iter_mut().filter_map(Value::as_object_mut) {
+            if c.get("observedGeneration").and_then(Value::as_i64) == Some(0) {
+                c.shift_remove("observedGeneration");
+            }
+        }
+    }
+    if status.get("conditions").is_some_and(is_empty_container) {
+        status.shift_remove("conditions");
+    }
+    // LoadBalancerStatus: `ingress []LoadBalancerIngress json:",omitempty"`.
+    if let Some(lb) = status.get_mut("loadBalancer").and_then(Value::as_object_mut)
+        && lb.get("ingress").is_some_and(is_empty_container)
+    {
+        lb.shift_remove("ingress");
+    }
+}
+
+fn is_empty_container(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, v| !v.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 fn set_member(object: &mut Value, member: &str, value: Option<Value>) {
@@ -653,13 +837,14 @@ mod tests {
     #[test]
     fn status_subresource_rules_and_generation() {
         let mut c = cluster();
-        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "ns"},
-                         "spec": {"type": "LoadBalancer"}, "status": {"x": 1}});
-        let created = c.create(svc).unwrap();
+        c.register_kind(KindInfo::new("example.com/v1", "Widget", true, true));
+        let w = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "ns"},
+                       "spec": {"size": 1}, "status": {"x": 1}});
+        let created = c.create(w).unwrap();
         assert_eq!(created.get("status"), None, "status is reset on create");
         assert_eq!(created["metadata"]["generation"], 1);
         let patched = c
-            .merge_patch(None, "Service", "ns", "s", &json!({"status": {"loadBalancer": {}}}), None)
+            .merge_patch(None, "Widget", "ns", "w", &json!({"status": {"phase": "A"}}), None)
             .unwrap();
         assert_eq!(patched.get("status"), None, "the main resource ignores status");
         assert_eq!(
@@ -669,20 +854,92 @@ mod tests {
         let patched = c
             .merge_patch(
                 None,
-                "Service",
+                "Widget",
                 "ns",
-                "s",
-                &json!({"status": {"loadBalancer": {}}, "spec": {"type": "X"}}),
+                "w",
+                &json!({"status": {"phase": "A"}, "spec": {"size": 2}}),
                 Some("status"),
             )
             .unwrap();
-        assert_eq!(patched["status"], json!({"loadBalancer": {}}));
-        assert_eq!(patched["spec"]["type"], "LoadBalancer", "the subresource only takes status");
+        assert_eq!(patched["status"], json!({"phase": "A"}));
+        assert_eq!(patched["spec"]["size"], 1, "the subresource only takes status");
         assert_eq!(patched["metadata"]["generation"], 1);
-        let patched = c
-            .merge_patch(None, "Service", "ns", "s", &json!({"spec": {"type": "ClusterIP"}}), None)
-            .unwrap();
+        let patched =
+            c.merge_patch(None, "Widget", "ns", "w", &json!({"spec": {"size": 3}}), None).unwrap();
         assert_eq!(patched["metadata"]["generation"], 2);
+    }
+
+    /// A real server keeps no generation on Services and drops what Go's `omitempty` drops,
+    /// so a hook comparing what it wrote with what it reads sees the server's version.
+    #[test]
+    fn built_in_kinds_are_stored_as_a_real_server_stores_them() {
+        let mut c = cluster();
+        let svc = json!({"apiVersion": "v1", "kind": "Service",
+                         "metadata": {"name": "s", "namespace": "ns", "generation": 4, "annotations": {}},
+                         "spec": {"type": "LoadBalancer", "loadBalancerClass": null}});
+        let created = c.create(svc).unwrap();
+        assert_eq!(created["metadata"].get("generation"), None, "Services have no generation");
+        assert_eq!(created["metadata"].get("annotations"), None);
+        assert_eq!(created["spec"], json!({"type": "LoadBalancer"}), "null members dropped");
+        let status = json!({"status": {"loadBalancer": {"ingress": []}, "conditions": [
+            {"type": "A", "status": "True", "reason": "R", "message": "", "lastTransitionTime": "t", "observedGeneration": 0},
+            {"type": "B", "status": "True", "reason": "R", "message": "m", "lastTransitionTime": "t", "observedGeneration": 3}]}});
+        let patched = c.merge_patch(None, "Service", "ns", "s", &status, Some("status")).unwrap();
+        assert_eq!(patched["metadata"].get("generation"), None, "still none after a spec change");
+        assert_eq!(patched["status"]["loadBalancer"], json!({}), "empty ingress dropped");
+        let conditions = &patched["status"]["conditions"];
+        assert_eq!(conditions[0].get("observedGeneration"), None, "zero dropped");
+        assert_eq!(conditions[0]["message"], "", "a required empty string stays");
+        assert_eq!(conditions[1]["observedGeneration"], 3);
+        let cleared = c
+            .merge_patch(
+                None,
+                "Service",
+                "ns",
+                "s",
+                &json!({"status": {"conditions": []}}),
+                Some("status"),
+            )
+            .unwrap();
+        assert_eq!(cleared["status"], json!({"loadBalancer": {}}));
+        // Custom resources keep what was sent: their schemas may allow null.
+        c.register_kind(KindInfo::new("example.com/v1", "Widget", true, true));
+        let w = c
+            .create(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                           "metadata": {"name": "w", "namespace": "ns"}, "spec": {"a": null, "b": []}}))
+            .unwrap();
+        assert_eq!(w["spec"], json!({"a": null, "b": []}));
+    }
+
+    #[test]
+    fn a_terminating_namespace_refuses_new_objects_only() {
+        let mut c = cluster();
+        let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns"}});
+        c.create(cm("old")).unwrap();
+        c.terminate_namespace("ns").unwrap();
+        let ns = c.get(None, "Namespace", "", "ns").unwrap();
+        assert_eq!(ns["status"]["phase"], "Terminating");
+        assert_eq!(
+            c.create(cm("new")).unwrap_err().to_string(),
+            r#"configmaps "new" is forbidden: unable to create new content in namespace ns because it is being terminated"#
+        );
+        c.merge_patch(None, "cm", "ns", "old", &json!({"data": {"k": "v"}}), None).unwrap();
+        assert!(c.terminate_namespace("nope").is_err());
+    }
+
+    #[test]
+    fn refused_objects_refuse_every_write() {
+        let mut c = cluster();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "ns"}});
+        c.refuse_writes(None, "ConfigMap", "ns", "a", "admission webhook denied the request")
+            .unwrap();
+        assert!(
+            matches!(c.create(cm.clone()), Err(ApiError::Forbidden(m)) if m.contains("webhook"))
+        );
+        c.insert(cm).unwrap();
+        assert!(c.merge_patch(None, "cm", "ns", "a", &json!({"data": {}}), None).is_err());
+        assert!(c.delete(None, "cm", "ns", "a", Propagation::Background).is_err());
+        assert!(c.get(None, "cm", "ns", "a").is_some());
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   spec: {version: 1, enabled: true, settings: {logLevel: Debug}}
 //! values: {internal: {}}      # initial module values (merged over settings)
 //! expect:
-//!   objects:                  # each must exist and contain these fields (subset match)
+//!   objects:                  # each must exist and contain these fields (subset match;
+//!                             # a field given as null must be absent)
 //!     - {apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: ns}, data: {a: "1"}}
 //!   absent:
 //!     - {kind: ConfigMap, namespace: ns, name: stale}
@@ -354,12 +355,17 @@ impl Expect {
     }
 }
 
-/// Where `actual` does not contain `expected` (objects: every expected key, recursively; arrays:
+/// Where `actual` does not contain `expected` (objects: every expected key, recursively, and a
+/// key expected `null` must be absent — what a real server shows for an emptied map; arrays:
 /// same length, element-wise; scalars: equal).
 pub(crate) fn subset_mismatch(actual: &Value, expected: &Value, at: &str) -> Option<String> {
     match (actual, expected) {
         (Value::Object(a), Value::Object(e)) => e.iter().find_map(|(k, ev)| match a.get(k) {
+            Some(av) if ev.is_null() && !av.is_null() => {
+                Some(format!("{at}.{k}: expected absent, got {av}"))
+            }
             Some(av) => subset_mismatch(av, ev, &format!("{at}.{k}")),
+            None if ev.is_null() => None,
             None => Some(format!("{at}.{k}: missing, expected {ev}")),
         }),
         (Value::Array(a), Value::Array(e)) if a.len() == e.len() => a
@@ -388,6 +394,11 @@ mod tests {
         assert_eq!(
             subset_mismatch(&actual, &json!({"z": 1}), ""),
             Some(".z: missing, expected 1".into())
+        );
+        assert_eq!(subset_mismatch(&actual, &json!({"z": null, "a": {"q": null}}), ""), None);
+        assert_eq!(
+            subset_mismatch(&actual, &json!({"x": null}), ""),
+            Some(".x: expected absent, got \"y\"".into())
         );
         assert!(
             subset_mismatch(&actual, &json!({"a": {"c": [1]}}), "").is_some(),

@@ -125,6 +125,8 @@ pub(crate) struct Snapshots<'a> {
     pub(crate) children: Vec<&'a RawJson>,
     pub(crate) child_status: Vec<&'a RawJson>,
     pub(crate) endpoint_slices: Vec<RawJson>,
+    /// Namespaces being deleted.
+    pub(crate) terminating: BTreeSet<String>,
 }
 
 /// The stored parts of a child that the hook compares with what it would write.
@@ -135,6 +137,9 @@ pub(super) struct StoredChild<'a> {
     pub(super) labels: Field<'a>,
     #[serde(borrow, default)]
     pub(super) owner_references: Field<'a>,
+    /// The `helm.sh/resource-policy` annotation.
+    #[serde(borrow, default)]
+    pub(super) resource_policy: Field<'a>,
     #[serde(borrow, default)]
     pub(super) spec: Field<'a>,
 }
@@ -247,6 +252,19 @@ pub(super) fn read<'a>(s: &mut Snapshots<'a>, now: &Timestamp) -> Read<'a> {
     let mut services = Vec::with_capacity(texts.len());
     for raw in texts {
         match read_service(&raw) {
+            Ok(svc) if s.terminating.contains(svc.namespace.as_str()) => {
+                // Creating a child there would fail, and with it the whole run (the framework
+                // applies nothing of a run with a failed operation and retries it, blocking
+                // every other Service). The namespace's Services go with it; their children
+                // are deleted (deletes are allowed), which frees their IPs.
+                skipped.push(Skipped::new(
+                    "Service",
+                    &svc.namespace,
+                    &svc.name,
+                    SkipReason::NamespaceTerminating,
+                    "its namespace is being deleted: not served, its children are deleted",
+                ));
+            }
             Ok(mut svc) => {
                 if let Some(stored) = service_status.get(&svc.namespace, &svc.name) {
                     svc.conditions = conditions(stored.conditions, now);
@@ -455,6 +473,8 @@ struct ChildDoc<'a> {
     #[serde(borrow, default)]
     owner_references: Field<'a>,
     #[serde(borrow, default)]
+    resource_policy: Field<'a>,
+    #[serde(borrow, default)]
     preferred_node: Field<'a>,
     #[serde(borrow, default)]
     pool: Field<'a>,
@@ -645,8 +665,12 @@ fn read_child<'a>(
         namespace: namespace.as_ref().into(),
         name: name.as_ref().into(),
     };
-    let stored =
-        StoredChild { labels: doc.labels, owner_references: doc.owner_references, spec: doc.spec };
+    let stored = StoredChild {
+        labels: doc.labels,
+        owner_references: doc.owner_references,
+        resource_policy: doc.resource_policy,
+        spec: doc.spec,
+    };
     Ok(((namespace, name), stored, child))
 }
 

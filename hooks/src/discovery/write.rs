@@ -20,8 +20,23 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::read::{Field, StoredChild, StoredServiceStatus};
 use crate::types::is_label_value;
 
+/// Helm's annotation that keeps an object its release no longer renders.
+pub(crate) const RESOURCE_POLICY: &str = "helm.sh/resource-policy";
+
+/// Its value: skip the delete.
+const KEEP: &str = "keep";
+
 /// A child object as written: the previous implementation's spec shape plus the index, owned by
 /// the parent so that deleting the Service removes its children.
+///
+/// Every child carries `helm.sh/resource-policy: keep`. The previous implementation's children
+/// were rendered by Helm in the module's release; this chart renders none, so the first Helm
+/// upgrade after the upgrade of the module deletes every child of the old release that it
+/// finds without this annotation on the live object (Helm reads it from the cluster before
+/// deleting; nelm honours it as well). Discovery writes the annotation before that render
+/// (beforeHelm), so the adopted children survive it; children this hook created are in no
+/// release, for them it changes nothing. Should the children go anyway, the Services'
+/// published IPs bring the same addresses back (the planner's pass P).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ChildObject<'a> {
@@ -37,7 +52,20 @@ struct ChildMeta<'a> {
     name: &'a str,
     namespace: &'a str,
     labels: ChildLabels<'a>,
+    annotations: ChildAnnotations,
     owner_references: [OwnerReference<'a>; 1],
+}
+
+/// The annotations of a child: only [`RESOURCE_POLICY`].
+#[derive(Debug)]
+struct ChildAnnotations;
+
+impl Serialize for ChildAnnotations {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(RESOURCE_POLICY, KEEP)?;
+        m.end()
+    }
 }
 
 /// The labels of a child: the module's, the parent's name and, when it is a valid label value,
@@ -147,6 +175,7 @@ pub(crate) fn child_object(c: &DesiredChild) -> ChildObject<'_> {
                 // A class name is a DNS subdomain (up to 253 characters), not always a label value.
                 class: Some(spec.class.as_str()).filter(|c| is_label_value(c)),
             },
+            annotations: ChildAnnotations,
             owner_references: [OwnerReference {
                 api_version: "v1".into(),
                 kind: "Service".into(),
@@ -183,12 +212,14 @@ pub(crate) fn child_object(c: &DesiredChild) -> ChildObject<'_> {
 }
 
 impl ChildObject<'_> {
-    /// Whether the stored child already has these labels, owner and spec.
+    /// Whether the stored child already has these labels, owner, resource policy and spec.
     pub(crate) fn matches(&self, stored: &StoredChild<'_>) -> bool {
         let labels = stored.labels.read::<BTreeMap<Cow<'_, str>, Cow<'_, str>>>("labels");
         let owners = stored.owner_references.read::<Vec<OwnerReference<'_>>>("ownerReferences");
+        let policy = stored.resource_policy.text("resourcePolicy");
         let spec = stored.spec.read::<ChildSpecDoc<'_>>("spec");
         matches!(labels, Ok(Some(l)) if self.metadata.labels.matches(&l))
+            && matches!(policy, Ok(Some(p)) if p == KEEP)
             && matches!(owners, Ok(Some(o)) if o == self.metadata.owner_references)
             && matches!(spec, Ok(Some(s)) if s == self.spec)
     }
@@ -395,6 +426,7 @@ mod tests {
         assert_eq!(o["metadata"]["labels"][labels::CLASS], "front");
         assert!(o["spec"].get("desiredIP").is_none(), "the CRD accepts only addresses");
         assert_eq!(o["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert_eq!(o["metadata"]["annotations"], json!({RESOURCE_POLICY: "keep"}));
         let long = format!("class.{}", "x".repeat(70));
         let o = value(&child_object(&desired(&long, Some("192.0.2.1"))));
         assert!(o["metadata"]["labels"].get(labels::CLASS).is_none(), "not a label value");
@@ -428,6 +460,10 @@ mod tests {
         let mut other_ip = spec.clone();
         other_ip["desiredIP"] = json!("192.0.2.2");
         assert!(!check(&stored_text(labels, &other_ip)));
+        // An adopted child without the keep policy is written again, so Helm keeps it.
+        let owners = &written["metadata"]["ownerReferences"];
+        let unkept = json!({"labels": labels, "ownerReferences": owners, "spec": spec}).to_string();
+        assert!(!check(&unkept));
     }
 
     #[test]
@@ -510,7 +546,8 @@ mod tests {
 
     /// A stored child as the child filter presents it.
     fn stored_child_text(labels: &Value, owners: &Value, spec: &Value) -> String {
-        json!({"labels": labels, "ownerReferences": owners, "spec": spec}).to_string()
+        json!({"labels": labels, "ownerReferences": owners, "resourcePolicy": "keep", "spec": spec})
+            .to_string()
     }
 
     /// What the API stores after a merge patch: `null` members are removed, not kept.
@@ -644,7 +681,8 @@ mod tests {
             fn a_written_child_reads_back_as_unchanged(d in planned()) {
                 let object = value(&child_object(&d));
                 let metadata = &object["metadata"];
-                let stored = stored_child_text(&metadata["labels"], &metadata["ownerReferences"], &object["spec"]);
+                let stored = json!({"labels": metadata["labels"], "ownerReferences": metadata["ownerReferences"],
+                    "resourcePolicy": metadata["annotations"][RESOURCE_POLICY], "spec": object["spec"]}).to_string();
                 let stored_child: StoredChild<'_> = serde_json::from_str(&stored).unwrap();
                 prop_assert!(child_object(&d).matches(&stored_child));
 

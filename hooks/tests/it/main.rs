@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use testkit::{Framework, Scenario};
 
 mod bgp;
+mod upgrade;
 
 const BIN: &str = env!("CARGO_BIN_EXE_metallb-hooks");
 const MODULE: &str = "metallb";
@@ -197,9 +198,11 @@ fn class_deleted_removes_children_labels_and_reports_on_the_service() -> Result<
         (&c["status"], &c["reason"]),
         (&json!("False"), &json!("LoadBalancerClassNotFound"))
     );
-    // `spec.loadBalancerClass: front` now names no class, i.e. another controller's class: the
-    // Service is never touched (its last status stays; docs/internal/hooks.md).
-    assert_eq!(ingress(&fw, "web", "web").len(), 3);
+    // `spec.loadBalancerClass: front` now names no class, i.e. another controller's class: what
+    // we wrote goes (no IP is announced any more), then it is never touched again.
+    assert!(ingress(&fw, "web", "web").is_empty());
+    let conditions = &get(&fw, "Service", "web", "web")["status"];
+    assert!(conditions.get("conditions").is_none(), "our conditions removed: {conditions}");
     assert_eq!(fw.value("internal.l2loadbalancers"), Some(&json!([])));
     assert_second_run_is_a_no_op(&mut fw)
 }

@@ -150,23 +150,58 @@ fn the_container_satisfies_the_platform_container_rules() {
     }
 }
 
+/// What the platform's node-level daemons tolerate (lib-helm's "any-node" set, with the
+/// storage-problem taints, as the previous module's speaker had), in template order.
+const ANY_NODE: [&str; 9] = [
+    "node-role.kubernetes.io/control-plane",
+    "node-role.kubernetes.io/master",
+    "dedicated.deckhouse.io",
+    "dedicated",
+    "DeletionCandidateOfClusterAutoscaler",
+    "ToBeDeletedByClusterAutoscaler",
+    "drbd.linbit.com/lost-quorum",
+    "drbd.linbit.com/force-io-error",
+    "drbd.linbit.com/ignore-fail-over",
+];
+
+fn toleration_keys(tolerations: &[Toleration]) -> Vec<String> {
+    tolerations.iter().map(|t| t.key.clone().unwrap_or_default()).collect()
+}
+
+/// Front nodes are tainted (`dedicated.deckhouse.io=frontend:NoExecute` in the platform's
+/// examples): the speaker runs there without any setting, and the settings add to the set.
 #[test]
-fn tolerations_add_the_settings_to_the_control_plane_defaults() {
-    let keys = |scenario_name: &str| -> Vec<Option<String>> {
-        pod(&daemonset(scenario_name)).tolerations.into_iter().flatten().map(|t| t.key).collect()
-    };
-    let defaults = [
-        Some("node-role.kubernetes.io/control-plane".to_owned()),
-        Some("node-role.kubernetes.io/master".to_owned()),
-    ];
-    assert_eq!(keys("two-classes"), defaults);
+fn tolerations_are_the_any_node_set_plus_the_settings() {
+    let defaults = pod(&daemonset("two-classes")).tolerations.unwrap();
+    assert_eq!(toleration_keys(&defaults), ANY_NODE);
+    let front = defaults.iter().find(|t| t.key.as_deref() == Some("dedicated.deckhouse.io"));
+    let front = front.unwrap();
+    assert_eq!(front.operator.as_deref(), Some("Exists"));
+    assert!(front.effect.is_none(), "every effect, NoExecute included");
 
     let tolerations = pod(&daemonset("tolerations")).tolerations.unwrap();
     let from_settings: Vec<Toleration> =
         serde_json::from_value(crate::with_tolerations()["speaker"]["tolerations"].clone())
             .unwrap();
-    assert_eq!(tolerations[..2].iter().map(|t| t.key.clone()).collect::<Vec<_>>(), defaults);
-    assert_eq!(tolerations[2..], from_settings[..]);
+    assert_eq!(toleration_keys(&tolerations[..ANY_NODE.len()]), ANY_NODE);
+    assert_eq!(tolerations[ANY_NODE.len()..], from_settings[..]);
+}
+
+/// The platform's `global.modules.placement.customTolerationKeys` are tolerated too.
+#[test]
+fn custom_toleration_keys_of_the_platform_are_tolerated() {
+    let mut values = scenario("two-classes").values();
+    values["global"]["modules"]["placement"] =
+        json!({"customTolerationKeys": ["node.example.com/edge"]});
+    let release = Release { name: module::NAME.into(), namespace: module::NAMESPACE.into() };
+    let manifests = chart().render(&values, &release).unwrap();
+    let objects: Vec<Value> =
+        manifests.iter().enumerate().map(|(i, m)| m.to_json(i).unwrap()).collect();
+    let [ds] = of_kind(&objects, "DaemonSet")[..] else { panic!("one DaemonSet") };
+    let ds: DaemonSet = serde_json::from_value(ds.clone()).unwrap();
+    let keys = toleration_keys(&pod(&ds).tolerations.unwrap());
+    assert_eq!(keys.last().map(String::as_str), Some("node.example.com/edge"));
+    assert_eq!(keys.len(), ANY_NODE.len() + 1);
 }
 
 #[test]

@@ -276,6 +276,31 @@ proptest! {
         check_ips(&applied, &after)?;
     }
 
+    /// Children deleted behind the hooks' back (the release manager after an upgrade, a
+    /// person): every Service gets back exactly the IPs it published, whichever were deleted,
+    /// even with new Services competing for free addresses.
+    #[test]
+    fn deleted_children_come_back_with_the_published_ips(
+        k in cluster_knobs(), deleted in prop::collection::vec(any::<bool>(), 48), extra in svc_knobs(),
+    ) {
+        let (before, mut applied) = converge(&build(&k));
+        let mut i = 0;
+        applied.children.retain(|_| { i += 1; !deleted[(i - 1) % deleted.len()] });
+        let mut new = service(99, &SvcKnobs { shared: false, request: None, ..extra }, k.nodes.len());
+        new.name = "aa-new".into();
+        applied.services.push(new);
+        let after = metallb_planner::plan(&applied);
+        for old in &before.services {
+            let now = after.services.iter().find(|s| s.name == old.name);
+            prop_assert_eq!(now.map(|s| &s.ingress), Some(&old.ingress), "{} changed its IPs", &old.name);
+        }
+        prop_assert_eq!(
+            before.children.iter().filter(|c| c.status.ip.is_some()).count(),
+            after.children.iter().filter(|c| c.status.ip.is_some() && c.spec.service_ref.name != "aa-new").count()
+        );
+        check_ips(&applied, &after)?;
+    }
+
     #[test]
     fn removing_a_node_moves_only_its_children(k in cluster_knobs(), victim in 0usize..8) {
         let (before, mut applied) = converge(&build(&k));

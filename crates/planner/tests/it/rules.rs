@@ -812,3 +812,93 @@ fn children_keep_their_node_when_nodes_join() {
         ChildAction::Keep | ChildAction::Update { spec: false, status: true }
     )));
 }
+
+// === published IPs ===
+
+/// Helm deleted every child after the upgrade; the Services' published IPs are fragmented
+/// across the pool. Each Service gets every IP back, in its order, before a new Service is
+/// given the lowest free address.
+#[test]
+fn published_ips_come_back_to_their_service_before_any_free_address() {
+    let published = |s: metallb_planner::ServiceInput, ips: &[&str]| {
+        let mut s = s;
+        s.ingress = ips.iter().map(|&ip| ip.into()).collect();
+        s
+    };
+    let services = vec![
+        published(svc("a").count(2), &["198.51.100.13", "198.51.100.10"]),
+        published(svc("b").count(3), &["198.51.100.16", "198.51.100.11", "198.51.100.14"]),
+        published(svc("c"), &["198.51.100.12"]),
+        svc("new").count(2),
+        // Published IPs outside the class pool are not honoured.
+        published(svc("moved"), &["203.0.113.9"]),
+    ];
+    let plan = metallb_planner::plan(&input(
+        vec![default_class("front", &["198.51.100.10-198.51.100.20"])],
+        nodes(3),
+        services,
+    ));
+    let ips = |name: &str| -> Vec<String> { ips_of(&plan, name).into_iter().flatten().collect() };
+    assert_eq!(ips("a"), ["198.51.100.13", "198.51.100.10"]);
+    assert_eq!(ips("b"), ["198.51.100.16", "198.51.100.11", "198.51.100.14"]);
+    assert_eq!(ips("c"), ["198.51.100.12"]);
+    assert_eq!(ips("moved"), ["198.51.100.15"], "the lowest free address");
+    assert_eq!(ips("new"), ["198.51.100.17", "198.51.100.18"]);
+    assert_eq!(
+        status_of(&plan, "b").unwrap().ingress,
+        ["198.51.100.16", "198.51.100.11", "198.51.100.14"]
+    );
+}
+
+/// A published IP never overrides a request for another address, and a request for a
+/// published IP is served from it.
+#[test]
+fn published_ips_yield_to_requests_of_the_same_service() {
+    let mut s =
+        svc("a").count(2).ann(annotations::LOAD_BALANCER_IPS, "198.51.100.15,198.51.100.11");
+    s.ingress = vec!["198.51.100.11".into(), "198.51.100.12".into()];
+    let plan = metallb_planner::plan(&input(
+        vec![default_class("front", &["198.51.100.10-198.51.100.20"])],
+        nodes(2),
+        vec![s],
+    ));
+    let ips: Vec<String> = ips_of(&plan, "a").into_iter().flatten().collect();
+    assert_eq!(ips, ["198.51.100.15", "198.51.100.11"]);
+}
+
+// === released to another controller ===
+
+/// A Service we served moves to another controller's class: our conditions and the IPs we
+/// published are removed (the other controller's IP and condition stay), its children go,
+/// and from then on it is never touched.
+#[test]
+fn a_service_moved_to_a_foreign_class_loses_what_we_wrote() {
+    let (_, mut applied) = converge(&input(
+        vec![default_class("front", &["198.51.100.10-198.51.100.20"])],
+        nodes(2),
+        vec![svc("web").count(2)],
+    ));
+    assert_eq!(applied.services[0].ingress.len(), 2);
+    let web = &mut applied.services[0];
+    web.load_balancer_class = Some("other-controller".into());
+    web.ingress.push("203.0.113.5".into());
+    web.conditions.push(metallb_planner::Condition {
+        type_: "other-controller/Ready".into(),
+        status: ConditionStatus::True,
+        reason: "R".into(),
+        message: "m".into(),
+        last_transition_time: Timestamp("t".into()),
+        observed_generation: None,
+    });
+    let (plan, applied) = converge(&applied);
+    let status = status_of(&plan, "web").expect("our status is removed");
+    assert!(status.changed);
+    assert_eq!(status.ingress, ["203.0.113.5"]);
+    let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+    assert_eq!(types, ["other-controller/Ready"]);
+    assert!(plan.children.is_empty());
+    assert_eq!(plan.deletions.len(), 2);
+    assert!(plan.deletions.iter().all(|d| d.reason == DeleteReason::ParentNotManaged));
+    let again = metallb_planner::plan(&applied);
+    assert!(status_of(&again, "web").is_none(), "a foreign Service is never touched again");
+}
