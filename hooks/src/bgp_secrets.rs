@@ -22,7 +22,7 @@ use metallb_planner::Timestamp;
 use serde_json::{Value, json};
 
 use crate::order;
-use crate::types::{is_dns_subdomain, items, module_labels, now};
+use crate::types::{is_dns_subdomain, items, module_labels, module_namespace_binding, now};
 
 const PEER_FILTER: &str = r#"{name: .metadata.name, generation: .metadata.generation,
     ref: .spec.passwordSecretRef, conditions: .status.conditions}"#;
@@ -40,12 +40,7 @@ impl Hook for BgpSecrets {
     fn config(&self) -> HookConfig {
         HookConfig::new()
             .after_helm(order::BGP_SECRETS_AFTER_HELM)
-            .kubernetes(
-                KubernetesBinding::new("namespace", "v1", "Namespace")
-                    .names([module::NAMESPACE])
-                    .jq_filter(".metadata.name")
-                    .queue(order::QUEUE),
-            )
+            .kubernetes(module_namespace_binding())
             .kubernetes(
                 KubernetesBinding::new("peers", api::CLASS_API_VERSION, api::BGP_PEER_KIND)
                     .jq_filter(PEER_FILTER)

@@ -12,7 +12,7 @@ use metallb_api::names::module;
 use serde_json::{Value, json};
 
 use crate::order;
-use crate::types::{items, module_labels};
+use crate::types::{items, module_labels, module_namespace_binding};
 
 /// Bytes of key material: 256 bits, the strongest AES key the gossip layer may use.
 const KEY_BYTES: usize = 32;
@@ -27,12 +27,7 @@ impl Hook for GossipKey {
     fn config(&self) -> HookConfig {
         HookConfig::new()
             .after_helm(order::GOSSIP_KEY_AFTER_HELM)
-            .kubernetes(
-                KubernetesBinding::new("namespace", "v1", "Namespace")
-                    .names([module::NAMESPACE])
-                    .jq_filter(".metadata.name")
-                    .queue(order::QUEUE),
-            )
+            .kubernetes(module_namespace_binding())
             .kubernetes(
                 KubernetesBinding::new("secret", "v1", "Secret")
                     .in_namespaces([module::NAMESPACE])

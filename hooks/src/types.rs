@@ -232,6 +232,15 @@ pub(crate) fn module_labels() -> Map<String, Value> {
     m
 }
 
+/// The `namespace` binding of the hooks that write into the module's namespace: they write only
+/// once the release has created it.
+pub(crate) fn module_namespace_binding() -> addon::KubernetesBinding {
+    addon::KubernetesBinding::new("namespace", "v1", "Namespace")
+        .names([metallb_api::names::module::NAMESPACE])
+        .jq_filter(".metadata.name")
+        .queue(crate::order::QUEUE)
+}
+
 /// Whether labels mark an object as created by this module.
 pub(crate) fn is_ours(labels_: &BTreeMap<String, String>) -> bool {
     labels_.get(labels::HERITAGE).map(String::as_str) == Some(labels::HERITAGE_VALUE)

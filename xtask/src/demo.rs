@@ -324,8 +324,13 @@ fn scenario(
     data.write_gossip_key(&control.gossip_key()?)?;
     data.write_state(&control.speaker_state()?)?;
     let speakers_started = Instant::now();
+    // Started together, as a DaemonSet rolls out: a speaker is ready only once it reaches a
+    // majority of its peers.
     for node in &members {
-        data.start_speaker(node, &members)?;
+        data.spawn_speaker(node, &members)?;
+    }
+    for node in &members {
+        data.wait_speaker_ready(node)?;
         control.set_speaker_ready(node, true)?;
     }
     let settled = control.settle()?;

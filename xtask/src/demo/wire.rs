@@ -196,7 +196,15 @@ impl DataPlane {
     }
 
     /// Starts the real speaker on `node`, gossiping with `peers`, and waits for its `/readyz`.
+    /// A speaker is ready only while it reaches a majority of the speakers it knows, so the
+    /// first speakers of a cluster are started together with [`Self::spawn_speaker`] instead.
     pub(crate) fn start_speaker(&mut self, node: &str, peers: &[String]) -> Result<()> {
+        self.spawn_speaker(node, peers)?;
+        self.wait_speaker_ready(node)
+    }
+
+    /// Starts the real speaker on `node`, gossiping with `peers`, without waiting for it.
+    pub(crate) fn spawn_speaker(&mut self, node: &str, peers: &[String]) -> Result<()> {
         let ip = self.nodes.get(node).with_context(|| format!("unknown node {node}"))?;
         let bind = SocketAddr::new(*ip, GOSSIP_PORT).to_string();
         let peers: Vec<String> = peers
@@ -213,6 +221,11 @@ impl DataPlane {
             .args([self.key_file.as_os_str()])
             .env("RUST_LOG", "info");
         self.lab.spawn(spawn)?;
+        Ok(())
+    }
+
+    /// Waits until the speaker on `node` answers `/readyz` with success.
+    pub(crate) fn wait_speaker_ready(&self, node: &str) -> Result<()> {
         self.lab.wait_for(&format!("the speaker on {node} ready"), || -> Result<bool> {
             Ok(self.speaker_get(node, "/readyz").is_ok())
         })?;
