@@ -60,6 +60,18 @@ pub struct Options {
     pub tag: String,
     /// The xtask binary, whose hidden `demo-*` subcommands run inside the namespaces.
     pub helper: PathBuf,
+    /// How the hook and speaker binaries are built.
+    pub profile: Profile,
+}
+
+/// The cargo profile of the demo's binaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Optimized, as shipped: what `cargo xtask demo` shows and measures.
+    Release,
+    /// The dev profile, for the CI test: a release build of both binaries took about four of
+    /// the test suite's seven minutes, and the story it asserts does not depend on speed.
+    Dev,
 }
 
 impl Options {
@@ -70,6 +82,7 @@ impl Options {
             handle_signals: true,
             tag: "run".to_owned(),
             helper: std::env::current_exe().context("locate the xtask executable")?,
+            profile: Profile::Release,
         })
     }
 }
@@ -121,6 +134,9 @@ pub struct Report {
     /// The whole demo, build included.
     pub took: Duration,
 }
+
+/// The packages whose binaries the demo runs, as `cargo build` arguments.
+pub const DEV_BUILD_PACKAGES: [&str; 4] = ["-p", "metallb-hooks", "-p", "metallb-speaker"];
 
 /// What a signal handler must stop: the build, then the lab.
 #[derive(Default)]
@@ -194,7 +210,7 @@ pub fn run(root: &Path, options: &Options) -> Result<Report> {
         .context("install the signal handler")?;
     }
     story.step("metallb demo: the seed scenario on one machine");
-    let bins = build(root, &story, &slot)?;
+    let bins = build(root, options.profile, &story, &slot)?;
     let removed = netlab::sweep_stale(wire::FAMILY)?;
     if !removed.is_empty() {
         story.step(format!("removed leftovers of an earlier run: {}", removed.join(" ")));
@@ -212,26 +228,24 @@ pub fn run(root: &Path, options: &Options) -> Result<Report> {
     Ok(report)
 }
 
-/// `cargo build --release -j2 -p metallb-hooks -p metallb-speaker`, with the binaries' paths
-/// from cargo's JSON messages (so any target directory works). Release, because the demo
-/// measures a failover and because the dev profile's artifacts belong to the test suite:
-/// building the two binaries alone there would change feature unification and make the next
-/// `cargo nextest run` rebuild them.
-fn build(root: &Path, story: &Story, slot: &Mutex<Running>) -> Result<Binaries> {
+/// `cargo build [--release] -j2 -p metallb-hooks -p metallb-speaker`, with the binaries' paths
+/// from cargo's JSON messages (so any target directory works). Release by default, because
+/// the demo measures a failover. The dev build selects the same packages as the bench tests'
+/// builds ([`DEV_BUILD_PACKAGES`]), so that in one test run the second build finds the first's
+/// artifacts.
+fn build(root: &Path, profile: Profile, story: &Story, slot: &Mutex<Running>) -> Result<Binaries> {
     let started = Instant::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let args = [
-        "build",
-        "--release",
-        // Two jobs: the machines this runs on have two cores, shared with other work.
-        "-j2",
-        "-p",
-        "metallb-hooks",
-        "-p",
-        "metallb-speaker",
-        "--message-format=json-render-diagnostics",
-    ];
-    story.step(format!("build: cargo {}", args[..7].join(" ")));
+    let mut args = vec!["build"];
+    if profile == Profile::Release {
+        args.push("--release");
+    }
+    // Two jobs: the machines this runs on have two cores, shared with other work.
+    args.push("-j2");
+    args.extend(DEV_BUILD_PACKAGES);
+    let shown = args.join(" ");
+    args.push("--message-format=json-render-diagnostics");
+    story.step(format!("build: cargo {shown}"));
     // Diagnostics: on the terminal, or into a file when quiet (shown if the build fails).
     let log = tempfile::tempfile().context("create a file for cargo's output")?;
     let mut child = Command::new(&cargo)

@@ -12,16 +12,18 @@ use xtask::bench::report::{self, Lang};
 use xtask::bench::{Tools, hook, target_dir};
 
 /// The debug `metallb-hooks`, built if needed (tests of this crate do not build other crates'
-/// binaries).
+/// binaries). Built together with the speaker, as the demo test builds them, so the two tests
+/// share one build.
 fn hooks_binary() -> PathBuf {
     let root = xtask::repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
-        .args(["build", "-j2", "-p", "metallb-hooks"])
+        .args(["build", "-j2"])
+        .args(xtask::demo::DEV_BUILD_PACKAGES)
         .current_dir(&root)
         .status()
         .expect("run cargo");
-    assert!(status.success(), "cargo build -p metallb-hooks failed");
+    assert!(status.success(), "cargo build of the hooks and the speaker failed");
     target_dir(&root).join("debug").join("metallb-hooks")
 }
 

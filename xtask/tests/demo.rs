@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use xtask::demo::{self, Options};
+use xtask::demo::{self, Options, Profile};
 
 const TEST: &str = "demo_seed_scenario_fails_over_to_the_first_backup_and_cleans_up";
 
@@ -21,6 +21,7 @@ fn demo_seed_scenario_fails_over_to_the_first_backup_and_cleans_up() {
         handle_signals: false,
         tag: "ci".to_owned(),
         helper: env!("CARGO_BIN_EXE_xtask").into(),
+        profile: Profile::Dev,
     };
     let report = demo::run(&xtask::repo_root(), &options).expect("the demo runs to the end");
     println!("{}", report.summary());
