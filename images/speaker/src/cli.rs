@@ -28,6 +28,15 @@ pub enum LogFormat {
     Text,
 }
 
+/// What the speaker does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Layer 2: answer ARP and NDP for the addresses this node owns.
+    L2,
+    /// BGP: announce this node's addresses to the routers.
+    Bgp,
+}
+
 /// A refresh period, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refresh(pub Option<Duration>);
@@ -39,6 +48,15 @@ pub struct Args {
     /// This node's name; the speaker announces the addresses whose `node` equals it.
     #[arg(long, env = "METALLB_NODE_NAME")]
     pub node_name: String,
+    /// `l2` (ARP/NDP) or `bgp` (BGP sessions with the routers; `--source file:PATH` only).
+    #[arg(long, env = "METALLB_MODE", value_enum, default_value_t = Mode::L2)]
+    pub mode: Mode,
+    /// BGP mode: how long the sessions stay up with the GRACEFUL_SHUTDOWN community (RFC 8326)
+    /// after SIGTERM, so routers move traffic to other nodes before the sessions close. Five
+    /// seconds is well inside the kubelet's default 30 s grace period and more than routers
+    /// need to re-run best-path selection.
+    #[arg(long, env = "METALLB_BGP_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub bgp_shutdown_grace: Duration,
     /// Desired-state source: `kubernetes` (watch the module's objects through the in-cluster
     /// API, or the kubeconfig outside a cluster) or `file:PATH` (YAML or JSON, reloaded on
     /// change).
@@ -156,6 +174,17 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .await
         .map_err(|source| Error::Metrics { addr: args.metrics_addr, source })?;
     tokio::spawn(crate::http::serve(listener, metrics.clone()));
+    if args.mode == Mode::Bgp {
+        let SourceSpec::File(file) = args.source else { return Err(Error::BgpSource) };
+        tracing::info!(node = %args.node_name, file = %file.display(), "speaker starting in BGP mode");
+        let options = crate::bgp::Options {
+            node_name: args.node_name,
+            file,
+            poll: args.source_poll_interval,
+            shutdown_grace: args.bgp_shutdown_grace,
+        };
+        return crate::bgp::run(options, metrics).await;
+    }
 
     tracing::info!(
         node = %args.node_name,

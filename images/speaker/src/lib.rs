@@ -15,6 +15,7 @@
 //! [`packet`], [`responder`], [`announce`], [`interfaces`] and [`gossip::membership`] are pure.
 
 pub mod announce;
+pub mod bgp;
 pub mod cli;
 pub mod gossip;
 pub mod http;

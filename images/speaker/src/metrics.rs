@@ -12,6 +12,9 @@ use prometheus_client::registry::Registry;
 
 use crate::responder::{self, DropReason};
 
+mod bgp;
+pub use bgp::{BgpMetrics, PeerLabel};
+
 /// Prefix of every metric name.
 pub const PREFIX: &str = "metallb_speaker";
 
@@ -121,6 +124,8 @@ pub struct Metrics {
     pub http_refused: Counter,
     /// Key ring reloads that failed (the last good ring stays in force).
     pub key_errors: Counter,
+    /// BGP mode's sessions, BFD and left-out routes.
+    pub bgp: BgpMetrics,
     ready: AtomicBool,
     /// Gossip reaches a majority of the known speakers (true without gossip).
     quorum: AtomicBool,
@@ -248,7 +253,9 @@ impl Metrics {
         for family in ["ipv4", "ipv6"] {
             owned.get_or_create(&FamilyLabel { family }).set(0);
         }
+        let bgp = BgpMetrics::register(&mut registry);
         Self {
+            bgp,
             registry,
             requests,
             replies,

@@ -1,5 +1,6 @@
 //! Integration tests of the speaker binary: start-up failures and on-the-wire behaviour.
 
+mod bgp;
 mod failover;
 mod gossip;
 mod kubernetes;
