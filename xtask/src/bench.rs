@@ -7,6 +7,8 @@
 //!              2 neighbour ARP/NDP answer latency: speaker vs the Linux kernel, interleaved
 //!              3 failover  kill -9 of the owner → gratuitous ARP of the backup at the client
 //!              4 memory    speaker RSS with 1 and 10,000 owned IPs
+//!              5 bgp       against FRR: convergence (BFD, hold timer), 10,000 routes vs BIRD,
+//!                          memory with 10,000 IPs × 2 peers, churn of 1,000 changes a second
 //!        └─► docs/BENCHMARKS.md + docs/BENCHMARKS.ru.md, target/bench/results.json
 //! ```
 //!
@@ -15,6 +17,7 @@
 //! on the machine's speed is a ratio to a baseline measured in alternation in the same run,
 //! because the machine is small and shared.
 
+pub mod bgp;
 pub mod exec;
 pub mod failover;
 pub mod hook;
@@ -42,6 +45,8 @@ pub enum Part {
     Neighbour,
     /// Take-over time after `kill -9` of the owner.
     Failover,
+    /// BGP mode against a real router: convergence, scale, memory, churn.
+    Bgp,
 }
 
 /// Options of `cargo xtask bench`.
@@ -208,16 +213,24 @@ fn measure(root: &Path, args: &Args) -> Result<()> {
         results.hook = hook::run(&tools, work.path(), scales, args.keep_inputs)?;
     }
 
-    let network = args.wants(Part::Neighbour) || args.wants(Part::Failover);
+    let network =
+        args.wants(Part::Neighbour) || args.wants(Part::Failover) || args.wants(Part::Bgp);
     if network {
-        netlab::preflight(&["bash"]).context(
-            "the neighbour and failover parts build network namespaces: run as root with \
-             iproute2, or pass --only hook",
+        let mut programs = vec!["bash"];
+        if args.wants(Part::Bgp) {
+            programs.extend(netlab::router::RouterKind::Frr.programs());
+            programs.extend(netlab::router::RouterKind::Bird.programs());
+        }
+        netlab::preflight(&programs).context(
+            "the neighbour, failover and bgp parts build network namespaces (bgp also runs FRR \
+             and BIRD): run as root with iproute2, frr and bird2, or pass --only hook",
         )?;
         let guard = Guard::install()?;
-        let removed = netlab::sweep_stale(wire::FAMILY)?;
-        if !removed.is_empty() {
-            eprintln!("    removed leftovers of an interrupted run: {}", removed.join(" "));
+        for family in [wire::FAMILY, bgp::FAMILY] {
+            let removed = netlab::sweep_stale(family)?;
+            if !removed.is_empty() {
+                eprintln!("    removed leftovers of an interrupted run: {}", removed.join(" "));
+            }
         }
         if args.wants(Part::Neighbour) {
             eprintln!("==> 2 + 4. ARP/NDP answers and speaker memory");
@@ -242,6 +255,11 @@ fn measure(root: &Path, args: &Args) -> Result<()> {
         if args.wants(Part::Failover) {
             eprintln!("==> 3. failover");
             results.failover = failover::run(&tools, &guard, if args.quick { 3 } else { 20 })?;
+        }
+        if args.wants(Part::Bgp) {
+            eprintln!("==> 5. BGP mode against FRR");
+            let settings = if args.quick { bgp::QUICK } else { bgp::FULL };
+            results.bgp = Some(bgp::run(&tools, &guard, &settings)?);
         }
     }
 

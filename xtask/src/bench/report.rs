@@ -25,7 +25,7 @@ pub enum Lang {
 }
 
 impl Lang {
-    fn t<'a>(self, en: &'a str, ru: &'a str) -> &'a str {
+    pub(super) fn t<'a>(self, en: &'a str, ru: &'a str) -> &'a str {
         match self {
             Lang::En => en,
             Lang::Ru => ru,
@@ -90,6 +90,9 @@ pub struct Results {
     pub neighbour: Option<super::wire::Results>,
     /// Part 3.
     pub failover: Vec<super::failover::Trial>,
+    /// Part 5.
+    #[serde(default)]
+    pub bgp: Option<super::bgp::Results>,
 }
 
 impl Results {
@@ -101,14 +104,14 @@ impl Results {
 
 /// Alignment of a Markdown table column.
 #[derive(Clone, Copy)]
-enum Align {
+pub(super) enum Align {
     Left,
     Right,
 }
 
 /// Writes a Markdown table's title and alignment rows; each column is `(English, Russian,
 /// alignment)`.
-fn table_header(s: &mut String, lang: Lang, columns: &[(&str, &str, Align)]) {
+pub(super) fn table_header(s: &mut String, lang: Lang, columns: &[(&str, &str, Align)]) {
     let titles: Vec<&str> = columns.iter().map(|&(en, ru, _)| lang.t(en, ru)).collect();
     let rule: Vec<&str> = columns
         .iter()
@@ -129,13 +132,13 @@ fn today() -> String {
 }
 
 /// A target check: met, or missed by a factor.
-struct Verdict {
-    met: bool,
-    text: String,
+pub(super) struct Verdict {
+    pub(super) met: bool,
+    pub(super) text: String,
 }
 
 /// `value ≤ limit`, worded. Seconds get milliseconds, so a near miss shows.
-fn at_most(lang: Lang, value: f64, limit: f64, unit: &str) -> Verdict {
+pub(super) fn at_most(lang: Lang, value: f64, limit: f64, unit: &str) -> Verdict {
     if value.is_nan() {
         return Verdict {
             met: false, text: lang.t("not measured", "не измерено").to_owned()
@@ -218,6 +221,9 @@ pub fn render(r: &Results, lang: Lang) -> String {
     if let Some(n) = &r.neighbour {
         memory_section(&mut body, &mut summary, &n.memory, lang);
     }
+    if let Some(b) = &r.bgp {
+        super::bgp::report::section(&mut body, &mut summary, b, lang);
+    }
     let _ = writeln!(s, "## {}\n", lang.t("Targets at a glance", "Цели кратко"));
     table_header(
         &mut s,
@@ -239,7 +245,7 @@ pub fn render(r: &Results, lang: Lang) -> String {
 }
 
 /// A target and its verdict, for the summary table.
-type Summary = Vec<(String, Verdict)>;
+pub(super) type Summary = Vec<(String, Verdict)>;
 
 fn machine(s: &mut String, r: &Results, lang: Lang) {
     let m = &r.machine;

@@ -1,0 +1,316 @@
+//! Section 5 of `BENCHMARKS.md`: the figures of [`super::run`], worded in both languages.
+
+use std::fmt::Write as _;
+
+use super::{Churn, Detection, Memory, Results, ScaleRound};
+use crate::bench::report::{Align, Lang, Summary, Verdict, at_most, table_header};
+use crate::bench::stats::{max, median, paired_ratio};
+
+/// Targets of issue #17.
+const BFD_MEDIAN_S: f64 = 0.5;
+const SCALE_RATIO: f64 = 1.5;
+const MEMORY_MIB: f64 = 30.0;
+const CHURN_PER_S: f64 = 1_000.0;
+
+/// Writes the section and adds its targets to the summary.
+pub(in crate::bench) fn section(s: &mut String, summary: &mut Summary, r: &Results, lang: Lang) {
+    let _ = writeln!(
+        s,
+        "## 5. {}\n",
+        lang.t("BGP mode against a real router", "Режим BGP с настоящим маршрутизатором")
+    );
+    let _ = writeln!(
+        s,
+        "{}\n",
+        lang.t(
+            "Every figure comes from a fresh lab of network namespaces on one bridge: FRR 8 \
+             (bgpd, bfdd, zebra; AS 64500) as the router, installing what it learns into its \
+             kernel with ECMP, and nodes (AS 64501) running `metallb-speaker --mode bgp` with \
+             the file source. The baseline of the scale figure is BIRD 2, a C routing daemon, \
+             announcing the same prefixes to the same router.",
+            "Каждое значение получено на новом стенде из сетевых пространств имён на одном \
+             мосту: маршрутизатор — FRR 8 (bgpd, bfdd, zebra; AS 64500), который устанавливает \
+             полученные маршруты в своё ядро с ECMP, и узлы (AS 64501) с `metallb-speaker --mode \
+             bgp` и файловым источником. База сравнения для масштаба — BIRD 2, демон \
+             маршрутизации на C, анонсирующий те же префиксы тому же маршрутизатору."
+        )
+    );
+    convergence(s, summary, r, lang);
+    scale(s, summary, &r.scale, r.scale_prefixes, lang);
+    if let Some(m) = &r.memory {
+        memory(s, summary, m, lang);
+    }
+    if let Some(c) = &r.churn {
+        churn(s, summary, c, lang);
+    }
+}
+
+fn convergence(s: &mut String, summary: &mut Summary, r: &Results, lang: Lang) {
+    let _ = writeln!(s, "### 5.1 {}\n", lang.t("Convergence", "Сходимость"));
+    let _ = writeln!(
+        s,
+        "{}\n",
+        lang.t(
+            "Three nodes announce 203.0.113.10/32; the router's kernel route has three next \
+             hops. Then node n1 dies without a word: its cable is pulled and its speaker killed \
+             with SIGKILL. Measured: until the router's kernel route has lost n1's next hop \
+             (polled every 10 ms). With BFD at 100 ms × 3, and with the hold timer alone at \
+             3 s (the smallest RFC 4271 allows; with the default 90 s that row scales by 30).",
+            "Три узла анонсируют 203.0.113.10/32; маршрут в ядре маршрутизатора имеет три \
+             следующих перехода. Затем узел n1 молча умирает: у него выдернут кабель, а спикер \
+             убит SIGKILL. Измеряется время до исчезновения перехода n1 из маршрута в ядре \
+             маршрутизатора (опрос каждые 10 мс). С BFD 100 мс × 3 и только с таймером \
+             удержания 3 с (наименьшее, что допускает RFC 4271; со стандартными 90 с эта строка \
+             умножается на 30)."
+        )
+    );
+    table_header(
+        s,
+        lang,
+        &[
+            ("detection", "обнаружение", Align::Left),
+            ("trials", "попыток", Align::Right),
+            ("median, s", "медиана, с", Align::Right),
+            ("max, s", "макс, с", Align::Right),
+        ],
+    );
+    let times = |d: Detection| -> Vec<f64> {
+        r.convergence.iter().filter(|c| c.detection == d).map(|c| c.seconds).collect()
+    };
+    let (bfd, hold) = (times(Detection::Bfd), times(Detection::HoldTimer));
+    for (label, t) in
+        [(lang.t("BFD", "BFD"), &bfd), (lang.t("hold timer", "таймер удержания"), &hold)]
+    {
+        let _ = writeln!(s, "| {label} | {} | {:.3} | {:.3} |", t.len(), median(t), max(t));
+    }
+    let _ = writeln!(
+        s,
+        "\n{}: {:.1}×.\n",
+        lang.t("Hold timer alone over BFD, medians", "Только таймер удержания к BFD, медианы"),
+        median(&hold) / median(&bfd)
+    );
+    let verdict = at_most(lang, median(&bfd), BFD_MEDIAN_S, " s");
+    let _ = writeln!(
+        s,
+        "- {}: {}.\n",
+        lang.t("BFD median ≤ 0.5 s", "медиана с BFD ≤ 0,5 с"),
+        verdict.text
+    );
+    summary.push((
+        lang.t("BGP convergence with BFD, median ≤ 0.5 s", "сходимость BGP с BFD, медиана ≤ 0,5 с")
+            .to_owned(),
+        verdict,
+    ));
+}
+
+fn scale(
+    s: &mut String,
+    summary: &mut Summary,
+    rounds: &[ScaleRound],
+    prefixes: usize,
+    lang: Lang,
+) {
+    let _ = writeln!(s, "### 5.2 {}\n", lang.t("Scale", "Масштаб"));
+    let _ = writeln!(
+        s,
+        "{}\n",
+        match lang {
+            Lang::En => format!(
+                "One node announces {prefixes} /32 prefixes (from 198.18.0.0/15) to the router. \
+                 Measured: from the router's session reaching Established until the router \
+                 counts all of them, for our speaker and for BIRD, in alternation, one fresh lab \
+                 each. Starting at Established leaves out the connect timers, which are \
+                 settings, not speed."
+            ),
+            Lang::Ru => format!(
+                "Один узел анонсирует маршрутизатору {prefixes} префиксов /32 (из 198.18.0.0/15). \
+                 Измеряется время от перехода сессии маршрутизатора в Established до момента, \
+                 когда маршрутизатор насчитает их все, для нашего спикера и для BIRD поочерёдно, \
+                 каждый раз на новом стенде. Отсчёт от Established исключает таймеры \
+                 подключения: это настройки, а не скорость."
+            ),
+        }
+    );
+    table_header(
+        s,
+        lang,
+        &[
+            ("round", "раунд", Align::Right),
+            ("speaker, s", "спикер, с", Align::Right),
+            ("BIRD, s", "BIRD, с", Align::Right),
+            ("ratio", "отношение", Align::Right),
+        ],
+    );
+    for (i, r) in rounds.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {:.2} |",
+            i + 1,
+            r.speaker_s,
+            r.baseline_s,
+            r.speaker_s / r.baseline_s
+        );
+    }
+    let ours: Vec<f64> = rounds.iter().map(|r| r.speaker_s).collect();
+    let base: Vec<f64> = rounds.iter().map(|r| r.baseline_s).collect();
+    let verdict = at_most(lang, paired_ratio(&ours, &base), SCALE_RATIO, "×");
+    let _ = writeln!(
+        s,
+        "\n- {}: {}.\n",
+        lang.t("median ratio ≤ 1.5× BIRD", "медиана отношения ≤ 1,5× BIRD"),
+        verdict.text
+    );
+    summary.push((
+        lang.t("BGP scale, speaker ≤ 1.5× BIRD", "масштаб BGP, спикер ≤ 1,5× BIRD").to_owned(),
+        verdict,
+    ));
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn memory(s: &mut String, summary: &mut Summary, m: &Memory, lang: Lang) {
+    let _ = writeln!(s, "### 5.3 {}\n", lang.t("Memory", "Память"));
+    let _ = writeln!(
+        s,
+        "{}\n",
+        match lang {
+            Lang::En => format!(
+                "The speaker announces {} IPs to {} routers (two sessions); read from \
+                 `/proc/<pid>/status` once both routers hold everything. BIRD announcing the \
+                 same, for scale.",
+                m.prefixes, m.peers
+            ),
+            Lang::Ru => format!(
+                "Спикер анонсирует {} IP {} маршрутизаторам (две сессии); значения из \
+                 `/proc/<pid>/status`, когда оба маршрутизатора получили всё. Для масштаба — \
+                 BIRD, анонсирующий то же самое.",
+                m.prefixes, m.peers
+            ),
+        }
+    );
+    table_header(
+        s,
+        lang,
+        &[
+            ("program", "программа", Align::Left),
+            ("resident, MiB", "резидентная, МиБ", Align::Right),
+            ("peak, MiB", "пик, МиБ", Align::Right),
+        ],
+    );
+    let _ = writeln!(
+        s,
+        "| metallb-speaker | {:.1} | {:.1} |",
+        mib(m.speaker_rss_kib),
+        mib(m.speaker_peak_kib)
+    );
+    let _ = writeln!(s, "| BIRD 2 | {:.1} | |", mib(m.baseline_rss_kib));
+    let verdict = at_most(lang, mib(m.speaker_peak_kib), MEMORY_MIB, " MiB");
+    let _ = writeln!(s, "\n- {}: {}.\n", lang.t("peak ≤ 30 MiB", "пик ≤ 30 МиБ"), verdict.text);
+    summary.push((
+        lang.t(
+            "BGP speaker memory, 10 000 IPs × 2 peers ≤ 30 MiB",
+            "память BGP-спикера, 10 000 IP × 2 пира ≤ 30 МиБ",
+        )
+        .to_owned(),
+        verdict,
+    ));
+}
+
+fn churn(s: &mut String, summary: &mut Summary, c: &Churn, lang: Lang) {
+    let _ = writeln!(s, "### 5.4 {}\n", lang.t("Churn", "Поток изменений"));
+    let _ = writeln!(
+        s,
+        "{}\n",
+        match lang {
+            Lang::En => format!(
+                "With {} prefixes up, the node's file changes every 100 ms: {} prefixes \
+                 withdrawn, {} new ones announced; {} changes in all, offered at {:.0} a second. \
+                 Measured: after the last change, until the router's kernel table is exactly \
+                 the desired set; and whether the session was ever reset.",
+                c.prefixes, c.per_step, c.per_step, c.changes, c.offered_per_s
+            ),
+            Lang::Ru => format!(
+                "При {} анонсированных префиксах файл узла меняется каждые 100 мс: {} префиксов \
+                 отзывается, {} новых анонсируется; всего {} изменений со скоростью {:.0} в \
+                 секунду. Измеряется время после последнего изменения до совпадения таблицы \
+                 ядра маршрутизатора с желаемым набором, и был ли сброс сессии.",
+                c.prefixes, c.per_step, c.per_step, c.changes, c.offered_per_s
+            ),
+        }
+    );
+    let applied = applied_per_s(c);
+    let reset = if c.session_reset { lang.t("yes", "да") } else { lang.t("no", "нет") };
+    table_header(
+        s,
+        lang,
+        &[
+            ("offered, /s", "подано, /с", Align::Right),
+            ("applied, /s", "применено, /с", Align::Right),
+            ("lag at the end, s", "отставание в конце, с", Align::Right),
+            ("session reset", "сброс сессии", Align::Left),
+        ],
+    );
+    let _ = writeln!(s, "| {:.0} | {applied:.0} | {:.3} | {reset} |", c.offered_per_s, c.lag_s);
+    let verdict = if c.session_reset {
+        Verdict {
+            met: false,
+            text: lang
+                .t("**missed** (the session was reset)", "**не выполнено** (сессия сбрасывалась)")
+                .to_owned(),
+        }
+    } else if applied >= CHURN_PER_S {
+        Verdict {
+            met: true,
+            text: format!("{} ({applied:.0}/s ≥ {CHURN_PER_S:.0}/s)", lang.t("met", "выполнено")),
+        }
+    } else {
+        Verdict {
+            met: false,
+            text: format!(
+                "{} ({applied:.0}/s < {CHURN_PER_S:.0}/s)",
+                lang.t("**missed**", "**не выполнено**")
+            ),
+        }
+    };
+    let _ = writeln!(
+        s,
+        "\n- {}: {}.\n",
+        lang.t(
+            "1 000 changes a second, no session reset",
+            "1 000 изменений в секунду без сброса сессии"
+        ),
+        verdict.text
+    );
+    summary.push((
+        lang.t("BGP churn 1 000/s without a reset", "поток BGP 1 000/с без сброса").to_owned(),
+        verdict,
+    ));
+}
+
+/// Changes over the time from the first change until the router had applied the last one.
+fn applied_per_s(c: &Churn) -> f64 {
+    let offered_s = c.changes as f64 / c.offered_per_s;
+    c.changes as f64 / (offered_s + c.lag_s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applied_rate_counts_the_lag() {
+        let c = Churn {
+            prefixes: 10,
+            per_step: 5,
+            offered_per_s: 1_000.0,
+            changes: 10_000,
+            lag_s: 0.0,
+            session_reset: false,
+        };
+        assert!((applied_per_s(&c) - 1_000.0).abs() < 1e-9);
+        let late = Churn { lag_s: 10.0, ..c };
+        assert!((applied_per_s(&late) - 500.0).abs() < 1e-9);
+    }
+}
