@@ -117,17 +117,19 @@ fn scale(
         match lang {
             Lang::En => format!(
                 "One node announces {prefixes} /32 prefixes (from 198.18.0.0/15) to the router. \
-                 Measured: from the router's session reaching Established until the router \
-                 counts all of them, for our speaker and for BIRD, in alternation, one fresh lab \
-                 each. Starting at Established leaves out the connect timers, which are \
-                 settings, not speed."
+                 Measured: from the router's last summary that counts none of them until the \
+                 first that counts all (summaries polled back to back, every 20 ms at most; an \
+                 upper bound, too high by at most one poll), for our speaker and for BIRD, in \
+                 alternation, one fresh lab each. The session set-up is left out: its timers \
+                 are settings, not speed."
             ),
             Lang::Ru => format!(
                 "Один узел анонсирует маршрутизатору {prefixes} префиксов /32 (из 198.18.0.0/15). \
-                 Измеряется время от перехода сессии маршрутизатора в Established до момента, \
-                 когда маршрутизатор насчитает их все, для нашего спикера и для BIRD поочерёдно, \
-                 каждый раз на новом стенде. Отсчёт от Established исключает таймеры \
-                 подключения: это настройки, а не скорость."
+                 Измеряется время от последней сводки маршрутизатора, где нет ни одного из них, \
+                 до первой, где есть все (сводки запрашиваются подряд, не реже раза в 20 мс; \
+                 это оценка сверху, завышенная не более чем на один опрос), для нашего спикера \
+                 и для BIRD поочерёдно, каждый раз на новом стенде. Установление сессии не \
+                 входит: его таймеры — настройки, а не скорость."
             ),
         }
     );
@@ -226,15 +228,15 @@ fn churn(s: &mut String, summary: &mut Summary, c: &Churn, lang: Lang) {
         match lang {
             Lang::En => format!(
                 "With {} prefixes up, the node's file changes every 100 ms: {} prefixes \
-                 withdrawn, {} new ones announced; {} changes in all, offered at {:.0} a second. \
-                 Measured: after the last change, until the router's kernel table is exactly \
+                 withdrawn, {} new ones announced; {} changes in all, offered at {:.0} a second \
+                 (the speaker polls its file every 100 ms, as fast as the steps). Measured: after the last change, until the router's kernel table is exactly \
                  the desired set; and whether the session was ever reset.",
                 c.prefixes, c.per_step, c.per_step, c.changes, c.offered_per_s
             ),
             Lang::Ru => format!(
                 "При {} анонсированных префиксах файл узла меняется каждые 100 мс: {} префиксов \
                  отзывается, {} новых анонсируется; всего {} изменений со скоростью {:.0} в \
-                 секунду. Измеряется время после последнего изменения до совпадения таблицы \
+                 секунду (спикер опрашивает файл каждые 100 мс, с той же частотой). Измеряется время после последнего изменения до совпадения таблицы \
                  ядра маршрутизатора с желаемым набором, и был ли сброс сессии.",
                 c.prefixes, c.per_step, c.per_step, c.changes, c.offered_per_s
             ),
