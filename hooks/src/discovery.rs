@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use addon::{
     Hook, HookConfig, HookError, HookInput, HookOutput, KubeOperation, KubeOutput,
-    KubernetesBinding, LabelSelector, MetricOperation, ObjectRef, RawJson,
+    KubernetesBinding, LabelSelector, MetricOperation, ObjectRef, RawJson, ScheduleBinding,
 };
 use metallb_api::names::{annotations, api, conditions as cond, labels, metrics, module};
 use metallb_api::values::ClassValue;
@@ -82,6 +82,9 @@ const ENDPOINT_SLICE_FILTER: &str = r#"{namespace: .metadata.namespace,
     nodes: ([(.endpoints // [])[]? | select(type == "object") | select(.conditions.ready != false)
              | .nodeName | select(type == "string")] | unique)}"#;
 
+/// The schedule binding that re-plans when a failback hold-down ends.
+const FAILBACK_TIMER: &str = "failback";
+
 /// Label of EndpointSlices naming their Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -90,9 +93,10 @@ fn node_filter() -> String {
     format!(
         r#"{{name: .metadata.name,
     labels: ((.metadata.labels // {{}}) | with_entries(select(.key != "{}"))),
-    ready: {}}}"#,
+    ready: {}, readySince: {}}}"#,
         labels::MEMBER,
-        node::READY
+        node::READY,
+        node::READY_SINCE
     )
 }
 
@@ -102,7 +106,11 @@ const NAMESPACE_FILTER: &str =
 
 /// Speaker pods: node and readiness.
 fn speaker_filter() -> String {
-    format!(r#"{{node: .spec.nodeName, ready: {}}}"#, node::READY)
+    format!(
+        r#"{{node: .spec.nodeName, ready: {}, readySince: {}}}"#,
+        node::READY,
+        node::READY_SINCE
+    )
 }
 
 pub(crate) struct Discovery;
@@ -123,6 +131,10 @@ impl Hook for Discovery {
                 b("class_status", api::CLASS_API_VERSION, api::CLASS_KIND, CLASS_STATUS_FILTER)
                     .on_events([]),
             )
+            .schedule(ScheduleBinding {
+                queue: Some(order::QUEUE.into()),
+                ..ScheduleBinding::new(FAILBACK_TIMER, FAILBACK_CRONTAB)
+            })
             .kubernetes(b("nodes", "v1", "Node", &node_filter()))
             .kubernetes(
                 b("speakers", "v1", "Pod", &speaker_filter())
@@ -164,6 +176,7 @@ impl Hook for Discovery {
                 .into_iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect(),
+            failback_hold_down_seconds: failback_hold_down_seconds(input.values()),
         };
         let adopted = input
             .values()
@@ -177,11 +190,58 @@ impl Hook for Discovery {
             tracing::info!("waiting for the adoption of Services served before the upgrade");
             return Ok(out);
         }
-        let outcome = handle(&mut snapshots, &crate::types::now(), &mut out.kubernetes)?;
+        let now = crate::types::now();
+        if only_failback_timer(&input) && !failback_due(&snapshots, &now) {
+            // Nothing can have changed since the last run but the clock, and no hold-down is
+            // running or just ended: no plan, and no output (the metrics stay as they are).
+            return Ok(out);
+        }
+        let outcome = handle(&mut snapshots, &now, &mut out.kubernetes)?;
         out.values.set("internal.l2loadbalancers", &outcome.class_values)?;
         out.metrics = outcome.metrics;
         Ok(out)
     }
+}
+
+/// Period of the failback timer: how late after its hold-down ends an IP moves back at most.
+const FAILBACK_CRONTAB: &str = "*/10 * * * * *";
+
+/// A timer run plans again while a hold-down ended less than this long ago: three periods,
+/// so a late or skipped tick of the framework's cron still sees the end.
+const FAILBACK_WINDOW_SECONDS: u32 = 30;
+
+/// The module setting `failbackHoldDownSeconds`; the default when absent or unreadable, so a
+/// bad value never turns the hold-down off.
+fn failback_hold_down_seconds(values: &Value) -> u32 {
+    values
+        .pointer("/failbackHoldDownSeconds")
+        .and_then(Value::as_u64)
+        .and_then(|s| u32::try_from(s).ok())
+        .unwrap_or(DEFAULT_FAILBACK_HOLD_DOWN_SECONDS)
+}
+
+/// Default of `failbackHoldDownSeconds` (also in `openapi/config-values.yaml`): long enough to
+/// ride out a node that flaps (a kubelet restart, a link that bounces), short enough that a
+/// repaired node carries its share again within a minute or two.
+const DEFAULT_FAILBACK_HOLD_DOWN_SECONDS: u32 = 60;
+
+/// Whether this run was started by the failback timer alone.
+fn only_failback_timer(input: &HookInput) -> bool {
+    let contexts = input.binding_contexts();
+    !contexts.is_empty() && contexts.iter().all(|c| c.binding == FAILBACK_TIMER)
+}
+
+/// Whether a node's hold-down is running or just ended, from the nodes and speakers alone.
+fn failback_due(s: &Snapshots<'_>, now: &Timestamp) -> bool {
+    let mut nodes = node::read_all(&s.nodes, &mut Vec::new());
+    read::apply_speaker_readiness(&mut nodes, &s.speakers);
+    let probe = metallb_planner::Input {
+        now: now.clone(),
+        nodes,
+        failback_hold_down_seconds: s.failback_hold_down_seconds,
+        ..Default::default()
+    };
+    metallb_planner::hold_down::failback_due(&probe, FAILBACK_WINDOW_SECONDS)
 }
 
 /// What one run produces besides its Kubernetes operations.
@@ -457,13 +517,20 @@ mod tests {
             "status": {"conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}]}});
         assert_eq!(
             jq::run(&node_filter(), &n).unwrap(),
-            json!({"name": "a", "labels": {"x": "y"}, "ready": true})
+            json!({"name": "a", "labels": {"x": "y"}, "ready": true, "readySince": null})
         );
-        for status in
-            [json!({}), json!({"conditions": "x"}), json!({"conditions": [1, {"type": "Ready"}]})]
-        {
+        let n = json!({"metadata": {"name": "a"}, "status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+        assert_eq!(jq::run(&node_filter(), &n).unwrap()["readySince"], "2026-01-01T00:00:00Z");
+        for status in [
+            json!({}),
+            json!({"conditions": "x"}),
+            json!({"conditions": [1, {"type": "Ready"}]}),
+            json!({"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+        ] {
             let n = json!({"metadata": {"name": "b"}, "status": status});
-            assert_eq!(jq::run(&node_filter(), &n).unwrap()["ready"], false);
+            let read = jq::run(&node_filter(), &n).unwrap();
+            assert_eq!((&read["ready"], &read["readySince"]), (&json!(false), &Value::Null));
         }
     }
 
@@ -529,5 +596,45 @@ mod tests {
             &[json!({"node": "a", "ready": true}), json!({"node": "b", "ready": false})],
         );
         assert_eq!(nodes.iter().map(|n| n.speaker_ready).collect::<Vec<_>>(), [true, false]);
+    }
+
+    /// Healthy since the later of the node's and its speaker's Ready; of two Ready speaker
+    /// pods (a rollout) the earlier counts; an unreadable time stamp never wins.
+    #[test]
+    fn healthy_since_is_the_later_of_node_and_speaker() {
+        let t = |s: &str| Some(Timestamp(s.into()));
+        let node = |name: &str, since: Option<Timestamp>| NodeInput {
+            name: name.into(),
+            healthy_since: since,
+            ..Default::default()
+        };
+        let mut nodes = vec![
+            node("a", t("2026-01-01T00:00:10Z")),
+            node("b", t("2026-01-01T00:00:10Z")),
+            node("c", None),
+            node("d", t("2026-01-01T00:00:10Z")),
+        ];
+        let pod =
+            |node: &str, since: &str| json!({"node": node, "ready": true, "readySince": since});
+        apply_speaker_readiness(
+            &mut nodes,
+            &[
+                pod("a", "2026-01-01T00:00:20Z"),
+                pod("a", "2026-01-01T00:00:30Z"),
+                pod("b", "2026-01-01T00:00:05Z"),
+                pod("c", "2026-01-01T00:00:20Z"),
+                pod("d", "garbage"),
+            ],
+        );
+        let got: Vec<_> = nodes.iter().map(|n| n.healthy_since.clone()).collect();
+        assert_eq!(
+            got,
+            [
+                t("2026-01-01T00:00:20Z"),
+                t("2026-01-01T00:00:10Z"),
+                t("2026-01-01T00:00:20Z"),
+                t("2026-01-01T00:00:10Z"),
+            ]
+        );
     }
 }

@@ -308,6 +308,12 @@ pub(crate) mod node {
     pub(crate) const READY: &str = r#"([(.status.conditions // [])[]? | select(type == "object")
         | select(.type == "Ready" and .status == "True")] | length > 0)"#;
 
+    /// When the `Ready` condition last became `True` (`null` while not ready), for the failback
+    /// hold-down. It changes only together with [`READY`], so it adds no events.
+    pub(crate) const READY_SINCE: &str = r#"([(.status.conditions // [])[]? | select(type == "object")
+        | select(.type == "Ready" and .status == "True") | .lastTransitionTime
+        | select(type == "string")] | .[0])"#;
+
     /// Reads one node; the speaker readiness is filled in by the caller.
     pub(crate) fn read(v: &Value) -> Result<NodeInput, Skipped> {
         let name = req_str(v, "name")
@@ -317,6 +323,7 @@ pub(crate) mod node {
             labels: string_map(v, "labels").map_err(bad)?,
             ready: opt_bool(v, "ready").map_err(bad)?,
             speaker_ready: true,
+            healthy_since: opt_str(v, "readySince").map_err(bad)?.map(|t| Timestamp(t.into())),
             name,
         })
     }

@@ -11,7 +11,7 @@
 //! The story: the module starts; a class and a Service are created and the Service gets three
 //! IPs, each answered by a different front node; front-0 fails and its IP moves to its first
 //! backup within about a second while the other two IPs keep answering; the hooks then move
-//! the IP in the cluster; front-0 comes back. Every step is printed with its timing, and
+//! the IP in the cluster; front-0 comes back, is held down, then takes an IP again. Every step is printed with its timing, and
 //! [`run`] returns a [`Report`] that the CI test (`xtask/tests/demo.rs`) asserts on.
 //!
 //! Cleanup: the network and every process live in namespaces named `mlbdemo-<pid>-<tag>-*`,
@@ -127,7 +127,9 @@ pub struct Report {
     pub fetches: BTreeMap<IpAddr, Fetches>,
     /// Where the hooks moved the failed IP.
     pub moved_to: String,
-    /// The children after the failed node came back.
+    /// The children right after the failed node came back, during its failback hold-down.
+    pub held_placements: Vec<Placement>,
+    /// The children after the failed node's hold-down ended.
     pub final_placements: Vec<Placement>,
     /// Namespaces with the demo's prefix left after cleanup (none, unless cleanup failed).
     pub leftover_namespaces: Vec<String>,
@@ -537,13 +539,28 @@ fn scenario(
     control.set_speaker_ready(&failed.node, true)?;
     let settled = control.settle()?;
     data.write_state(&control.speaker_state()?)?;
-    let final_placements = control.placements(&namespace, &name);
+    let held_placements = control.placements(&namespace, &name);
+    let hold_down = control.failback_hold_down()?;
     story.step(format!(
         "{} comes back: cable in, speaker restarted, gossip sees {} alive (+{}), pod Ready; \
          hooks: {}",
         failed.node,
         members.len(),
         ms(gossip),
+        runs(settled)
+    ));
+    story.line(format!(
+        "{} is held down for {} s (failbackHoldDownSeconds): no IP moves back yet",
+        failed.node,
+        hold_down.as_secs()
+    ));
+    std::thread::sleep(hold_down);
+    let settled = control.failback_timer()?;
+    data.write_state(&control.speaker_state()?)?;
+    let final_placements = control.placements(&namespace, &name);
+    story.step(format!(
+        "the hold-down of {} has ended; the failback timer runs the hooks: {}",
+        failed.node,
         runs(settled)
     ));
     for p in &final_placements {
@@ -589,6 +606,7 @@ fn scenario(
         answered_after,
         fetches,
         moved_to: moved.node,
+        held_placements,
         final_placements,
         leftover_namespaces: Vec::new(),
         took: Duration::ZERO,

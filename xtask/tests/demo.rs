@@ -52,6 +52,12 @@ fn demo_seed_scenario_fails_over_to_the_first_backup_and_cleans_up() {
     // The hooks move the IP off the failed node; once it is back, the IPs are unchanged and
     // spread over three nodes again.
     assert_ne!(report.moved_to, report.failed_node);
+    // While the returning node is held down, nothing moves back to it.
+    assert!(
+        report.held_placements.iter().all(|p| p.node != report.failed_node),
+        "{:#?}",
+        report.held_placements
+    );
     let ips: Vec<_> = report.final_placements.iter().map(|p| p.ip).collect();
     let before: Vec<_> = report.placements.iter().map(|p| p.ip).collect();
     assert_eq!(ips, before, "no IP changed");

@@ -47,6 +47,10 @@ pub struct SettingsV2 {
     /// Tolerations of the original's controller; accepted, no effect.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// Seconds a returning node must be healthy before a Layer 2 IP moves back to it (the
+    /// schema's default, 60, when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failback_hold_down_seconds: Option<u32>,
 }
 
 /// Speaker settings of version 2.

@@ -4,7 +4,6 @@
 //! (the planned state re-planned: what most hook runs see). Run with
 //! `cargo bench -p metallb-planner`.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -31,9 +30,9 @@ fn cluster(services: usize) -> Input {
     let nodes = (0..NODES)
         .map(|n| NodeInput {
             name: format!("node-{n:03}"),
-            labels: BTreeMap::new(),
             ready: true,
             speaker_ready: true,
+            ..NodeInput::default()
         })
         .collect();
     let services = (0..services)
@@ -60,7 +59,7 @@ fn cluster(services: usize) -> Input {
         classes,
         nodes,
         services,
-        children: Vec::new(),
+        ..Input::default()
     }
 }
 

@@ -32,6 +32,7 @@ pub mod annotations;
 pub mod bgp;
 mod conditions;
 pub mod diag;
+pub mod hold_down;
 pub mod model;
 pub mod naming;
 mod place;

@@ -41,6 +41,9 @@ pub struct Input {
     pub services: Vec<ServiceInput>,
     /// Every `SDNInternalL2LBService`, ours and the previous implementation's.
     pub children: Vec<ExistingChild>,
+    /// Failback hold-down in seconds (module setting; 0 turns it off): a node that became a
+    /// healthy candidate less than this long ago takes no new IP (see [`crate::hold_down`]).
+    pub failback_hold_down_seconds: u32,
 }
 
 /// One `MetalLoadBalancerClass`.
@@ -73,6 +76,9 @@ pub struct NodeInput {
     pub ready: bool,
     /// A speaker pod on this node is Ready.
     pub speaker_ready: bool,
+    /// When the node last became healthy: the later of its `Ready` condition's and its speaker
+    /// pod's `Ready` transition times. Absent when unknown, which never holds the node down.
+    pub healthy_since: Option<Timestamp>,
 }
 
 /// `namespace/name` of a Service; children are matched to parents by it.

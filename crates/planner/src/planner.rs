@@ -19,6 +19,7 @@ use metallb_api::names::{annotations, conditions as cond, labels};
 use crate::annotations::{parse_count, parse_requested};
 use crate::conditions::{Wanted, find, merge};
 use crate::diag::{Diagnostic, RequestRejection};
+use crate::hold_down::HoldDown;
 use crate::model::{
     ChildAction, ChildDeletion, ChildSpec, ChildStatus, ClassInput, ClassStatusPlan,
     ConditionStatus, DeleteReason, DesiredChild, ExistingChild, Input, NodeInput, NodeMembership,
@@ -69,6 +70,15 @@ struct Slot {
     rejected: bool,
     node: Option<usize>,
     backups: place::Backups,
+}
+
+/// Whether a placement honours the failback hold-down.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HoldDownRule {
+    /// Leave held-down nodes out while another candidate exists.
+    Avoid,
+    /// Every candidate (an IP that never had a node breaks no connection by going there).
+    Ignore,
 }
 
 /// How a Service relates to our classes.
@@ -183,6 +193,9 @@ struct Planner<'a> {
     node_id: BTreeMap<&'a str, usize>,
     /// Nodes sorted by name, parallel to `node_names`.
     nodes: Vec<&'a NodeInput>,
+    /// Nodes in their failback hold-down, parallel to `node_names`: they keep what they hold
+    /// but are not chosen for an IP while another candidate exists.
+    held: Vec<bool>,
     /// Classes sorted by name; a class id is an index here.
     classes: Vec<Class<'a>>,
     class_id: BTreeMap<&'a str, usize>,
@@ -223,6 +236,7 @@ impl<'a> Planner<'a> {
             .collect();
         let eligible: Vec<bool> =
             nodes.iter().zip(&excluded).map(|(n, ex)| n.ready && n.speaker_ready && !ex).collect();
+        let held = nodes.iter().map(|n| HoldDown::of(input, n).is_held()).collect();
 
         let mut class_inputs: Vec<&ClassInput> = input.classes.iter().collect();
         class_inputs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -285,6 +299,7 @@ impl<'a> Planner<'a> {
             node_names,
             node_id,
             nodes,
+            held,
             classes,
             class_id,
             defaults,
@@ -722,18 +737,27 @@ impl<'a> Planner<'a> {
         let mut load = vec![vec![0u32; self.nodes.len()]; classes.len()];
         let mut used: Vec<Vec<usize>> = vec![Vec::new(); svcs.len()];
         // Each leading Service's candidates, and the head of their rendezvous order (see
-        // `place::head_len`), computed once.
-        let candidates_of = |svc: &Svc<'_>| -> Vec<usize> {
+        // `place::head_len`), computed once. Nodes in their failback hold-down are left out
+        // while another candidate exists: an IP that moves (and every backup) avoids them. They
+        // keep what they hold (below), and an IP that never had a node may still go there.
+        let held = &self.held;
+        let any_held = held.contains(&true);
+        let eligible_of = |svc: &Svc<'_>, hold_down: HoldDownRule| -> Vec<usize> {
             let base = &classes[svc.class].candidates;
-            match svc.input.external_traffic_policy {
+            let all: Vec<usize> = match svc.input.external_traffic_policy {
                 TrafficPolicy::Cluster => base.clone(),
                 TrafficPolicy::Local => base
                     .iter()
                     .copied()
                     .filter(|&n| svc.input.ready_endpoint_nodes.contains(self.node_names[n]))
                     .collect(),
+            };
+            if hold_down == HoldDownRule::Ignore || all.iter().all(|&n| held[n]) {
+                return all;
             }
+            all.into_iter().filter(|&n| !held[n]).collect()
         };
+        let candidates_of = |svc: &Svc<'_>| eligible_of(svc, HoldDownRule::Avoid);
         let full_order = |svc: &Svc<'_>| {
             let candidates = candidates_of(svc);
             place::rendezvous(&svc.key.to_string(), &candidates, &self.node_names, usize::MAX)
@@ -785,13 +809,30 @@ impl<'a> Planner<'a> {
             let s = slots[leader].svc;
             let class = svcs[s].class;
             let (head, class_load, cap) = (&heads[s], &load[class], caps[class]);
-            let chosen = place::first_fit(head, &used[s], class_load, cap).or_else(|| {
-                if head.len() == candidate_count[s] {
-                    place::choose(head, &used[s], class_load, cap)
-                } else {
-                    place::choose(&full_order(&svcs[s]), &used[s], class_load, cap)
-                }
+            let had_node = holders_of(leader).any(|sid| {
+                slots[sid].existing.is_some_and(|e| {
+                    self.existing[e].status.node.is_some()
+                        || self.existing[e].preferred_node.is_some()
+                })
             });
+            let chosen = if any_held && !had_node {
+                let order = place::rendezvous(
+                    &svcs[s].key.to_string(),
+                    &eligible_of(&svcs[s], HoldDownRule::Ignore),
+                    &self.node_names,
+                    usize::MAX,
+                );
+                place::first_fit(&order, &used[s], class_load, cap)
+                    .or_else(|| place::choose(&order, &used[s], class_load, cap))
+            } else {
+                place::first_fit(head, &used[s], class_load, cap).or_else(|| {
+                    if head.len() == candidate_count[s] {
+                        place::choose(head, &used[s], class_load, cap)
+                    } else {
+                        place::choose(&full_order(&svcs[s]), &used[s], class_load, cap)
+                    }
+                })
+            };
             if let Some(node) = chosen {
                 slots[leader].node = Some(node);
                 used[s].push(node);

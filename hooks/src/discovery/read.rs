@@ -13,6 +13,7 @@ use std::sync::Arc;
 use addon::RawJson;
 use compact_str::CompactString;
 use metallb_api::names::{annotations, api};
+use metallb_planner::hold_down::unix_seconds;
 use metallb_planner::pool::Family;
 use metallb_planner::{
     ChildSpec, ChildStatus, ClassInput, Condition, ConditionStatus, ExistingChild, Input,
@@ -127,6 +128,8 @@ pub(crate) struct Snapshots<'a> {
     pub(crate) endpoint_slices: Vec<RawJson>,
     /// Namespaces being deleted.
     pub(crate) terminating: BTreeSet<String>,
+    /// The module setting `failbackHoldDownSeconds`.
+    pub(crate) failback_hold_down_seconds: u32,
 }
 
 /// The stored parts of a child that the hook compares with what it would write.
@@ -311,6 +314,7 @@ pub(super) fn read<'a>(s: &mut Snapshots<'a>, now: &Timestamp) -> Read<'a> {
     Read {
         input: Input {
             now: now.clone(),
+            failback_hold_down_seconds: s.failback_hold_down_seconds,
             classes: classes.iter().map(|c| c.input.clone()).collect::<Vec<ClassInput>>(),
             nodes,
             services,
@@ -329,10 +333,49 @@ pub(super) fn read<'a>(s: &mut Snapshots<'a>, now: &Timestamp) -> Read<'a> {
 /// rollout of the whole DaemonSet) readiness is unknown and filters nothing: otherwise every IP
 /// would lose its node at once, which is the outage the speakers' absence does not cause by
 /// itself (the previous announcer keeps answering until told otherwise).
+///
+/// A node is healthy since the later of its own `Ready` transition and its speaker's (the
+/// earliest Ready speaker pod on it, so a second pod during a rollout does not restart the
+/// failback hold-down).
 pub(super) fn apply_speaker_readiness(nodes: &mut [NodeInput], speakers: &[Value]) {
-    let ready = ready_speaker_nodes(speakers);
+    let mut ready: BTreeMap<String, Option<Timestamp>> = BTreeMap::new();
+    for p in speakers.iter().filter(|p| opt_bool(p, "ready").unwrap_or(false)) {
+        let Some(node) = opt_str(p, "node").ok().flatten() else { continue };
+        let since = opt_str(p, "readySince").ok().flatten().map(|t| Timestamp(t.into()));
+        let slot = ready.entry(node).or_insert_with(|| since.clone());
+        *slot = earlier(slot.take(), since);
+    }
+    let known = !ready.is_empty();
     for n in nodes {
-        n.speaker_ready = ready.is_empty() || ready.contains(&n.name);
+        n.speaker_ready = !known || ready.contains_key(&n.name);
+        if let Some(speaker_since) = ready.get(&n.name) {
+            n.healthy_since = later(n.healthy_since.take(), speaker_since.clone());
+        }
+    }
+}
+
+/// The earlier of two optional time stamps (one that does not parse loses).
+fn earlier(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    pick(a, b, |x, y| x <= y)
+}
+
+/// The later of two optional time stamps (one that does not parse loses).
+fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    pick(a, b, |x, y| x >= y)
+}
+
+fn pick(
+    a: Option<Timestamp>,
+    b: Option<Timestamp>,
+    first: fn(i64, i64) -> bool,
+) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => match (unix_seconds(&a), unix_seconds(&b)) {
+            (Some(x), Some(y)) => Some(if first(x, y) { a } else { b }),
+            (Some(_), None) => Some(a),
+            (None, _) => Some(b),
+        },
+        (a, b) => a.or(b),
     }
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use testkit::{Framework, Scenario};
 
 mod bgp;
+mod failback;
 mod upgrade;
 
 const BIN: &str = env!("CARGO_BIN_EXE_metallb-hooks");

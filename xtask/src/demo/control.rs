@@ -140,10 +140,33 @@ impl ControlPlane {
                 "labels": {labels::APP: module::SPEAKER_APP},
             },
             "spec": {"nodeName": node, "hostNetwork": true},
-            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+            "status": {"conditions": [{
+                "type": "Ready",
+                "status": if ready { "True" } else { "False" },
+                "lastTransitionTime": addon::rfc3339(u64::try_from(super::agent::unix_ms() / 1000).unwrap_or_default()),
+            }]},
         });
         self.fw.cluster_mut().insert(pod)?;
         Ok(())
+    }
+
+    /// The module setting `failbackHoldDownSeconds` as the hooks read it.
+    pub(crate) fn failback_hold_down(&self) -> Result<Duration> {
+        let seconds = self
+            .fw
+            .value("failbackHoldDownSeconds")
+            .and_then(Value::as_u64)
+            .context("values have no failbackHoldDownSeconds")?;
+        Ok(Duration::from_secs(seconds))
+    }
+
+    /// Fires the discovery hook's failback timer, as the framework's cron does every 10 s, and
+    /// runs the hooks until quiet.
+    pub(crate) fn failback_timer(&mut self) -> Result<Settled> {
+        let (before, started) = (self.fw.runs().len(), Instant::now());
+        self.fw.run_schedule("failback").context("fire the failback timer")?;
+        self.fw.run_until_quiet().context("run the hooks until quiet")?;
+        Ok(Settled { runs: self.fw.runs().len() - before, took: started.elapsed() })
     }
 
     /// The speakers' gossip key, from the Secret the `gossip-key` hook created.

@@ -11,6 +11,7 @@ fn node(name: &str, labels_: &[(&str, &str)], ready: bool) -> NodeInput {
         labels: labels_.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         ready,
         speaker_ready: true,
+        healthy_since: None,
     }
 }
 
@@ -244,7 +245,7 @@ fn arb_node() -> impl Strategy<Value = NodeInput> {
                 labels_
                     .insert(labels::EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS.to_owned(), String::new());
             }
-            NodeInput { name, labels: labels_, ready, speaker_ready: true }
+            NodeInput { name, labels: labels_, ready, speaker_ready: true, healthy_since: None }
         },
     )
 }

@@ -1,7 +1,5 @@
 //! Fixtures: builders for inputs and small helpers to read plans.
 
-use std::collections::BTreeMap;
-
 use metallb_api::names::{annotations, conditions as cond};
 use metallb_planner::{
     ClassInput, Condition, DesiredChild, Input, NodeInput, Plan, ServiceInput, ServicePort,
@@ -22,7 +20,7 @@ pub(crate) fn default_class(name: &str, pool: &[&str]) -> ClassInput {
 }
 
 pub(crate) fn node(name: &str) -> NodeInput {
-    NodeInput { name: name.to_owned(), labels: BTreeMap::new(), ready: true, speaker_ready: true }
+    NodeInput { name: name.to_owned(), ready: true, speaker_ready: true, ..NodeInput::default() }
 }
 
 pub(crate) fn nodes(count: usize) -> Vec<NodeInput> {
@@ -82,7 +80,7 @@ pub(crate) fn input(
         classes,
         nodes,
         services,
-        children: Vec::new(),
+        ..Input::default()
     }
 }
 

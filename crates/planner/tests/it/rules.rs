@@ -607,6 +607,78 @@ fn only_children_of_a_lost_node_move() {
     }
 }
 
+/// A failed node's IP moved away; when the node comes back it is held down: the IP stays where
+/// it went, also as a backup the node is avoided, and only after the hold-down does the
+/// distinct-node rule move an IP back to it.
+#[test]
+fn a_returning_node_takes_an_ip_back_only_after_its_hold_down() {
+    let mut base =
+        input(vec![default_class("a", &["10.0.0.0/24"])], nodes(3), vec![svc("web").count(3)]);
+    base.failback_hold_down_seconds = 60;
+    let (before, applied) = converge(&base);
+    let lost_ip = children_of(&before, "web")
+        .into_iter()
+        .find(|c| c.status.node.as_deref() == Some("node-0"))
+        .and_then(|c| c.status.ip.clone())
+        .expect("node-0 announces one IP");
+
+    // node-0 fails: its IP moves.
+    let mut failed = applied.clone();
+    failed.nodes.iter_mut().find(|n| n.name == "node-0").unwrap().ready = false;
+    let (during, failed_applied) = converge(&failed);
+    let moved_to = |plan: &metallb_planner::Plan| {
+        children_of(plan, "web")
+            .into_iter()
+            .find(|c| c.status.ip.as_ref() == Some(&lost_ip))
+            .and_then(|c| c.status.node.clone())
+    };
+    let took_over = moved_to(&during).expect("placed");
+    assert_ne!(took_over, "node-0");
+
+    // node-0 is back 10 s ago, and then 61 s ago.
+    let back = |now: &str| {
+        let mut i = failed_applied.clone();
+        i.now = metallb_planner::Timestamp(now.into());
+        let n = i.nodes.iter_mut().find(|n| n.name == "node-0").unwrap();
+        n.ready = true;
+        n.healthy_since = Some(metallb_planner::Timestamp("2026-01-01T00:10:00Z".into()));
+        i
+    };
+    let held = metallb_planner::plan(&back("2026-01-01T00:10:10Z"));
+    assert_eq!(moved_to(&held).as_deref(), Some(took_over.as_str()), "held down: no move back");
+    for c in children_of(&held, "web") {
+        assert!(!c.status.backups.iter().any(|b| b == "node-0"), "held node as a backup: {c:?}");
+        let was = children_of(&during, "web").into_iter().find(|d| d.name == c.name).unwrap();
+        assert_eq!(c.status.ip, was.status.ip);
+    }
+    let mut off = back("2026-01-01T00:10:10Z");
+    off.failback_hold_down_seconds = 0;
+    let without = metallb_planner::plan(&off);
+    let on_node_0 = |plan: &metallb_planner::Plan| {
+        nodes_of(plan, "web").into_iter().flatten().filter(|n| n == "node-0").count()
+    };
+    assert_eq!(on_node_0(&without), 1, "without hold-down an IP moves back at once");
+    let after = metallb_planner::plan(&back("2026-01-01T00:11:01Z"));
+    assert_eq!(on_node_0(&after), 1, "after the hold-down an IP moves back");
+    let distinct: std::collections::BTreeSet<_> = nodes_of(&after, "web").into_iter().collect();
+    assert_eq!(distinct.len(), 3);
+}
+
+/// When every candidate is held down (the whole cluster just started), IPs are still placed.
+#[test]
+fn hold_down_never_leaves_an_ip_without_a_node() {
+    let mut i =
+        input(vec![default_class("a", &["10.0.0.0/24"])], nodes(3), vec![svc("web").count(3)]);
+    i.failback_hold_down_seconds = 60;
+    for n in &mut i.nodes {
+        n.healthy_since = Some(i.now.clone());
+    }
+    let plan = metallb_planner::plan(&i);
+    let placed: std::collections::BTreeSet<_> =
+        nodes_of(&plan, "web").into_iter().flatten().collect();
+    assert_eq!(placed.len(), 3, "{placed:?}");
+}
+
 // === adoption ===
 
 #[test]
