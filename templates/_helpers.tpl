@@ -2,8 +2,9 @@
   Helpers of the metallb chart. The chart is self-contained (no library chart); the helpers that
   do exactly what a Deckhouse lib-helm helper does keep its name and calling convention, so the
   platform's linter (dmt) recognises them and the library chart could replace them one by one:
-  helm_lib_module_labels, helm_lib_module_image, helm_lib_prometheus_rules,
-  helm_lib_grafana_dashboard_definitions. The rest are named metallb_*.
+  helm_lib_module_labels, helm_lib_module_image, helm_lib_module_common_image,
+  helm_lib_prometheus_rules, helm_lib_grafana_dashboard_definitions. The rest are named
+  metallb_*.
 
   Only these template functions are used here and in the templates (the Rust test renderer in
   crates/helmrender implements exactly this set): include, toYaml, fail, default, quote, indent,
@@ -39,6 +40,24 @@ labels:
 {{- fail (printf "no digest for the image %s of the module %s in .Values.global.modulesImages.digests" $image $context.Chart.Name) -}}
 {{- end -}}
 {{- printf "%s@%s" $context.Values.global.modulesImages.registry.base (index $digests $image) -}}
+{{- end }}
+
+{{- /* Usage: {{ include "helm_lib_module_common_image" (list . "kubeRbacProxy") }}
+  The reference of an image the platform ships for every module (`common`), such as the
+  kube-rbac-proxy the platform puts in front of its components' metrics: the platform's
+  registry and the digest recorded under `common` in the module digests. A missing digest
+  fails the render, as for the module's own images. */ -}}
+{{- define "helm_lib_module_common_image" -}}
+{{- $context := index . 0 -}}
+{{- $image := index . 1 -}}
+{{- $all := $context.Values.global.modulesImages.digests -}}
+{{- if not (hasKey $all "common") -}}
+{{- fail "no common images in .Values.global.modulesImages.digests" -}}
+{{- end -}}
+{{- if not (hasKey $all.common $image) -}}
+{{- fail (printf "no digest for the common image %s in .Values.global.modulesImages.digests" $image) -}}
+{{- end -}}
+{{- printf "%s@%s" $context.Values.global.modulesImages.registry.base (index $all.common $image) -}}
 {{- end }}
 
 {{- /* Usage: {{ if include "metallb_module_enabled" (list . "vertical-pod-autoscaler") }}

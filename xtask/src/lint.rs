@@ -729,7 +729,9 @@ fn check_pod(rendered: &Rendered, pod: &Value, findings: &mut Vec<Finding>) {
         let mut fail = |message: &str| push(format!("container {name}: {message}"));
         let image = container["image"].as_str().unwrap_or_default();
         if !image.starts_with(&format!("{}@sha256:", helmrender::openapi::STUB_REGISTRY)) {
-            fail("image must come from helm_lib_module_image (the module's registry and digest)");
+            fail(
+                "image must come from helm_lib_module_image or helm_lib_module_common_image (the platform's registry and a digest)",
+            );
         }
         if !matches!(str_at(container, "/imagePullPolicy"), None | Some("IfNotPresent")) {
             fail("imagePullPolicy must be unset or IfNotPresent");
@@ -790,6 +792,146 @@ fn check_pod(rendered: &Rendered, pod: &Value, findings: &mut Vec<Finding>) {
             }
         }
     }
+    let containers = pod["containers"].as_array().into_iter().flatten();
+    for container in containers {
+        if is_kube_rbac_proxy(container) {
+            check_kube_rbac_proxy(rendered, container, findings);
+        } else if host_network {
+            check_node_exposure(rendered, container, findings);
+        }
+    }
+}
+
+// === metrics and health of host-network pods: loopback, behind kube-rbac-proxy ===
+
+/// What the platform names the kube-rbac-proxy image among its common images.
+const KUBE_RBAC_PROXY_IMAGE: &str = "kubeRbacProxy";
+/// Subresource the platform's kube-rbac-proxies authorize metrics requests against.
+const METRICS_SUBRESOURCE: &str = "prometheus-metrics";
+
+/// A container is the platform's kube-rbac-proxy when it runs the platform's common image
+/// (its digest in the stub globals), whatever its name.
+fn is_kube_rbac_proxy(container: &Value) -> bool {
+    let stub = format!(
+        "{}@{}",
+        helmrender::openapi::STUB_REGISTRY,
+        helmrender::openapi::stub_digest(KUBE_RBAC_PROXY_IMAGE)
+    );
+    container["image"] == stub.as_str()
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A container of a host-network pod other than kube-rbac-proxy: whatever it serves over TCP
+/// is open to the node's whole network unless it listens on loopback, so it declares no TCP
+/// port, its HTTP probes go to 127.0.0.1, and its metrics address (`*METRICS_ADDR`) is a
+/// loopback one. Metrics reach the network only through kube-rbac-proxy (TLS and a
+/// SubjectAccessReview per request), the platform's convention.
+fn check_node_exposure(rendered: &Rendered, container: &Value, findings: &mut Vec<Finding>) {
+    let name = container["name"].as_str().unwrap_or("?");
+    let mut fail =
+        |message: String| findings.push(rendered.finding(format!("container {name}: {message}")));
+    for port in container["ports"].as_array().into_iter().flatten() {
+        let protocol = port["protocol"].as_str().unwrap_or("TCP");
+        if protocol == "TCP" {
+            fail(format!(
+                "TCP port {} is open on the node's network; listen on 127.0.0.1 and serve it through a kube-rbac-proxy container",
+                port["containerPort"].as_i64().unwrap_or_default()
+            ));
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(get) = container[probe].get("httpGet")
+            && !get["host"].as_str().is_some_and(is_loopback_host)
+        {
+            fail(format!(
+                "{probe} reaches HTTP on the node's address; serve health on loopback and set httpGet.host 127.0.0.1"
+            ));
+        }
+    }
+    for env in container["env"].as_array().into_iter().flatten() {
+        let env_name = env["name"].as_str().unwrap_or_default();
+        if !env_name.ends_with("METRICS_ADDR") {
+            continue;
+        }
+        let loopback = env["value"]
+            .as_str()
+            .and_then(|v| v.parse::<std::net::SocketAddr>().ok())
+            .is_some_and(|addr| addr.ip().is_loopback());
+        if !loopback {
+            fail(format!(
+                "env {env_name} must be a loopback address such as 127.0.0.1:PORT on the host network"
+            ));
+        }
+    }
+}
+
+/// A kube-rbac-proxy serves TLS only, forwards to loopback only, and authorizes every
+/// upstream against the `prometheus-metrics` subresource of the very object it runs in.
+fn check_kube_rbac_proxy(rendered: &Rendered, container: &Value, findings: &mut Vec<Finding>) {
+    let name = container["name"].as_str().unwrap_or("?");
+    let mut fail =
+        |message: String| findings.push(rendered.finding(format!("container {name}: {message}")));
+    let args: Vec<&str> =
+        container["args"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if !args.iter().any(|a| a.starts_with("--secure-listen-address=")) {
+        fail("kube-rbac-proxy needs --secure-listen-address (TLS)".into());
+    }
+    if args.iter().any(|a| a.starts_with("--insecure-listen-address")) {
+        fail("kube-rbac-proxy must not listen without TLS".into());
+    }
+    let config = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "KUBE_RBAC_PROXY_CONFIG")
+        .and_then(|e| e["value"].as_str());
+    let Some(config) = config else {
+        fail("kube-rbac-proxy has no KUBE_RBAC_PROXY_CONFIG".into());
+        return;
+    };
+    let config: Value = match serde_norway::from_str(config) {
+        Ok(config) => config,
+        Err(error) => {
+            fail(format!("KUBE_RBAC_PROXY_CONFIG is not YAML: {error}"));
+            return;
+        }
+    };
+    let upstreams = config["upstreams"].as_array().filter(|u| !u.is_empty());
+    let Some(upstreams) = upstreams else {
+        fail("KUBE_RBAC_PROXY_CONFIG has no upstreams".into());
+        return;
+    };
+    let object = &rendered.object;
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let expected = serde_json::json!({
+        "namespace": object["metadata"]["namespace"],
+        "apiGroup": "apps",
+        "apiVersion": "v1",
+        "resource": format!("{}s", kind.to_lowercase()),
+        "subresource": METRICS_SUBRESOURCE,
+        "name": object["metadata"]["name"],
+    });
+    for upstream in upstreams {
+        let url = upstream["upstream"].as_str().unwrap_or_default();
+        let host = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .and_then(|rest| rest.split('/').next())
+            .map(|authority| authority.rsplit_once(':').map_or(authority, |(host, _)| host));
+        if !host.is_some_and(is_loopback_host) {
+            fail(format!("upstream {url:?} must be on loopback (http://127.0.0.1:PORT/)"));
+        }
+        let attributes = upstream.pointer("/authorization/resourceAttributes");
+        if attributes != Some(&expected) {
+            fail(format!(
+                "upstream {url:?} must authorize with resourceAttributes {expected} (this {kind}'s {METRICS_SUBRESOURCE})"
+            ));
+        }
+    }
 }
 
 /// A pod controller needs a VPA (the lint renders with the VPA module enabled) that targets it
@@ -848,6 +990,16 @@ mod tests {
         ];
         for (pattern, name, expected) in cases {
             assert_eq!(glob_matches(pattern, name), expected, "{pattern} ~ {name}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for ok in ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in ["0.0.0.0", "", "$(HOST_IP)", "10.0.0.1", "::"] {
+            assert!(!is_loopback_host(bad), "{bad}");
         }
     }
 

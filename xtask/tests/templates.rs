@@ -102,6 +102,45 @@ fn a_weakened_speaker_is_reported() {
     assert_reported(&findings, "templates/l2lb/speaker/rbac-for-us.yaml", "`*` in resources");
 }
 
+/// The speaker's HTTP back on the node's address (as before kube-rbac-proxy), and a proxy that
+/// would pass requests without TLS to a non-loopback upstream under another object's name.
+#[test]
+fn metrics_open_on_the_node_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_module(dir.path());
+    let daemonset = dir.path().join("templates/l2lb/speaker/daemonset.yaml");
+    edit(&daemonset, r#"value: "127.0.0.1:4228""#, r#"value: "$(HOST_IP):4228""#);
+    edit(
+        &daemonset,
+        "              hostPort: 4226\n              protocol: UDP\n",
+        "              hostPort: 4226\n              protocol: UDP\n            - name: http\n              containerPort: 4228\n              hostPort: 4228\n",
+    );
+    edit(
+        &daemonset,
+        "              host: 127.0.0.1\n              path: /healthz",
+        "              path: /healthz",
+    );
+    edit(&daemonset, "--secure-listen-address=", "--insecure-listen-address=");
+    edit(&daemonset, "upstream: http://127.0.0.1:4228/", "upstream: http://10.0.0.1:4228/");
+    edit(&daemonset, "name: l2lb-speaker\n          ports:", "name: other\n          ports:");
+
+    let findings = template_findings(dir.path());
+    let ds = "templates/l2lb/speaker/daemonset.yaml";
+    for needle in [
+        "container speaker: TCP port 4228 is open on the node's network",
+        "container speaker: livenessProbe reaches HTTP on the node's address",
+        "container speaker: env METALLB_METRICS_ADDR must be a loopback address",
+        "container kube-rbac-proxy: kube-rbac-proxy needs --secure-listen-address",
+        "container kube-rbac-proxy: kube-rbac-proxy must not listen without TLS",
+        r#"container kube-rbac-proxy: upstream "http://10.0.0.1:4228/" must be on loopback"#,
+        "must authorize with resourceAttributes",
+    ] {
+        assert_reported(&findings, ds, needle);
+    }
+    // The readiness probe still goes to loopback and is not reported.
+    assert!(!findings.iter().any(|f| f.contains("readinessProbe reaches")), "{findings:?}");
+}
+
 #[test]
 fn a_bare_deployment_is_reported() {
     let dir = tempfile::tempdir().unwrap();

@@ -43,6 +43,11 @@
 //!   spelling of `.Files.Get PATH`.
 //! * `.Capabilities` and `.Template` are not provided; `.Release` has `Name`, `Namespace`,
 //!   `Service`, `IsInstall`, `IsUpgrade` and `Revision`.
+//!
+//! The platform's image helpers need no function beyond these: `helm_lib_module_image` and
+//! `helm_lib_module_common_image` (kube-rbac-proxy) are `index`, `hasKey` and `printf` over
+//! `global.modulesImages`, which [`openapi::global_stub`] fills with a digest per module image
+//! and per [`openapi::COMMON_IMAGES`] entry.
 
 mod funcs;
 mod ignore;

@@ -18,6 +18,10 @@ use crate::{Error, Result};
 /// did not come from the module's image helper.
 pub const STUB_REGISTRY: &str = "registry.example.com/deckhouse";
 
+/// Images the platform ships for every module (`global.modulesImages.digests.common`) that
+/// the stub globals carry: the chart reaches them through `helm_lib_module_common_image`.
+pub const COMMON_IMAGES: [&str; 1] = ["kubeRbacProxy"];
+
 /// The module's values schema, with `x-extend` applied.
 #[derive(Debug, Clone)]
 pub struct ModuleSchema {
@@ -113,7 +117,7 @@ pub fn apply_defaults(schema: &Json, value: &mut Json) {
 
 /// The global values the platform's linter renders with: [`STUB_REGISTRY`], a digest for
 /// every image of `images_dir` (image name = the directory's name in camelCase) under the
-/// module key, and `enabled_modules`.
+/// module key, one for each of [`COMMON_IMAGES`] under `common`, and `enabled_modules`.
 pub fn global_stub(module: &str, images_dir: &Path, enabled_modules: &[&str]) -> Result<Json> {
     let mut digests = Map::new();
     if images_dir.is_dir() {
@@ -128,11 +132,15 @@ pub fn global_stub(module: &str, images_dir: &Path, enabled_modules: &[&str]) ->
             }
         }
     }
+    let common: Map<String, Json> = COMMON_IMAGES
+        .iter()
+        .map(|image| ((*image).to_owned(), Json::String(stub_digest(image))))
+        .collect();
     Ok(json!({
         "enabledModules": enabled_modules,
         "modulesImages": {
             "registry": {"base": STUB_REGISTRY},
-            "digests": {addon::values_key(module): digests},
+            "digests": {addon::values_key(module): digests, "common": common},
         },
     }))
 }

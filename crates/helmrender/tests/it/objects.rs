@@ -153,6 +153,13 @@ fn the_speaker_reads_exactly_what_it_needs() {
     assert_eq!(grants(role), [(String::new(), "pods".into(), read)]);
 }
 
+/// The platform's ClusterRole for kube-rbac-proxy (create `tokenreviews` and
+/// `subjectaccessreviews`), which the platform's deckhouse module keeps; modules bind it
+/// rather than define their own.
+const RBAC_PROXY_ROLE: &str = "d8:rbac-proxy";
+/// The Role and RoleBinding that let Prometheus read the speakers' metrics.
+const METRICS_ACCESS: &str = "access-to-metallb-l2lb-speaker-metrics";
+
 #[test]
 fn bindings_bind_rendered_roles_to_the_speaker_account() {
     let objects = scenario("two-classes").objects();
@@ -163,7 +170,16 @@ fn bindings_bind_rendered_roles_to_the_speaker_account() {
         assert!(!bindings.is_empty(), "no {binding_kind}");
         for binding in bindings {
             assert_eq!(binding["roleRef"]["kind"], role_kind);
-            named(&objects, role_kind, binding["roleRef"]["name"].as_str().unwrap());
+            let role = binding["roleRef"]["name"].as_str().unwrap();
+            if role == RBAC_PROXY_ROLE {
+                assert_eq!(role_kind, "ClusterRole");
+            } else {
+                named(&objects, role_kind, role);
+            }
+            if binding["metadata"]["name"] == METRICS_ACCESS {
+                // Binds Prometheus, checked below.
+                continue;
+            }
             for subject in binding["subjects"].as_array().unwrap() {
                 assert_eq!(subject["kind"], "ServiceAccount");
                 assert_eq!(subject["namespace"], module::NAMESPACE);
@@ -172,6 +188,100 @@ fn bindings_bind_rendered_roles_to_the_speaker_account() {
             }
         }
     }
+}
+
+/// kube-rbac-proxy reviews every request's token and access: the speaker's account may
+/// create `tokenreviews` and `subjectaccessreviews`, through the platform's role and no other
+/// grant.
+#[test]
+fn the_speaker_account_may_review_tokens_and_access() {
+    let objects = scenario("two-classes").objects();
+    let bindings: Vec<&Value> = of_kind(&objects, "ClusterRoleBinding")
+        .into_iter()
+        .filter(|b| b["roleRef"]["name"] == RBAC_PROXY_ROLE)
+        .collect();
+    let [binding] = bindings[..] else { panic!("one binding of {RBAC_PROXY_ROLE}") };
+    assert_eq!(binding["metadata"]["name"], "d8:metallb:l2lb:speaker:rbac-proxy");
+    assert_eq!(binding["roleRef"]["apiGroup"], "rbac.authorization.k8s.io");
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": module::SPEAKER_APP,
+                            "namespace": module::NAMESPACE}])
+    );
+    // The module defines no role of its own for the reviews.
+    for role in of_kind(&objects, "ClusterRole").into_iter().chain(of_kind(&objects, "Role")) {
+        for (group, resource, _) in grants(role) {
+            assert!(
+                !matches!(group.as_str(), "authentication.k8s.io" | "authorization.k8s.io"),
+                "{}: {resource}",
+                id(role)
+            );
+        }
+    }
+}
+
+/// Only the platform's Prometheus may read the speakers' metrics, and only this DaemonSet's:
+/// the Role matches, verb for verb, what the proxy asks the API server.
+#[test]
+fn only_prometheus_reads_the_speaker_metrics() {
+    let objects = scenario("two-classes").objects();
+    let role = named(&objects, "Role", METRICS_ACCESS);
+    assert_eq!(role["metadata"]["namespace"], module::NAMESPACE);
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": ["apps"], "resources": ["daemonsets/prometheus-metrics"],
+                            "resourceNames": [module::SPEAKER_APP], "verbs": ["get"]}])
+    );
+    let binding = named(&objects, "RoleBinding", METRICS_ACCESS);
+    assert_eq!(binding["metadata"]["namespace"], module::NAMESPACE);
+    assert_eq!(
+        binding["roleRef"],
+        serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                           "name": METRICS_ACCESS})
+    );
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "prometheus",
+                            "namespace": "d8-monitoring"}]),
+        "the account whose token the PodMonitor sends"
+    );
+
+    // What the proxy asks is what the Role grants.
+    let [ds] = of_kind(&objects, "DaemonSet")[..] else { panic!("one DaemonSet") };
+    let containers = ds["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+    let proxy = containers.iter().find(|c| c["name"] == "kube-rbac-proxy").unwrap();
+    let config = proxy["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "KUBE_RBAC_PROXY_CONFIG")
+        .unwrap();
+    let config: Value = serde_norway::from_str(config["value"].as_str().unwrap()).unwrap();
+    let attributes = &config["upstreams"][0]["authorization"]["resourceAttributes"];
+    let rule = &role["rules"][0];
+    assert_eq!(attributes["namespace"], role["metadata"]["namespace"]);
+    assert_eq!(attributes["apiGroup"], rule["apiGroups"][0]);
+    assert_eq!(
+        format!(
+            "{}/{}",
+            attributes["resource"].as_str().unwrap(),
+            attributes["subresource"].as_str().unwrap()
+        ),
+        rule["resources"][0].as_str().unwrap()
+    );
+    assert_eq!(attributes["name"], rule["resourceNames"][0]);
+    assert_eq!(attributes["name"], ds["metadata"]["name"]);
+
+    // Without the prometheus module there is no Prometheus account to grant.
+    let without = Scenario {
+        name: "no-prometheus",
+        settings: no_settings,
+        classes: two_classes,
+        modules: &["operator-prometheus", "vertical-pod-autoscaler"],
+    };
+    let objects = without.objects();
+    assert!(objects.iter().all(|o| o["metadata"]["name"] != METRICS_ACCESS));
+    named(&objects, "ClusterRoleBinding", "d8:metallb:l2lb:speaker:rbac-proxy");
 }
 
 #[test]

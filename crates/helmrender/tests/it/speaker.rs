@@ -1,7 +1,10 @@
-//! The speaker DaemonSet: the container contract the speaker binary reads, the platform's
-//! container rules, and the objects around it (VPA, PodMonitor).
+//! The speaker DaemonSet: the container contract the speaker binary reads, the kube-rbac-proxy
+//! in front of its metrics, the platform's container rules, and the objects around it (VPA,
+//! PodMonitor).
 
 use std::collections::BTreeMap;
+
+use std::net::SocketAddr;
 
 use helmrender::openapi::{STUB_REGISTRY, stub_digest};
 use helmrender::{Error, Release};
@@ -24,10 +27,41 @@ fn pod(daemonset: &DaemonSet) -> PodSpec {
     daemonset.spec.clone().template.spec.unwrap()
 }
 
-fn speaker(pod: &PodSpec) -> Container {
-    let [container] = &pod.containers[..] else { panic!("expected one container") };
+/// The speaker's HTTP listener (metrics and health): loopback only, see the template.
+const LOOPBACK_HTTP: &str = "127.0.0.1:4228";
+/// The host port of kube-rbac-proxy, the way to the speaker's metrics from the network.
+const PROXY_PORT: i32 = 4227;
+
+fn container(pod: &PodSpec, name: &str) -> Container {
+    let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["speaker", "kube-rbac-proxy"], "the speaker and its metrics proxy");
     assert!(pod.init_containers.is_none(), "init containers would need the same rules");
-    container.clone()
+    pod.containers.iter().find(|c| c.name == name).unwrap().clone()
+}
+
+fn speaker(pod: &PodSpec) -> Container {
+    container(pod, "speaker")
+}
+
+fn proxy(pod: &PodSpec) -> Container {
+    container(pod, "kube-rbac-proxy")
+}
+
+/// `env` of a container as JSON, in order.
+fn env_json(container: &Container) -> Vec<Value> {
+    container.env.iter().flatten().map(|e| serde_json::to_value(e).unwrap()).collect()
+}
+
+/// `(name, containerPort, hostPort, protocol)` of every port of a container.
+fn ports(container: &Container) -> Vec<(String, i32, Option<i32>, String)> {
+    container
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            (p.name.clone().unwrap(), p.container_port, p.host_port, p.protocol.clone().unwrap())
+        })
+        .collect()
 }
 
 #[test]
@@ -67,8 +101,7 @@ fn the_container_gets_the_speaker_command_line_and_environment() {
         Some(&["--source".to_owned(), "kubernetes".to_owned()][..])
     );
 
-    let env: Vec<Value> =
-        container.env.iter().flatten().map(|e| serde_json::to_value(e).unwrap()).collect();
+    let env = env_json(&container);
     let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
     let value = |name: &str, value: &str| json!({"name": name, "value": value});
     assert_eq!(
@@ -80,21 +113,14 @@ fn the_container_gets_the_speaker_command_line_and_environment() {
             field("HOST_IP", "status.hostIP"),
             value("METALLB_GOSSIP_BIND", "$(HOST_IP):4226"),
             value("METALLB_GOSSIP_KEY_FILE", "/etc/metallb/gossip/key"),
-            value("METALLB_METRICS_ADDR", "$(HOST_IP):4227"),
+            value("METALLB_METRICS_ADDR", LOOPBACK_HTTP),
             value("METALLB_LOG_FORMAT", "json"),
         ]
     );
 
-    let ports: Vec<(String, i32, String)> = container
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| (p.name.clone().unwrap(), p.container_port, p.protocol.clone().unwrap()))
-        .collect();
-    assert_eq!(
-        ports,
-        [("gossip".into(), 4226, "UDP".into()), ("metrics".into(), 4227, "TCP".into())]
-    );
+    // Gossip is the only port of the speaker on the node's address; its HTTP listener is on
+    // loopback and undeclared (see the proxy test).
+    assert_eq!(ports(&container), [("gossip".into(), 4226, Some(4226), "UDP".into())]);
 
     let [mount] = &container.volume_mounts.clone().unwrap()[..] else { panic!("one mount") };
     assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/metallb/gossip", Some(true)));
@@ -136,17 +162,104 @@ fn the_container_satisfies_the_platform_container_rules() {
         assert!(requests.contains_key(resource), "no {resource} request");
     }
 
+    // The kubelet shares the node's network namespace with a host-network pod, so it reaches
+    // the loopback listener directly, without a token for the proxy.
+    let loopback: SocketAddr = LOOPBACK_HTTP.parse().unwrap();
     for (probe, path) in
         [(&container.liveness_probe, "/healthz"), (&container.readiness_probe, "/readyz")]
     {
         let get = probe.clone().unwrap().http_get.expect("an HTTP probe");
         assert_eq!(get.path.as_deref(), Some(path));
-        assert_eq!(serde_json::to_value(&get.port).unwrap(), "metrics");
+        assert_eq!(get.host.as_deref(), Some(loopback.ip().to_string().as_str()));
+        assert_eq!(serde_json::to_value(&get.port).unwrap(), loopback.port());
     }
-    for port in container.ports.iter().flatten() {
-        // The platform reserves 4200-4299 for host-network components.
-        assert!((4200..=4299).contains(&port.container_port), "{port:?}");
-        assert_eq!(port.host_port, Some(port.container_port));
+    for container in &pod.containers {
+        for port in container.ports.iter().flatten() {
+            // The platform reserves 4200-4299 for host-network components.
+            assert!((4200..=4299).contains(&port.container_port), "{port:?}");
+            assert_eq!(port.host_port, Some(port.container_port));
+        }
+    }
+    // The loopback port is the node's too: inside the range, clear of the declared ports.
+    assert!((4200..=4299).contains(&loopback.port()));
+    let declared: Vec<i32> = pod
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .map(|p| p.container_port)
+        .collect();
+    assert!(!declared.contains(&i32::from(loopback.port())), "{declared:?}");
+}
+
+/// The platform's convention for metrics of a host-network pod: kube-rbac-proxy with TLS on
+/// the node's address, forwarding to the loopback listener only what the API server
+/// authorizes as `get` on this DaemonSet's `prometheus-metrics` subresource.
+#[test]
+fn kube_rbac_proxy_guards_the_metrics() {
+    let ds = daemonset("two-classes");
+    let pod = pod(&ds);
+    let proxy = proxy(&pod);
+    assert_eq!(
+        proxy.image.as_deref(),
+        Some(format!("{STUB_REGISTRY}@{}", stub_digest("kubeRbacProxy")).as_str()),
+        "the image is the platform's common kube-rbac-proxy"
+    );
+    let args = proxy.args.clone().unwrap();
+    assert!(
+        args.contains(&format!(
+            "--secure-listen-address=$(KUBE_RBAC_PROXY_LISTEN_ADDRESS):{PROXY_PORT}"
+        )),
+        "{args:?}"
+    );
+    assert!(!args.iter().any(|a| a.starts_with("--insecure-listen-address")), "{args:?}");
+    assert_eq!(ports(&proxy), [("metrics".into(), PROXY_PORT, Some(PROXY_PORT), "TCP".into())]);
+
+    let env = env_json(&proxy);
+    assert_eq!(
+        env[0],
+        json!({"name": "KUBE_RBAC_PROXY_LISTEN_ADDRESS",
+               "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
+        "the node's address (host network)"
+    );
+    assert_eq!(env[1]["name"], "KUBE_RBAC_PROXY_CONFIG");
+    assert_eq!(env.len(), 2);
+    let config: Value = serde_norway::from_str(env[1]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        config,
+        json!({"upstreams": [{
+            "upstream": format!("http://{LOOPBACK_HTTP}/"),
+            "path": "/",
+            "authorization": {"resourceAttributes": {
+                "namespace": module::NAMESPACE,
+                "apiGroup": "apps",
+                "apiVersion": "v1",
+                "resource": "daemonsets",
+                "subresource": "prometheus-metrics",
+                "name": module::SPEAKER_APP,
+            }},
+        }]})
+    );
+
+    let security = proxy.security_context.clone().unwrap();
+    assert_eq!(
+        (security.run_as_non_root, security.run_as_user, security.run_as_group),
+        (Some(true), Some(64535), Some(64535)),
+        "the proxy needs no root"
+    );
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_ne!(security.privileged, Some(true));
+    let capabilities = security.capabilities.unwrap();
+    assert_eq!(capabilities.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+    assert!(capabilities.add.is_none(), "no capability");
+    assert_eq!(security.seccomp_profile.map(|p| p.type_).as_deref(), Some("RuntimeDefault"));
+    let requests = proxy.resources.clone().unwrap().requests.unwrap();
+    for resource in ["cpu", "memory", "ephemeral-storage"] {
+        assert!(requests.contains_key(resource), "no {resource} request");
+    }
+    for probe in [&proxy.liveness_probe, &proxy.readiness_probe] {
+        let socket = probe.clone().unwrap().tcp_socket.expect("a TCP probe");
+        assert_eq!(serde_json::to_value(&socket.port).unwrap(), "metrics");
     }
 }
 
@@ -215,15 +328,14 @@ fn the_vpa_and_the_pod_monitor_follow_the_daemonset() {
     assert!(
         ["Off", "Initial"].contains(&vpa["spec"]["updatePolicy"]["updateMode"].as_str().unwrap())
     );
-    let [policy] =
-        vpa["spec"]["resourcePolicy"]["containerPolicies"].as_array().unwrap().as_slice()
-    else {
-        panic!("one container policy")
-    };
-    assert_eq!(policy["containerName"], "speaker");
-    for bound in ["minAllowed", "maxAllowed"] {
-        for resource in ["cpu", "memory"] {
-            assert!(policy[bound][resource].is_string(), "{bound}.{resource}");
+    let policies = vpa["spec"]["resourcePolicy"]["containerPolicies"].as_array().unwrap();
+    let names: Vec<&str> = policies.iter().map(|p| p["containerName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["speaker", "kube-rbac-proxy"], "one policy per container");
+    for policy in policies {
+        for bound in ["minAllowed", "maxAllowed"] {
+            for resource in ["cpu", "memory"] {
+                assert!(policy[bound][resource].is_string(), "{bound}.{resource}");
+            }
         }
     }
 
@@ -238,6 +350,12 @@ fn the_vpa_and_the_pod_monitor_follow_the_daemonset() {
         panic!("one endpoint")
     };
     assert_eq!(endpoint["port"], "metrics");
+    // Through kube-rbac-proxy: TLS (its certificate is self-signed) and the token of the
+    // platform's Prometheus, which rbac-to-us.yaml authorizes.
+    assert_eq!(endpoint["scheme"], "https");
+    assert_eq!(endpoint["bearerTokenSecret"], json!({"name": "prometheus-token", "key": "token"}));
+    assert_eq!(endpoint["tlsConfig"], json!({"insecureSkipVerify": true}));
+    assert_eq!(monitor["spec"]["jobLabel"], labels::APP, "job stays l2lb-speaker for the alerts");
     let node = json!({"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"});
     assert!(endpoint["relabelings"].as_array().unwrap().contains(&node), "node label from the pod");
 }
@@ -252,4 +370,12 @@ fn a_missing_image_digest_fails_the_render() {
         matches!(&error, Error::Render { template, .. } if template.ends_with("daemonset.yaml"))
     );
     assert!(crate::error_chain(&error).contains("no digest for the image speaker"), "{error}");
+
+    let mut values = scenario("two-classes").values();
+    values["global"]["modulesImages"]["digests"]["common"] = json!({});
+    let error = chart().render(&values, &release).unwrap_err();
+    assert!(
+        crate::error_chain(&error).contains("no digest for the common image kubeRbacProxy"),
+        "{error}"
+    );
 }
