@@ -269,7 +269,9 @@ pub struct Unreadable {
     pub why: String,
 }
 
-/// This node's input from the mirrored objects (pure), and the objects that could not be read.
+/// This node's input from the mirrored objects (pure), and the objects that could not be read:
+/// the routes naming this node, the peers they name (with this node's source address and the
+/// password from the Secret copy), and every pool.
 pub fn input(
     scope: &Scope<'_>,
     announcements: &BTreeMap<Key, AnnouncementEntry>,
@@ -301,7 +303,11 @@ pub fn input(
             Err(why) => malformed(names::api::POOL_KIND, name, why.clone()),
         }
     }
-    for (name, entry) in peers {
+    // Only the peers this node's routes name get a session (the contract: a peer no route
+    // names has its session closed); the others are other nodes' business.
+    let named: BTreeSet<&str> =
+        input.routes.iter().flat_map(|r| r.peers.iter().map(String::as_str)).collect();
+    for (name, entry) in peers.iter().filter(|(name, _)| named.contains(name.as_str())) {
         match entry.as_ref().map_err(Clone::clone).and_then(|spec| peer(scope, spec, secrets)) {
             Ok(peer) => {
                 input.peers.insert(name.clone(), peer);

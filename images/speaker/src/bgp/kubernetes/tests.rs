@@ -191,9 +191,13 @@ fn objects_reduce_to_this_nodes_routes_and_sessions() {
     );
     let shared = &r.desired.routes[&net("203.0.113.10/32")]["tor-a"];
     assert_eq!(shared.communities, BTreeSet::from([0xffff_ff01]), "nginx-bgp-1 is node-1's only");
-    // A node no route names: sessions defined, nothing announced.
+    // A node no route names: no session, nothing announced.
     let (r, _) = reduce_for("node-3", cluster());
     assert!(r.desired.routes.is_empty());
+    assert!(r.desired.peers.is_empty());
+    // node-2's routes name only tor-a: no session with tor-b.
+    let (r, _) = reduce_for("node-2", cluster());
+    assert_eq!(r.desired.peers.keys().collect::<Vec<_>>(), ["tor-a"]);
 }
 
 #[test]
