@@ -48,7 +48,7 @@ pub struct Options {
 pub async fn run(
     options: Options,
     mut feed: watch::Receiver<Option<Arc<Reduced>>>,
-    status: Option<watch::Sender<status::Sessions>>,
+    status: Option<watch::Sender<Option<status::Sessions>>>,
     metrics: Arc<Metrics>,
 ) -> Result<(), Error> {
     let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
@@ -84,7 +84,10 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
-                record(&speaker, &bfd_sessions, &bfd_states.borrow(), status.as_ref(), &metrics);
+                // Session entries only once a state was applied: before, no session means
+                // nothing yet, not "no session".
+                let status = status.as_ref().filter(|_| current.is_some());
+                record(&speaker, &bfd_sessions, &bfd_states.borrow(), status, &metrics);
             }
             changed = bfd_states.changed() => {
                 if changed.is_err() {
@@ -193,7 +196,7 @@ fn record(
     speaker: &Speaker,
     bfd_sessions: &BTreeMap<String, (SessionKey, PeerBfd)>,
     bfd_states: &BTreeMap<SessionKey, metallb_bfd::SessionStatus>,
-    status: Option<&watch::Sender<status::Sessions>>,
+    status: Option<&watch::Sender<Option<status::Sessions>>>,
     metrics: &Metrics,
 ) {
     let sessions = speaker.status();
@@ -203,7 +206,7 @@ fn record(
             .iter()
             .filter_map(|(name, (key, _))| Some((name.as_str(), bfd_states.get(key)?.state)))
             .collect();
-        let snapshot = status::snapshot(&sessions, &bfd);
+        let snapshot = Some(status::snapshot(&sessions, &bfd));
         sink.send_if_modified(|current| {
             let changed = *current != snapshot;
             if changed {

@@ -286,14 +286,16 @@ async fn run_bgp(args: Args, metrics: Arc<Metrics>) -> Result<(), Error> {
             let client = kube::Client::try_default().await.map_err(SourceError::KubeConfig)?;
             let namespace = args.namespace.unwrap_or_else(|| client.default_namespace().to_owned());
             tracing::info!(%node, %namespace, "speaker starting in BGP mode with the Kubernetes source");
+            let (own_entries, own) = watch::channel(std::collections::BTreeSet::new());
             let source = crate::bgp::kubernetes::Watch {
                 client: client.clone(),
                 node: node.clone(),
                 namespace,
+                own_entries,
             };
             tokio::spawn(source.follow(feed, metrics.clone()));
-            let (status, sessions) = watch::channel(crate::bgp::status::Sessions::new());
-            tokio::spawn(crate::bgp::status::write(client, node, sessions, metrics.clone()));
+            let (status, sessions) = watch::channel(None);
+            tokio::spawn(crate::bgp::status::write(client, node, sessions, own, metrics.clone()));
             crate::bgp::run(options, desired, Some(status), metrics).await
         }
     }

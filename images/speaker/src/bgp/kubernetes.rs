@@ -37,6 +37,7 @@ use metallb_api::names::{self, labels, module};
 use metallb_planner::pool::Pool;
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::sync::watch;
 
 use super::Feed;
 use super::reduce::{self, BfdIntervals, Ignored, Input, Password, Peer, Route};
@@ -63,7 +64,7 @@ pub struct AnnouncementView {
     pub spec: Value,
 }
 
-/// The fields of a `MetalLoadBalancerBGPPeer` the speaker reads (its status is not).
+/// The fields of a `MetalLoadBalancerBGPPeer` the speaker reads.
 #[derive(Resource, Debug, Clone, Deserialize)]
 #[resource(inherit = "MetalLoadBalancerBGPPeer")]
 pub struct PeerView {
@@ -72,6 +73,9 @@ pub struct PeerView {
     /// The spec, as sent.
     #[serde(default)]
     pub spec: Value,
+    /// The status; after [`keep_own_entry`] only this node's session entry, if any.
+    #[serde(default)]
+    pub status: Value,
 }
 
 /// The fields of a `MetalLoadBalancerPool` the speaker reads.
@@ -108,8 +112,14 @@ pub struct AnnouncedRoute {
 /// An announcement, or why it cannot be read.
 pub type AnnouncementEntry = Result<Vec<AnnouncedRoute>, String>;
 
-/// A peer's spec, or why it cannot be read.
-pub type PeerEntry = Result<MetalLoadBalancerBGPPeerSpec, String>;
+/// What the mirror keeps of a peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerEntry {
+    /// Its spec, or why it cannot be read.
+    pub spec: Result<MetalLoadBalancerBGPPeerSpec, String>,
+    /// Whether its `status.sessions` holds an entry of this node (after [`keep_own_entry`]).
+    pub own_entry: bool,
+}
 
 /// A pool's addresses, or why they cannot be read.
 pub type PoolEntry = Result<Pool, String>;
@@ -179,9 +189,14 @@ impl Project for PeerView {
     type Entry = PeerEntry;
 
     fn project(&self) -> Extracted<PeerEntry> {
-        Extracted::Entry(
-            MetalLoadBalancerBGPPeerSpec::deserialize(&self.spec).map_err(|e| format!("spec: {e}")),
-        )
+        let spec =
+            MetalLoadBalancerBGPPeerSpec::deserialize(&self.spec).map_err(|e| format!("spec: {e}"));
+        let own_entry = self
+            .status
+            .get("sessions")
+            .and_then(Value::as_array)
+            .is_some_and(|sessions| !sessions.is_empty());
+        Extracted::Entry(PeerEntry { spec, own_entry })
     }
 }
 
@@ -225,6 +240,24 @@ pub fn keep_node(view: &mut AnnouncementView, node: &str) {
     for route in routes {
         route["nodes"] = Value::Array(vec![Value::String(node.to_owned())]);
     }
+}
+
+/// Keeps of a peer's status only the session entries of `node`: whether this node has an
+/// entry is all the speaker needs (to release a stale one), and other nodes' entries change
+/// every few seconds without concerning it.
+pub fn keep_own_entry(view: &mut PeerView, node: &str) {
+    let mut sessions = match view.status.get_mut("sessions").map(Value::take) {
+        Some(Value::Array(sessions)) => sessions,
+        _ => Vec::new(),
+    };
+    sessions.retain(|s| s.get("node").and_then(Value::as_str) == Some(node));
+    view.status =
+        if sessions.is_empty() { Value::Null } else { serde_json::json!({ "sessions": sessions }) };
+}
+
+/// The peers holding an entry of this node in their status.
+pub fn own_entries(peers: &BTreeMap<Key, PeerEntry>) -> BTreeSet<String> {
+    peers.iter().filter(|(_, p)| p.own_entry).map(|(name, _)| name.clone()).collect()
 }
 
 /// The mirrored objects, by key (`namespace/name` or `name`).
@@ -308,7 +341,8 @@ pub fn input(
     let named: BTreeSet<&str> =
         input.routes.iter().flat_map(|r| r.peers.iter().map(String::as_str)).collect();
     for (name, entry) in peers.iter().filter(|(name, _)| named.contains(name.as_str())) {
-        match entry.as_ref().map_err(Clone::clone).and_then(|spec| peer(scope, spec, secrets)) {
+        match entry.spec.as_ref().map_err(Clone::clone).and_then(|spec| peer(scope, spec, secrets))
+        {
             Ok(peer) => {
                 input.peers.insert(name.clone(), peer);
             }
@@ -397,7 +431,6 @@ where
 }
 
 /// Desired state of BGP mode from the Kubernetes API.
-#[derive(Clone)]
 pub struct Watch {
     /// The client.
     pub client: Client,
@@ -405,6 +438,9 @@ pub struct Watch {
     pub node: String,
     /// The speaker's namespace, where the password Secret copies are.
     pub namespace: String,
+    /// Receives the peers holding an entry of this node in their status, for the status
+    /// writer to release the entries it no longer owns (after a restart, say).
+    pub own_entries: watch::Sender<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -427,7 +463,9 @@ impl Watch {
         )
         .map(move |item| item.map(|event| event.modify(|view| keep_node(view, &node))))
         .map(Update::Announcements);
+        let node = self.node.clone();
         let peers = watch(Api::<PeerView>::all(self.client.clone()), watcher::Config::default())
+            .map(move |item| item.map(|event| event.modify(|view| keep_own_entry(view, &node))))
             .map(Update::Peers);
         let pools = watch(Api::<PoolView>::all(self.client.clone()), watcher::Config::default())
             .map(Update::Pools);
@@ -476,6 +514,14 @@ impl Watch {
             }
             if touched && objects.synced() {
                 self.publish(&objects, &feed, &metrics, &mut logged);
+                let own = own_entries(objects.peers.entries());
+                self.own_entries.send_if_modified(|current| {
+                    let changed = *current != own;
+                    if changed {
+                        *current = own;
+                    }
+                    changed
+                });
             }
         }
     }

@@ -9,9 +9,10 @@
 //! The writer is its own task: a slow or refusing API server never delays the BGP sessions. A
 //! state change (BGP state, BFD state, last error) is written at once; other changes (prefix
 //! counts) at most once per [`MIN_INTERVAL`] per peer. A refused write is logged and counted,
-//! and retried after [`MIN_INTERVAL`].
+//! and retried after [`MIN_INTERVAL`]. An entry of a peer this node no longer peers with is
+//! released (applied without it), also one left by an earlier run of the speaker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -171,8 +172,11 @@ pub type Due = (String, Option<Session>);
 
 impl Limiter {
     /// The writes due at `now` for `sessions`: a new peer or a state change at once, a count
-    /// change or a retry after [`MIN_INTERVAL`], a peer gone its release.
-    pub fn due(&self, now: Instant, sessions: &Sessions) -> Vec<Due> {
+    /// change or a retry after [`MIN_INTERVAL`]; the release of a peer this node no longer
+    /// peers with, at once if this writer wrote its entry, else (`own`: the peers whose status
+    /// holds an entry of this node, say from before a restart) once per [`MIN_INTERVAL`] while
+    /// the entry is still seen.
+    pub fn due(&self, now: Instant, sessions: &Sessions, own: &BTreeSet<String>) -> Vec<Due> {
         let waited = |w: &Written| now.duration_since(w.at) >= MIN_INTERVAL;
         let mut due = Vec::new();
         for (peer, session) in sessions {
@@ -189,31 +193,45 @@ impl Limiter {
             }
         }
         for (peer, w) in &self.written {
-            if !sessions.contains_key(peer) && (w.session.is_some() || waited(w)) {
+            if sessions.contains_key(peer) {
+                continue;
+            }
+            let release = match (&w.session, w.ok) {
+                (Some(_), _) => true,
+                (None, false) => waited(w),
+                (None, true) => own.contains(peer) && waited(w),
+            };
+            if release {
                 due.push((peer.clone(), None));
             }
         }
+        for peer in own {
+            if !sessions.contains_key(peer) && !self.written.contains_key(peer) {
+                due.push((peer.clone(), None));
+            }
+        }
+        due.sort_by(|a, b| a.0.cmp(&b.0));
         due
     }
 
     /// Records the outcome of a write made at `now`.
     pub fn record(&mut self, now: Instant, due: &Due, ok: bool) {
-        if due.1.is_none() && ok {
-            self.written.remove(&due.0);
-        } else {
-            self.written.insert(due.0.clone(), Written { session: due.1.clone(), ok, at: now });
-        }
+        self.written.insert(due.0.clone(), Written { session: due.1.clone(), ok, at: now });
     }
 }
 
 /// How often the writer looks for due retries and count updates without a new snapshot.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// Writes `node`'s entries as `sessions` changes, until the sender is gone.
+/// Writes `node`'s entries as `sessions` changes, until the sender is gone. `sessions` is
+/// `None` until the first desired state was applied: before that an empty session list means
+/// nothing, and releasing entries then would flap them at every restart. `own` are the peers
+/// whose status holds an entry of this node.
 pub async fn write(
     client: Client,
     node: String,
-    mut sessions: watch::Receiver<Sessions>,
+    mut sessions: watch::Receiver<Option<Sessions>>,
+    mut own: watch::Receiver<BTreeSet<String>>,
     metrics: Arc<Metrics>,
 ) {
     // The lean view: the answer's spec is not needed, and a peer whose spec this version
@@ -225,11 +243,13 @@ pub async fn write(
     loop {
         tokio::select! {
             changed = sessions.changed() => if changed.is_err() { return },
+            changed = own.changed() => if changed.is_err() { return },
             _ = retry.tick() => {}
         }
-        let current = sessions.borrow_and_update().clone();
+        let Some(current) = sessions.borrow_and_update().clone() else { continue };
+        let seen = own.borrow_and_update().clone();
         let now = Instant::now();
-        for due in limiter.due(now, &current) {
+        for due in limiter.due(now, &current, &seen) {
             let body = apply_body(&due.0, due.1.as_ref().map(|s| entry(&node, s)).as_ref());
             let sent = tokio::time::timeout(
                 WRITE_TIMEOUT,
@@ -306,38 +326,59 @@ mod tests {
 
     #[test]
     fn state_changes_go_at_once_counts_are_rate_limited_gone_peers_released() {
+        let none = BTreeSet::new();
         let t0 = Instant::now();
         let mut limiter = Limiter::default();
         let mut sessions = Sessions::from([("tor".to_owned(), session(State::Connect, 0))]);
-        let due = limiter.due(t0, &sessions);
+        let due = limiter.due(t0, &sessions, &none);
         assert_eq!(due.len(), 1, "a new peer is written at once");
         limiter.record(t0, &due[0], true);
-        assert!(limiter.due(t0, &sessions).is_empty(), "unchanged: nothing");
+        assert!(limiter.due(t0, &sessions, &none).is_empty(), "unchanged: nothing");
 
         let t1 = t0 + Duration::from_secs(1);
         sessions.insert("tor".to_owned(), session(State::Established, 0));
-        let due = limiter.due(t1, &sessions);
+        let due = limiter.due(t1, &sessions, &none);
         assert_eq!(due.len(), 1, "a state change is written at once");
         limiter.record(t1, &due[0], true);
 
         let t2 = t1 + Duration::from_secs(1);
         sessions.insert("tor".to_owned(), session(State::Established, 5));
-        assert!(limiter.due(t2, &sessions).is_empty(), "a count change waits");
-        let due = limiter.due(t1 + MIN_INTERVAL, &sessions);
+        assert!(limiter.due(t2, &sessions, &none).is_empty(), "a count change waits");
+        let due = limiter.due(t1 + MIN_INTERVAL, &sessions, &none);
         assert_eq!(due, [("tor".to_owned(), Some(session(State::Established, 5)))]);
 
         // A refused write is retried after the interval, not at once.
         limiter.record(t2, &due[0], false);
-        assert!(limiter.due(t2 + Duration::from_secs(1), &sessions).is_empty());
-        let due = limiter.due(t2 + MIN_INTERVAL, &sessions);
+        assert!(limiter.due(t2 + Duration::from_secs(1), &sessions, &none).is_empty());
+        let due = limiter.due(t2 + MIN_INTERVAL, &sessions, &none);
         assert_eq!(due.len(), 1);
         limiter.record(t2 + MIN_INTERVAL, &due[0], true);
 
         // The peer leaves this node: its entry is released once.
         let t3 = t2 + MIN_INTERVAL * 2;
-        let due = limiter.due(t3, &Sessions::new());
+        let own = BTreeSet::from(["tor".to_owned()]);
+        let due = limiter.due(t3, &Sessions::new(), &own);
         assert_eq!(due, [("tor".to_owned(), None)]);
         limiter.record(t3, &due[0], true);
-        assert!(limiter.due(t3, &Sessions::new()).is_empty());
+        assert!(limiter.due(t3, &Sessions::new(), &own).is_empty(), "not again at once");
+        assert!(limiter.due(t3 + MIN_INTERVAL, &Sessions::new(), &none).is_empty(), "gone");
+    }
+
+    #[test]
+    fn an_entry_left_by_an_earlier_run_is_released() {
+        let t0 = Instant::now();
+        let mut limiter = Limiter::default();
+        let sessions = Sessions::from([("tor-a".to_owned(), session(State::Active, 0))]);
+        let own = BTreeSet::from(["tor-a".to_owned(), "tor-old".to_owned()]);
+        let due = limiter.due(t0, &sessions, &own);
+        assert_eq!(
+            due,
+            [("tor-a".to_owned(), Some(session(State::Active, 0))), ("tor-old".to_owned(), None)]
+        );
+        for d in &due {
+            limiter.record(t0, d, true);
+        }
+        // The watch has not shown the release yet: no second release before the interval.
+        assert!(limiter.due(t0 + Duration::from_secs(1), &sessions, &own).is_empty());
     }
 }

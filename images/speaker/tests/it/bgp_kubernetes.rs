@@ -4,6 +4,7 @@
 //! `410 Gone`, and the server-side apply of the node's session entry (method, URI with the
 //! field manager, body), including a refused write that is counted and retried.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -133,7 +134,13 @@ async fn changed(receiver: &mut watch::Receiver<Option<Arc<Reduced>>>) -> Arc<Re
 async fn the_desired_state_follows_the_objects_through_a_watch_and_a_relist() {
     let (client, mut api) = mock_api();
     let metrics = Arc::new(Metrics::new());
-    let source = Watch { client, node: "node-1".to_owned(), namespace: "d8-metallb".to_owned() };
+    let (own_entries, mut own) = watch::channel(BTreeSet::new());
+    let source = Watch {
+        client,
+        node: "node-1".to_owned(),
+        namespace: "d8-metallb".to_owned(),
+        own_entries,
+    };
     let (feed, mut state) = watch::channel(None);
     let task = tokio::spawn(source.follow(feed, metrics.clone()));
 
@@ -151,7 +158,8 @@ async fn the_desired_state_follows_the_objects_through_a_watch_and_a_relist() {
                 "spec": {"peerAddress": "192.0.2.1", "peerASN": 64500, "myASN": 64501,
                          "passwordSecretRef": {"namespace": "net", "name": "tor"},
                          "sourceAddresses": [{"nodeName": "node-1", "address": "192.0.2.11"}]},
-                "status": {"sessions": [{"node": "node-2", "state": "Established"}]},
+                "status": {"sessions": [{"node": "node-2", "state": "Established"},
+                                        {"node": "node-1", "state": "Active"}]},
             })],
         ),
     );
@@ -219,6 +227,7 @@ async fn the_desired_state_follows_the_objects_through_a_watch_and_a_relist() {
     assert_eq!(tor.password.as_deref(), Some("s3cret"));
     assert_eq!(tor.source_address, Some("192.0.2.11".parse().expect("ip")));
     assert_eq!(first.ignored.get(&Ignored::Malformed), Some(&1), "the broken one is counted");
+    assert_eq!(*own.borrow_and_update(), BTreeSet::from(["tor-a".to_owned()]), "own entry seen");
 
     for queue in [&mut api.peers, &mut api.pools, &mut api.secrets] {
         let (request, send) = next(queue).await;
@@ -291,7 +300,13 @@ fn peer_object() -> Value {
 async fn after_a_long_outage_the_watchers_follow_within_the_backoff_cap() {
     let (client, mut api) = mock_api();
     let metrics = Arc::new(Metrics::new());
-    let source = Watch { client, node: "node-1".to_owned(), namespace: "d8-metallb".to_owned() };
+    let (own_entries, _own) = watch::channel(BTreeSet::new());
+    let source = Watch {
+        client,
+        node: "node-1".to_owned(),
+        namespace: "d8-metallb".to_owned(),
+        own_entries,
+    };
     let (feed, mut state) = watch::channel(None);
     let task = tokio::spawn(source.follow(feed, metrics.clone()));
     for (queue, kind) in [
@@ -339,12 +354,14 @@ fn session(state: metallb_bgp::session::State, prefixes: usize) -> Session {
 async fn the_session_entry_is_applied_server_side_and_a_refusal_is_counted() {
     let (client, mut api) = mock_api();
     let metrics = Arc::new(Metrics::new());
-    let (sessions, updates) = watch::channel(Sessions::new());
-    let task = tokio::spawn(status::write(client, "node-1".to_owned(), updates, metrics.clone()));
-    sessions.send_replace(Sessions::from([(
+    let (sessions, updates) = watch::channel(None);
+    let (own_entries, own) = watch::channel(BTreeSet::new());
+    let task =
+        tokio::spawn(status::write(client, "node-1".to_owned(), updates, own, metrics.clone()));
+    sessions.send_replace(Some(Sessions::from([(
         "tor-a".to_owned(),
         session(metallb_bgp::session::State::Established, 2),
-    )]));
+    )])));
 
     let want_line =
         format!("PATCH {PEERS}/tor-a/status?&force=true&fieldManager=metallb-bgp-speaker%2Fnode-1");
@@ -378,15 +395,35 @@ async fn the_session_entry_is_applied_server_side_and_a_refusal_is_counted() {
     reply(send, 200, &peer_object());
 
     // The session goes down: written at once.
-    sessions.send_replace(Sessions::from([(
+    sessions.send_replace(Some(Sessions::from([(
         "tor-a".to_owned(),
         session(metallb_bgp::session::State::Active, 0),
-    )]));
+    )])));
     let (request, send) = next(&mut api.status).await;
     let (_, body) = request.into_parts();
     let body: Value =
         serde_json::from_slice(&body.collect_bytes().await.expect("body")).expect("json");
     assert_eq!(body["status"]["sessions"][0]["state"], "Active");
+    reply(send, 200, &peer_object());
+
+    // The peers watch shows an entry of this node on a peer it no longer peers with (left by
+    // an earlier run): released by applying the object without it.
+    own_entries.send_replace(BTreeSet::from(["tor-a".to_owned(), "tor-old".to_owned()]));
+    let (request, send) = next(&mut api.status).await;
+    assert_eq!(
+        line(&request),
+        format!(
+            "PATCH {PEERS}/tor-old/status?&force=true&fieldManager=metallb-bgp-speaker%2Fnode-1"
+        )
+    );
+    let (_, body) = request.into_parts();
+    let body: Value =
+        serde_json::from_slice(&body.collect_bytes().await.expect("body")).expect("json");
+    assert_eq!(
+        body,
+        json!({"apiVersion": "network.deckhouse.io/v1alpha1", "kind": "MetalLoadBalancerBGPPeer",
+               "metadata": {"name": "tor-old"}})
+    );
     reply(send, 200, &peer_object());
     assert!(!task.is_finished());
     task.abort();
