@@ -113,7 +113,8 @@ pub struct Args {
     #[arg(long, env = "METALLB_POD_NAME")]
     pub pod_name: Option<String>,
     /// This speaker's namespace (downward API): logged, and where `--source kubernetes` looks
-    /// for the other speaker pods (default: the client's namespace, in a pod its own).
+    /// for the other speaker pods (L2) or the peers' password Secret copies (BGP) (default: the
+    /// client's namespace, in a pod its own).
     #[arg(long, env = "METALLB_NAMESPACE")]
     pub namespace: Option<String>,
 }
