@@ -2,46 +2,55 @@
 //! where a peer asks for it, graceful restart, and graceful shutdown on SIGTERM.
 //!
 //! ```text
-//!  file source ─► file::reduce ─► Desired ─► metallb_bgp::Speaker (one task per peer)
-//!                            └──► PeerBfd ─► metallb_bfd::Bfd ─► Down ─► Speaker::force_down
-//!  every tick: session and BFD status ─► metrics (/metrics), readiness (/readyz)
+//!  file::follow ──────┐
+//!  kubernetes::follow ─┴─► Input ─► reduce ─► Feed ─► run ─► metallb_bgp::Speaker (one task per peer)
+//!                                                      └──► PeerBfd ─► metallb_bfd::Bfd ─► Down ─► Speaker::force_down
+//!  every tick: session and BFD status ─► metrics (/metrics), readiness (/readyz), status::Sink
 //! ```
 //!
 //! The BGP and BFD engines live in their own crates; this module only wires them to the
-//! desired state and the metrics. A file that does not parse keeps the previous state in
-//! force; a bad route or peer is left out and counted (`metallb_speaker_bgp_ignored`).
+//! desired state and the metrics. The sources keep the previous state in force when their input
+//! is unusable; a bad route or peer is left out and counted (`metallb_speaker_bgp_ignored`).
 
 pub mod file;
+pub mod kubernetes;
+pub mod reduce;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use metallb_bfd::{Bfd, SessionKey};
 use metallb_bgp::Speaker;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::speaker::Error;
-use file::{NodeFile, PeerBfd, Reduced};
+use reduce::{Ignored, PeerBfd, Reduced};
+
+/// Where a source publishes this node's reduced state; `None` until its first usable input.
+pub type Feed = watch::Sender<Option<Arc<Reduced>>>;
 
 /// What BGP mode runs with.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// This node's name; the file must be for it.
-    pub node_name: String,
-    /// The desired-state file.
-    pub file: PathBuf,
-    /// How often the file is checked for changes.
-    pub poll: Duration,
+    /// How often session figures are recorded (metrics, status).
+    pub tick: Duration,
     /// How long sessions stay up with GRACEFUL_SHUTDOWN on SIGTERM before they close.
     pub shutdown_grace: Duration,
 }
 
-/// Runs BGP mode until SIGTERM or SIGINT, then shuts down gracefully (RFC 8326).
-pub async fn run(options: Options, metrics: Arc<Metrics>) -> Result<(), Error> {
+/// Runs BGP mode from `feed` until SIGTERM or SIGINT, then shuts down gracefully (RFC 8326).
+/// Session figures go to the metrics and, when given, to `status` (never waited for).
+pub async fn run(
+    options: Options,
+    mut feed: watch::Receiver<Option<Arc<Reduced>>>,
+    status: Option<watch::Sender<Option<status::Sessions>>>,
+    metrics: Arc<Metrics>,
+) -> Result<(), Error> {
     let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
     // The process cannot tell a crash from a first start; the Restart State bit is harmless to
@@ -51,26 +60,34 @@ pub async fn run(options: Options, metrics: Arc<Metrics>) -> Result<(), Error> {
     let bfd = Bfd::new();
     let mut bfd_sessions: BTreeMap<String, (SessionKey, PeerBfd)> = BTreeMap::new();
     let mut bfd_states = bfd.states();
-    let mut stamp = None;
-    let mut current: Option<Reduced> = None;
-    let mut tick = tokio::time::interval(options.poll);
+    let mut current: Option<Arc<Reduced>> = None;
+    let mut feed_open = true;
+    let mut tick = tokio::time::interval(options.tick);
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = tick.tick() => {
-                let now = stamp_of(&options.file);
-                if now != stamp {
-                    stamp = now;
-                    if let Some(reduced) = load(&options, &metrics)
-                        && current.as_ref() != Some(&reduced)
-                    {
-                        apply(&mut speaker, &bfd, &mut bfd_sessions, &reduced, &metrics);
-                        current = Some(reduced);
-                        metrics.set_ready();
-                    }
+            changed = feed.changed(), if feed_open => {
+                if changed.is_err() {
+                    // The source ended: keep announcing what it last said.
+                    tracing::error!("the BGP source stopped; keeping the last state");
+                    feed_open = false;
+                    continue;
                 }
-                record(&speaker, &metrics);
+                let next = feed.borrow_and_update().clone();
+                if let Some(reduced) = next
+                    && current.as_deref() != Some(&*reduced)
+                {
+                    apply(&mut speaker, &bfd, &mut bfd_sessions, &reduced, &metrics);
+                    current = Some(reduced);
+                    metrics.set_ready();
+                }
+            }
+            _ = tick.tick() => {
+                // Session entries only once a state was applied: before, no session means
+                // nothing yet, not "no session".
+                let status = status.as_ref().filter(|_| current.is_some());
+                record(&speaker, &bfd_sessions, &bfd_states.borrow(), status, &metrics);
             }
             changed = bfd_states.changed() => {
                 if changed.is_err() {
@@ -85,47 +102,6 @@ pub async fn run(options: Options, metrics: Arc<Metrics>) -> Result<(), Error> {
     speaker.shutdown(options.shutdown_grace).await;
     bfd.shutdown().await;
     Ok(())
-}
-
-type Stamp = Option<(SystemTime, u64)>;
-
-fn stamp_of(path: &Path) -> Stamp {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
-/// Reads and reduces the file; `None` (logged, counted) when it cannot be used.
-fn load(options: &Options, metrics: &Metrics) -> Option<Reduced> {
-    let text = match std::fs::read_to_string(&options.file) {
-        Ok(text) => text,
-        Err(error) => {
-            tracing::error!(%error, path = %options.file.display(), "cannot read the BGP state file; keeping the previous state");
-            metrics.source_errors.inc();
-            return None;
-        }
-    };
-    let parsed: NodeFile = match serde_norway::from_str(&text) {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            tracing::error!(%error, path = %options.file.display(), "the BGP state file does not parse; keeping the previous state");
-            metrics.source_errors.inc();
-            return None;
-        }
-    };
-    if parsed.node != options.node_name {
-        tracing::error!(file_node = %parsed.node, node = %options.node_name, "the BGP state file is for another node; ignored");
-        metrics.source_errors.inc();
-        return None;
-    }
-    let reduced = file::reduce(&parsed, |path| match std::fs::read_to_string(path) {
-        Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_owned()),
-        Err(error) => {
-            tracing::error!(%error, path = %path.display(), "cannot read a peer's password file");
-            None
-        }
-    });
-    metrics.source_loads.inc();
-    Some(reduced)
 }
 
 fn apply(
@@ -146,11 +122,13 @@ fn apply(
         prefixes = reduced.desired.routes.len(),
         "BGP state applied"
     );
-    metrics.bgp.ignored.clear();
-    for (why, count) in &reduced.ignored {
-        tracing::warn!(reason = why.label(), count, "BGP routes or peers left out");
+    for why in Ignored::ALL {
+        let count = reduced.ignored.get(&why).copied().unwrap_or(0);
+        if count > 0 {
+            tracing::warn!(reason = why.label(), count, "BGP routes, peers or objects left out");
+        }
         let label = ReasonLabel { reason: why.label() };
-        metrics.bgp.ignored.get_or_create(&label).set(i64::try_from(*count).unwrap_or(i64::MAX));
+        metrics.bgp.ignored.get_or_create(&label).set(i64::try_from(count).unwrap_or(i64::MAX));
     }
     // BFD sessions follow the peers that ask for them.
     let gone: Vec<String> = sessions
@@ -213,7 +191,28 @@ fn follow_bfd(
     }
 }
 
-/// Session figures into the metrics.
-fn record(speaker: &Speaker, metrics: &Metrics) {
-    metrics.bgp.set_sessions(&speaker.status());
+/// Session figures into the metrics and the status sink.
+fn record(
+    speaker: &Speaker,
+    bfd_sessions: &BTreeMap<String, (SessionKey, PeerBfd)>,
+    bfd_states: &BTreeMap<SessionKey, metallb_bfd::SessionStatus>,
+    status: Option<&watch::Sender<Option<status::Sessions>>>,
+    metrics: &Metrics,
+) {
+    let sessions = speaker.status();
+    metrics.bgp.set_sessions(&sessions);
+    if let Some(sink) = status {
+        let bfd: BTreeMap<&str, metallb_bfd::State> = bfd_sessions
+            .iter()
+            .filter_map(|(name, (key, _))| Some((name.as_str(), bfd_states.get(key)?.state)))
+            .collect();
+        let snapshot = Some(status::snapshot(&sessions, &bfd));
+        sink.send_if_modified(|current| {
+            let changed = *current != snapshot;
+            if changed {
+                *current = snapshot;
+            }
+            changed
+        });
+    }
 }

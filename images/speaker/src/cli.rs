@@ -48,7 +48,7 @@ pub struct Args {
     /// This node's name; the speaker announces the addresses whose `node` equals it.
     #[arg(long, env = "METALLB_NODE_NAME")]
     pub node_name: String,
-    /// `l2` (ARP/NDP) or `bgp` (BGP sessions with the routers; `--source file:PATH` only).
+    /// `l2` (ARP/NDP) or `bgp` (BGP sessions with the routers).
     #[arg(long, env = "METALLB_MODE", value_enum, default_value_t = Mode::L2)]
     pub mode: Mode,
     /// BGP mode: how long the sessions stay up with the GRACEFUL_SHUTDOWN community (RFC 8326)
@@ -113,7 +113,8 @@ pub struct Args {
     #[arg(long, env = "METALLB_POD_NAME")]
     pub pod_name: Option<String>,
     /// This speaker's namespace (downward API): logged, and where `--source kubernetes` looks
-    /// for the other speaker pods (default: the client's namespace, in a pod its own).
+    /// for the other speaker pods (L2) or the peers' password Secret copies (BGP) (default: the
+    /// client's namespace, in a pod its own).
     #[arg(long, env = "METALLB_NAMESPACE")]
     pub namespace: Option<String>,
 }
@@ -175,15 +176,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .map_err(|source| Error::Metrics { addr: args.metrics_addr, source })?;
     tokio::spawn(crate::http::serve(listener, metrics.clone()));
     if args.mode == Mode::Bgp {
-        let SourceSpec::File(file) = args.source else { return Err(Error::BgpSource) };
-        tracing::info!(node = %args.node_name, file = %file.display(), "speaker starting in BGP mode");
-        let options = crate::bgp::Options {
-            node_name: args.node_name,
-            file,
-            poll: args.source_poll_interval,
-            shutdown_grace: args.bgp_shutdown_grace,
-        };
-        return crate::bgp::run(options, metrics).await;
+        return run_bgp(args, metrics).await;
     }
 
     tracing::info!(
@@ -272,6 +265,41 @@ pub async fn run(args: Args) -> Result<(), Error> {
         let _ = tokio::time::timeout(LEAVE_TIMEOUT, task).await;
     }
     result
+}
+
+/// BGP mode: the chosen source feeds `bgp::run`; with the Kubernetes source the session
+/// entries of the peers' status are written too.
+async fn run_bgp(args: Args, metrics: Arc<Metrics>) -> Result<(), Error> {
+    let (feed, desired) = watch::channel(None);
+    let options = crate::bgp::Options {
+        tick: args.source_poll_interval,
+        shutdown_grace: args.bgp_shutdown_grace,
+    };
+    let node = args.node_name;
+    match args.source {
+        SourceSpec::File(file) => {
+            tracing::info!(%node, file = %file.display(), "speaker starting in BGP mode");
+            let poll = args.source_poll_interval;
+            tokio::spawn(crate::bgp::file::follow(file, node, poll, feed, metrics.clone()));
+            crate::bgp::run(options, desired, None, metrics).await
+        }
+        SourceSpec::Kubernetes => {
+            let client = kube::Client::try_default().await.map_err(SourceError::KubeConfig)?;
+            let namespace = args.namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+            tracing::info!(%node, %namespace, "speaker starting in BGP mode with the Kubernetes source");
+            let (own_entries, own) = watch::channel(std::collections::BTreeSet::new());
+            let source = crate::bgp::kubernetes::Watch {
+                client: client.clone(),
+                node: node.clone(),
+                namespace,
+                own_entries,
+            };
+            tokio::spawn(source.follow(feed, metrics.clone()));
+            let (status, sessions) = watch::channel(None);
+            tokio::spawn(crate::bgp::status::write(client, node, sessions, own, metrics.clone()));
+            crate::bgp::run(options, desired, Some(status), metrics).await
+        }
+    }
 }
 
 /// The source chosen by `--source`.

@@ -54,9 +54,6 @@ pub struct Config {
 /// Why the speaker stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// BGP mode reads its state from a file only, so far.
-    #[error("BGP mode needs --source file:PATH (the Kubernetes source serves the L2 mode)")]
-    BgpSource,
     /// A signal handler could not be installed.
     #[error("cannot handle SIGTERM")]
     Signal(#[source] std::io::Error),

@@ -1,26 +1,24 @@
 //! The BGP file source (`docs/internal/bgp-objects.md`, "File source"): one node's peers,
-//! pools and routes, and the pure reduction of it to what the BGP engine announces.
+//! pools and routes, already reduced to that node, turned into the shared [`Input`] and
+//! reduced by [`reduce::reduce`](super::reduce::reduce) like the Kubernetes source's objects.
 //!
-//! The reduction applies the contract's rules: a route is used only if its IP lies inside its
-//! pool and its prefix contains its IP, and only towards peers the file defines; two routes
-//! giving the same (peer, prefix) merge into one with the union of the communities and the
-//! highest local preference, so the result does not depend on the order of the routes.
-//! Everything else is counted by [`Ignored`] reason, never fatal.
+//! The file is re-read when its modification time or size changes; a file that cannot be read,
+//! does not parse or is for another node keeps the previous state in force (counted in
+//! `source_errors_total`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use ipnet::IpNet;
-use metallb_bgp::wire::LargeCommunity;
-use metallb_bgp::{Desired, PeerConfig};
+use metallb_planner::pool::Pool;
 use serde::Deserialize;
 
-/// The graceful restart time advertised to routers, seconds: how long a router keeps our
-/// routes stale while the speaker restarts (an upgrade's pod restart takes well under it).
-/// FRR's and BIRD's default restart time is 120 s too.
-pub const GRACEFUL_RESTART_TIME: u16 = 120;
+use super::Feed;
+use super::reduce::{self, BfdIntervals, Input, Password, Peer, Reduced, Route};
+use crate::metrics::Metrics;
 
 /// The file as written.
 #[derive(Clone, Debug, Deserialize)]
@@ -36,7 +34,7 @@ pub struct NodeFile {
     pub pools: BTreeMap<String, Vec<IpNet>>,
     /// The routes this node announces.
     #[serde(default)]
-    pub routes: Vec<FileRoute>,
+    pub routes: Vec<Route>,
 }
 
 /// One peer.
@@ -66,237 +64,142 @@ pub struct FilePeer {
     /// A file holding the TCP MD5 password.
     pub password_file: Option<PathBuf>,
     /// BFD, when the peer asks for it.
-    pub bfd: Option<FileBfd>,
-}
-
-/// BFD intervals, milliseconds, as in the peer object.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FileBfd {
-    /// Required minimum receive interval.
-    pub receive_interval: u32,
-    /// Desired minimum transmit interval.
-    pub transmit_interval: u32,
-    /// Detection multiplier.
-    pub detect_multiplier: u8,
-}
-
-/// One route.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FileRoute {
-    /// The pool the IP comes from.
-    pub pool: String,
-    /// The Service IP.
-    pub ip: IpAddr,
-    /// The prefix announced (the IP, or its aggregate).
-    pub prefix: IpNet,
-    /// Peers to announce it to.
-    #[serde(default)]
-    pub peers: Vec<String>,
-    /// Standard communities, `ASN:value`.
-    #[serde(default)]
-    pub communities: Vec<String>,
-    /// Large communities, `global:local1:local2`.
-    #[serde(default)]
-    pub large_communities: Vec<String>,
-    /// LOCAL_PREF (iBGP only).
-    pub local_pref: Option<u32>,
+    pub bfd: Option<BfdIntervals>,
 }
 
 fn default_port() -> u16 {
     metallb_bgp::driver::BGP_PORT
 }
 
-/// Why a route or peer of the file was left out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Ignored {
-    /// The route names a pool the file does not define.
-    UnknownPool,
-    /// The route's IP lies outside its pool.
-    OutsidePool,
-    /// The route's prefix does not contain its IP.
-    PrefixWithoutIp,
-    /// The route names a peer the file does not define.
-    UnknownPeer,
-    /// A community does not parse.
-    BadCommunity,
-    /// A peer's hold time, password file or addresses are unusable.
-    BadPeer,
-}
-
-impl Ignored {
-    /// A stable name for metrics.
-    pub fn label(self) -> &'static str {
-        match self {
-            Ignored::UnknownPool => "unknown_pool",
-            Ignored::OutsidePool => "outside_pool",
-            Ignored::PrefixWithoutIp => "prefix_without_ip",
-            Ignored::UnknownPeer => "unknown_peer",
-            Ignored::BadCommunity => "bad_community",
-            Ignored::BadPeer => "bad_peer",
-        }
+/// The shared input of `file`; `password` reads a password file (`None`: unreadable).
+pub fn input(file: &NodeFile, password: impl Fn(&Path) -> Option<String>) -> Input {
+    let peers = file
+        .peers
+        .iter()
+        .map(|(name, peer)| {
+            let password = match &peer.password_file {
+                None => Password::None,
+                Some(path) => password(path).map_or(Password::Missing, Password::Known),
+            };
+            let peer = Peer {
+                address: peer.peer_address,
+                port: peer.peer_port,
+                peer_asn: peer.peer_asn,
+                my_asn: peer.my_asn,
+                router_id: peer.router_id,
+                hold_time: peer.hold_time.clone(),
+                source_address: peer.source_address,
+                password,
+                bfd: peer.bfd,
+            };
+            (name.clone(), peer)
+        })
+        .collect();
+    let pools = file
+        .pools
+        .iter()
+        .map(|(name, nets)| {
+            let entries: Vec<String> = nets.iter().map(|n| n.trunc().to_string()).collect();
+            (name.clone(), Pool::parse(&entries))
+        })
+        .collect();
+    Input {
+        node: file.node.clone(),
+        peers,
+        pools,
+        routes: file.routes.clone(),
+        ignored: BTreeMap::new(),
     }
-}
-
-/// BFD of one peer, as the BFD engine takes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerBfd {
-    /// The router's address.
-    pub peer: IpAddr,
-    /// Our address towards it, when the file says.
-    pub local: Option<IpAddr>,
-    /// Intervals.
-    pub params: metallb_bfd::session::Params,
-}
-
-/// What the engines are told.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Reduced {
-    /// For the BGP engine.
-    pub desired: Desired,
-    /// BFD sessions by peer name.
-    pub bfd: BTreeMap<String, PeerBfd>,
-    /// What was left out, with counts.
-    pub ignored: BTreeMap<Ignored, usize>,
 }
 
 /// Reduces `file` to what this node announces; `password` reads a password file.
-pub fn reduce(file: &NodeFile, password: impl Fn(&PathBuf) -> Option<String>) -> Reduced {
-    let mut out = Reduced::default();
-    for (name, peer) in &file.peers {
-        match peer_config(name, peer, &file.node, &password) {
-            Some(config) => {
-                if let Some(bfd) = peer.bfd {
-                    out.bfd.insert(name.clone(), peer_bfd(peer, bfd));
+pub fn reduce(file: &NodeFile, password: impl Fn(&Path) -> Option<String>) -> Reduced {
+    reduce::reduce(&input(file, password))
+}
+
+/// Follows `path` every `poll` and publishes each new reduced state into `feed`, until the
+/// receiver is gone.
+pub async fn follow(
+    path: PathBuf,
+    node: String,
+    poll: Duration,
+    feed: Feed,
+    metrics: Arc<Metrics>,
+) {
+    let mut stamp = None;
+    let mut tick = tokio::time::interval(poll);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = feed.closed() => return,
+        }
+        let now = stamp_of(&path);
+        if now == stamp {
+            continue;
+        }
+        stamp = now;
+        if let Some(reduced) = load(&path, &node, &metrics) {
+            feed.send_if_modified(|current| {
+                let changed = current.as_deref() != Some(&reduced);
+                if changed {
+                    *current = Some(Arc::new(reduced));
                 }
-                out.desired.peers.insert(name.clone(), config);
-            }
-            None => *out.ignored.entry(Ignored::BadPeer).or_default() += 1,
+                changed
+            });
         }
-    }
-    for route in &file.routes {
-        if let Err(why) = add_route(&mut out.desired, &file.pools, route) {
-            *out.ignored.entry(why).or_default() += 1;
-        }
-    }
-    out
-}
-
-fn peer_bfd(peer: &FilePeer, bfd: FileBfd) -> PeerBfd {
-    PeerBfd {
-        peer: peer.peer_address,
-        local: peer.source_address,
-        params: metallb_bfd::session::Params {
-            desired_min_tx: Duration::from_millis(u64::from(bfd.transmit_interval)),
-            required_min_rx: Duration::from_millis(u64::from(bfd.receive_interval)),
-            detect_mult: bfd.detect_multiplier,
-        },
     }
 }
 
-fn peer_config(
-    name: &str,
-    peer: &FilePeer,
-    node: &str,
-    password: &impl Fn(&PathBuf) -> Option<String>,
-) -> Option<PeerConfig> {
-    let hold_time = match peer.hold_time.as_deref() {
-        None => 90,
-        Some(text) => {
-            let seconds = crate::cli::parse_duration(text).ok()?.as_secs();
-            u16::try_from(seconds).ok()?
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp_of(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Reads and reduces the file; `None` (logged, counted) when it cannot be used.
+fn load(path: &Path, node: &str, metrics: &Metrics) -> Option<Reduced> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            tracing::error!(%error, path = %path.display(), "cannot read the BGP state file; keeping the previous state");
+            metrics.source_errors.inc();
+            return None;
         }
     };
-    let password = match &peer.password_file {
-        Some(path) => Some(password(path)?),
-        None => None,
+    let parsed: NodeFile = match serde_norway::from_str(&text) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            tracing::error!(%error, path = %path.display(), "the BGP state file does not parse; keeping the previous state");
+            metrics.source_errors.inc();
+            return None;
+        }
     };
-    let router_id = peer.router_id.unwrap_or_else(|| match peer.source_address {
-        Some(IpAddr::V4(v4)) => v4,
-        _ => router_id_of(node),
+    if parsed.node != node {
+        tracing::error!(file_node = %parsed.node, %node, "the BGP state file is for another node; ignored");
+        metrics.source_errors.inc();
+        return None;
+    }
+    let reduced = reduce(&parsed, |path| match std::fs::read_to_string(path) {
+        Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_owned()),
+        Err(error) => {
+            tracing::error!(%error, path = %path.display(), "cannot read a peer's password file");
+            None
+        }
     });
-    Some(PeerConfig {
-        name: name.to_owned(),
-        address: peer.peer_address,
-        port: peer.peer_port,
-        peer_asn: peer.peer_asn,
-        my_asn: peer.my_asn,
-        router_id,
-        hold_time,
-        source_address: peer.source_address,
-        password,
-        graceful_restart_time: Some(GRACEFUL_RESTART_TIME),
-        next_hop_v4: None,
-        next_hop_v6: None,
-    })
-}
-
-/// A BGP Identifier from the node name (FNV-1a), for nodes without an IPv4 source address:
-/// stable across restarts, distinct per node with overwhelming likelihood, never zero.
-pub fn router_id_of(node: &str) -> Ipv4Addr {
-    let hash =
-        node.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    Ipv4Addr::from(hash.max(1))
-}
-
-fn add_route(
-    desired: &mut Desired,
-    pools: &BTreeMap<String, Vec<IpNet>>,
-    route: &FileRoute,
-) -> Result<(), Ignored> {
-    let pool = pools.get(&route.pool).ok_or(Ignored::UnknownPool)?;
-    if !pool.iter().any(|net| net.contains(&route.ip)) {
-        return Err(Ignored::OutsidePool);
-    }
-    if !route.prefix.contains(&route.ip) {
-        return Err(Ignored::PrefixWithoutIp);
-    }
-    if route.peers.iter().any(|p| !desired.peers.contains_key(p)) {
-        return Err(Ignored::UnknownPeer);
-    }
-    let communities: BTreeSet<u32> = route
-        .communities
-        .iter()
-        .map(|c| standard_community(c))
-        .collect::<Option<_>>()
-        .ok_or(Ignored::BadCommunity)?;
-    let large: BTreeSet<LargeCommunity> = route
-        .large_communities
-        .iter()
-        .map(|c| large_community(c))
-        .collect::<Option<_>>()
-        .ok_or(Ignored::BadCommunity)?;
-    let per_peer = desired.routes.entry(route.prefix.trunc()).or_default();
-    for peer in &route.peers {
-        let attrs = per_peer.entry(peer.clone()).or_default();
-        attrs.communities.extend(&communities);
-        attrs.large_communities.extend(large.iter().copied());
-        attrs.local_pref = attrs.local_pref.max(route.local_pref);
-    }
-    Ok(())
-}
-
-fn standard_community(text: &str) -> Option<u32> {
-    let (a, b) = text.split_once(':')?;
-    Some((u32::from(a.parse::<u16>().ok()?) << 16) | u32::from(b.parse::<u16>().ok()?))
-}
-
-fn large_community(text: &str) -> Option<LargeCommunity> {
-    let mut parts = text.split(':').map(|p| p.parse::<u32>().ok());
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(Some(global)), Some(Some(local1)), Some(Some(local2)), None) => {
-            Some(LargeCommunity { global, local1, local2 })
-        }
-        _ => None,
-    }
+    metrics.source_loads.inc();
+    Some(reduced)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
     use proptest::prelude::*;
 
     use super::*;
+    use crate::bgp::reduce::{GRACEFUL_RESTART_TIME, Ignored, router_id_of};
 
     const FILE: &str = r#"
 node: n1
@@ -366,7 +269,7 @@ routes:
         let text = FILE.replace("    holdTime: 9s\n", "    holdTime: 9s\n    passwordFile: /x\n");
         let r = reduce(&parse(&text), |_| None);
         assert!(!r.desired.peers.contains_key("tor"));
-        assert_eq!(r.ignored[&Ignored::BadPeer], 1);
+        assert_eq!(r.ignored[&Ignored::MissingPassword], 1);
         let r = reduce(&parse(&text), |_| Some("secret".to_owned()));
         assert_eq!(r.desired.peers["tor"].password.as_deref(), Some("secret"));
     }

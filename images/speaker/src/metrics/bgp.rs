@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use metallb_bgp::SessionStatus;
 use metallb_bgp::session::State;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -65,8 +66,12 @@ pub struct BgpMetrics {
     pub last_error: Family<PeerError, Gauge>,
     /// BFD: 1 while Up.
     pub bfd_up: Family<PeerLabel, Gauge>,
-    /// Routes and peers of the desired state left out, by reason.
+    /// Routes, peers and objects of the desired state left out, by reason.
     pub ignored: Family<ReasonLabel, Gauge>,
+    /// Peer status entries written (server-side apply).
+    pub status_writes: Counter,
+    /// Peer status writes refused or timed out.
+    pub status_errors: Counter,
 }
 
 impl BgpMetrics {
@@ -100,8 +105,18 @@ impl BgpMetrics {
         sub.register("bfd_up", "BFD session of the peer: 1 while Up", m.bfd_up.clone());
         sub.register(
             "ignored",
-            "Routes and peers of the desired state left out, by reason",
+            "Routes, peers and objects of the desired state left out, by reason",
             m.ignored.clone(),
+        );
+        sub.register(
+            "status_writes",
+            "Session entries written into the peers' status",
+            m.status_writes.clone(),
+        );
+        sub.register(
+            "status_errors",
+            "Session entry writes refused by the API server or timed out",
+            m.status_errors.clone(),
         );
         m
     }

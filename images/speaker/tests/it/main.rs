@@ -1,6 +1,7 @@
 //! Integration tests of the speaker binary: start-up failures and on-the-wire behaviour.
 
 mod bgp;
+mod bgp_kubernetes;
 mod failover;
 mod gossip;
 mod kubernetes;

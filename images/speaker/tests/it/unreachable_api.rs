@@ -1,5 +1,5 @@
-//! The real binary with `--source kubernetes` and an API server that refuses connections:
-//! the speaker keeps running, is not ready (it has no complete view to announce from), and
+//! The real binary with `--source kubernetes` (L2 and BGP mode) and an API server that refuses
+//! connections: the speaker keeps running, is not ready (it has no complete view to announce from), and
 //! counts the failed lists per kind. Needs no privileges: packet sockets open only after the
 //! first complete view. The API URL is `https`, so the TLS stack (rustls with ring) is built as
 //! in a cluster.
@@ -49,6 +49,26 @@ fn series(body: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn an_unreachable_api_leaves_the_speaker_running_unready_and_counting() -> Result<()> {
+    unreachable_api(&[], &["SDNInternalL2LBService", "MetalLoadBalancerClass"])
+}
+
+/// BGP mode: the same, for its four watchers.
+#[test]
+fn an_unreachable_api_leaves_the_bgp_speaker_running_unready_and_counting() -> Result<()> {
+    unreachable_api(
+        &["--mode", "bgp"],
+        &[
+            "SDNInternalBGPAnnouncement",
+            "MetalLoadBalancerBGPPeer",
+            "MetalLoadBalancerPool",
+            "Secret",
+        ],
+    )
+}
+
+/// Runs the speaker with `args` against an API server nobody listens on and checks that every
+/// kind of `kinds` counts a watch error while the speaker stays up and unready.
+fn unreachable_api(args: &[&str], kinds: &[&str]) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     let api = free_port()?;
@@ -65,6 +85,7 @@ fn an_unreachable_api_leaves_the_speaker_running_unready_and_counting() -> Resul
     let mut speaker = Running(
         Command::new(BIN)
             .args(["--node-name", "a", "--source", "kubernetes", "--log-format", "text"])
+            .args(args)
             .arg("--metrics-addr")
             .arg(metrics.to_string())
             .env("KUBECONFIG", &kubeconfig)
@@ -73,27 +94,22 @@ fn an_unreachable_api_leaves_the_speaker_running_unready_and_counting() -> Resul
             .stderr(Stdio::null())
             .spawn()?,
     );
-    let errors = r#"metallb_speaker_watch_errors_total{kind="SDNInternalL2LBService"}"#;
+    let errors = |kind: &str| format!("metallb_speaker_watch_errors_total{{kind=\"{kind}\"}}");
     let start = Instant::now();
     let body = loop {
         if let Some(status) = speaker.0.try_wait()? {
             bail!("the speaker exited ({status}) instead of retrying");
         }
         if let Ok((_, body)) = get(metrics, "/metrics")
-            && series(&body, errors).is_some_and(|n| n >= 1.0)
+            && kinds.iter().all(|kind| series(&body, &errors(kind)).is_some_and(|n| n >= 1.0))
         {
             break body;
         }
         if start.elapsed() > DEADLINE {
-            bail!("no watch error counted within {DEADLINE:?}");
+            bail!("no watch error counted for each of {kinds:?} within {DEADLINE:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(
-        series(&body, r#"metallb_speaker_watch_errors_total{kind="MetalLoadBalancerClass"}"#)
-            .is_some_and(|n| n >= 1.0),
-        "{body}"
-    );
     assert_eq!(series(&body, "metallb_speaker_source_loads_total"), Some(0.0), "{body}");
     let (status, _) = get(metrics, "/readyz")?;
     assert!(status.contains("503"), "not ready without a complete view: {status}");

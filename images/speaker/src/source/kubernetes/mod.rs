@@ -119,7 +119,7 @@ impl Cluster {
 }
 
 /// Applies one item to `mirror`; returns whether its content changed.
-fn apply<K: Project>(
+pub(crate) fn apply<K: Project>(
     mirror: &mut Mirror<K::Entry>,
     item: watcher::Result<Event<K>>,
     kind: &'static str,
