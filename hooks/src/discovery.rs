@@ -21,8 +21,8 @@ use addon::{
 use metallb_api::names::{annotations, api, conditions as cond, labels, metrics, module};
 use metallb_api::values::ClassValue;
 use metallb_planner::{
-    ChildAction, CompactString, ConditionStatus, DesiredChild, Rendered, ServiceStatusPlan,
-    Timestamp,
+    ChildAction, CompactString, Condition, ConditionStatus, DesiredChild, Rendered,
+    ServiceStatusPlan, Timestamp,
 };
 use serde_json::Value;
 
@@ -35,6 +35,7 @@ use write::{
 
 use crate::order;
 use crate::types::{SkipReason, Skipped, class, is_ours, items, node, skipped_metrics};
+use crate::write_guard::{self, WriteGuard};
 
 /// LoadBalancer Services: what binds them and sizes them, without `status` (written here).
 /// Only the module's own annotations are kept, so unrelated annotation churn does not run us.
@@ -142,6 +143,12 @@ impl Hook for Discovery {
                     .labels(LabelSelector::default().label(labels::APP, module::SPEAKER_APP)),
             )
             .kubernetes(b("namespaces", "v1", "Namespace", NAMESPACE_FILTER))
+            .kubernetes(
+                b("write_ledger", "v1", "ConfigMap", write_guard::LEDGER_FILTER)
+                    .in_namespaces([module::NAMESPACE])
+                    .names([write_guard::LEDGER_NAME])
+                    .on_events([]),
+            )
             .kubernetes(b("services", "v1", "Service", SERVICE_FILTER))
             .kubernetes(b("service_status", "v1", "Service", SERVICE_STATUS_FILTER).on_events([]))
             .kubernetes(b("children", api::CHILD_API_VERSION, api::CHILD_KIND, &child_filter()))
@@ -177,6 +184,7 @@ impl Hook for Discovery {
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect(),
             failback_hold_down_seconds: failback_hold_down_seconds(input.values()),
+            write_ledger: items(&input, "write_ledger")?.into_iter().next(),
         };
         let adopted = input
             .values()
@@ -318,12 +326,16 @@ fn node_summary(nodes: &[String]) -> String {
 }
 
 /// A child's object, unless stored as it is, then its status patch, unless already so.
-fn child_ops(c: &DesiredChild, r: &read::Read<'_>, ops: &mut KubeOutput) -> serde_json::Result<()> {
+fn child_ops(
+    c: &DesiredChild,
+    r: &read::Read<'_>,
+    ops: &mut WriteGuard<'_>,
+) -> serde_json::Result<()> {
     let object = child_object(c);
     let create = matches!(c.action, ChildAction::Create);
     let stored = r.children.get(&c.namespace, &c.name);
     if create || !stored.is_some_and(|stored| object.matches(stored)) {
-        ops.push(KubeOperation::CreateOrUpdate { object: RawJson::new(&object)? });
+        ops.push(KubeOperation::CreateOrUpdate { object: RawJson::new(&object)? })?;
     }
     let stored = if create { None } else { r.child_status.get(&c.namespace, &c.name).copied() };
     if let Some(patch) = write::status_patch(stored, child_status(c), &CHILD_STATUS_MEMBERS) {
@@ -333,7 +345,7 @@ fn child_ops(c: &DesiredChild, r: &read::Read<'_>, ops: &mut KubeOutput) -> serd
             c.namespace.as_str(),
             c.name.as_str(),
         );
-        ops.push(KubeOperation::merge_patch(target, RawJson::new(&patch)?).status());
+        ops.push(KubeOperation::merge_patch(target, RawJson::new(&patch)?).status())?;
     }
     Ok(())
 }
@@ -342,7 +354,7 @@ fn child_ops(c: &DesiredChild, r: &read::Read<'_>, ops: &mut KubeOutput) -> serd
 fn service_status_op(
     sp: &ServiceStatusPlan,
     r: &read::Read<'_>,
-    ops: &mut KubeOutput,
+    ops: &mut WriteGuard<'_>,
 ) -> serde_json::Result<()> {
     let stored = r.service_status.get(&sp.namespace, &sp.name);
     if let Some(patch) = service_status(sp, stored) {
@@ -353,17 +365,56 @@ fn service_status_op(
                 .status()
                 // The Service may be gone by the time the patch runs; its children go with it.
                 .ignore_missing_object(),
-        );
+        )?;
     }
     Ok(())
+}
+
+/// Puts on a Service's status whether the server refuses writing some of its children (held
+/// back by the write guard), and takes it off once they are written.
+fn report_held_children(sp: &mut ServiceStatusPlan, held: &[CompactString], now: &Timestamp) {
+    let existing = sp.conditions.iter().position(|c| c.type_ == cond::CHILD_OBJECTS_WRITTEN);
+    if held.is_empty() {
+        if let Some(i) = existing {
+            sp.conditions.remove(i);
+        }
+        return;
+    }
+    let message = format!(
+        "the API server refused writing {} {} in {} runs in a row; the module holds the write \
+         back and tries again every {} minutes (see the d8-metallb hook log)",
+        api::CHILD_KIND,
+        held.join(", "),
+        write_guard::MAX_ATTEMPTS,
+        write_guard::RETRY_AFTER_SECONDS / 60
+    );
+    let since = existing
+        .map(|i| &sp.conditions[i])
+        .filter(|c| c.status == ConditionStatus::False)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    let condition = Condition {
+        type_: cond::CHILD_OBJECTS_WRITTEN.into(),
+        status: ConditionStatus::False,
+        reason: cond::REASON_WRITE_REFUSED.into(),
+        message: message.into(),
+        last_transition_time: since,
+        observed_generation: None,
+    };
+    match existing {
+        Some(i) => sp.conditions[i] = condition,
+        None => sp.conditions.push(condition),
+    }
 }
 
 /// Snapshots → plan → operations (added to `ops` as they are rendered), values and metrics.
 pub(crate) fn handle(
     s: &mut Snapshots<'_>,
     now: &Timestamp,
-    ops: &mut KubeOutput,
+    out: &mut KubeOutput,
 ) -> Result<Outcome, serde_json::Error> {
+    let unix_now = metallb_planner::hold_down::unix_seconds(now).unwrap_or_default();
+    let mut guard = WriteGuard::new(out, s.write_ledger.as_ref(), unix_now);
+    let ops = &mut guard;
     let mut r = read::read(s, now);
     // Children and Service statuses are rendered one at a time and written at once, so the
     // run never holds the desired state of every child (see `Decisions`, `KubeOutput`).
@@ -396,7 +447,7 @@ pub(crate) fn handle(
                 api::CHILD_KIND,
                 d.namespace.as_str(),
                 d.name.as_str(),
-            )));
+            )))?;
         } else {
             skipped.push(Skipped::new(
                 api::CHILD_KIND,
@@ -414,14 +465,27 @@ pub(crate) fn handle(
     // A Service's status follows its children, and each child's status patch its object: the
     // framework runs operations in order.
     let mut tally = Tally::default();
+    let (mut held_children, mut unannounced) = (Vec::new(), Vec::new());
     for part in decisions.render() {
         match part {
             Rendered::Child(c) => {
                 tally.child(&c);
                 child_ops(&c, &r, ops)?;
+                if ops.is_held(api::CHILD_KIND, &c.namespace, &c.name) {
+                    held_children.push(c.name.clone());
+                    // A child that could not be created announces nothing: its IP is not
+                    // published (a child that exists keeps announcing what it holds).
+                    if r.children.get(&c.namespace, &c.name).is_none() {
+                        unannounced.extend(c.status.ip.clone());
+                    }
+                }
             }
-            Rendered::Service(sp) => {
+            Rendered::Service(mut sp) => {
                 tally.service(&sp);
+                report_held_children(&mut sp, &held_children, now);
+                sp.ingress.retain(|ip| !unannounced.contains(ip));
+                held_children.clear();
+                unannounced.clear();
                 service_status_op(&sp, &r, ops)?;
             }
         }
@@ -450,7 +514,7 @@ pub(crate) fn handle(
                 KubeOperation::merge_patch(target, RawJson::new(&patch)?)
                     .status()
                     .ignore_missing_object(),
-            );
+            )?;
         }
         let class_label = |m: MetricOperation| m.label("class", cp.name.as_str());
         // A pool size beyond f64 precision (huge IPv6 pools) is still the right magnitude.
@@ -484,6 +548,23 @@ pub(crate) fn handle(
         );
     }
     metric_ops.extend(skipped_metrics(&skipped, metrics::GROUP_DISCOVERY));
+    for w in guard.finish()? {
+        tracing::warn!(
+            kind = w.kind.as_str(),
+            namespace = w.namespace.as_str(),
+            name = w.name.as_str(),
+            write = w.write.as_str(),
+            attempts = w.attempts,
+            "the API server refused this write in several runs in a row; held back"
+        );
+        metric_ops.push(
+            MetricOperation::set(metrics::GROUP_DISCOVERY, metrics::REFUSED_WRITES, 1.0)
+                .label("kind", w.kind)
+                .label("namespace", w.namespace)
+                .label("name", w.name)
+                .label("write", w.write),
+        );
+    }
 
     Ok(Outcome { class_values, metrics: metric_ops })
 }

@@ -35,6 +35,7 @@ mod migrate_bgp;
 mod migrate_v1;
 mod node_membership;
 mod types;
+mod write_guard;
 
 /// Queue and hook orders, in one place so the dependencies between them are visible.
 pub(crate) mod order {

@@ -169,6 +169,11 @@ pub mod conditions {
     pub const REASON_ALL_IPS_ANNOUNCED: &str = "AllIPsAnnounced";
     /// Reason of [`ALL_PUBLIC_IPS_ANNOUNCED`] when false.
     pub const REASON_NOT_ALL_IPS_ANNOUNCED: &str = "NotAllIPsAnnounced";
+    /// On a Service, only while it is so (`False`): the API server refuses writing one of its
+    /// per-IP objects, so the module holds that write back (see the hooks' write ledger).
+    pub const CHILD_OBJECTS_WRITTEN: &str = "ChildObjectsWritten";
+    /// Reason of [`CHILD_OBJECTS_WRITTEN`].
+    pub const REASON_WRITE_REFUSED: &str = "WriteRefused";
     /// On a Service: whether the module's annotations were used as written.
     pub const ANNOTATIONS_VALID: &str = "AnnotationsValid";
     /// Reason of [`ANNOTATIONS_VALID`] when true.
@@ -293,6 +298,9 @@ pub mod metrics {
     /// Objects a hook skipped because they were malformed (`kind`, `namespace`, `name`,
     /// `reason` labels); exported only while such objects exist.
     pub const SKIPPED_OBJECTS: &str = "d8_metallb_skipped_objects";
+    /// A write the API server refused in several runs in a row and the hook now holds back
+    /// (`kind`, `namespace`, `name`, `write` labels); exported only while held back.
+    pub const REFUSED_WRITES: &str = "d8_metallb_refused_writes";
 
     /// Group of the v1 migration hook's [`SKIPPED_OBJECTS`] series.
     pub const GROUP_MIGRATION: &str = "d8_metallb_migration";

@@ -284,6 +284,19 @@ impl FakeCluster {
         Ok(())
     }
 
+    /// Undoes [`Self::refuse_writes`] for one object.
+    pub fn allow_writes(
+        &mut self,
+        api_version: Option<&str>,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<()> {
+        let info = self.resolve_kind(api_version, kind).map_err(Error::Api)?;
+        self.refused.remove(&key(info, namespace, name));
+        Ok(())
+    }
+
     fn check_refused(&self, k: &ObjectKey) -> Result<(), ApiError> {
         match self.refused.get(k) {
             Some(message) => Err(ApiError::Forbidden(message.clone())),

@@ -10,8 +10,10 @@
 //!
 //! Lifecycle ([`Framework::start`]): `onStartup` hooks → monitors start (initial list) → one
 //! combined Synchronization run per hook → `beforeHelm` → `afterHelm` → [`Framework::run_until_quiet`].
-//! Helm itself is not rendered. Not emulated: queues other than one FIFO, retries/backoff and
-//! `allowFailure` (a failure is returned to the test), rate-limit settings, cron timing (tests fire
+//! Helm itself is not rendered. A failed run is returned to the test, unless the test asks for
+//! the framework's retries ([`Framework::with_retries`]): then the same tasks run again at once,
+//! as the framework does after its backoff (the time between is not emulated). Not emulated:
+//! queues other than one FIFO, `allowFailure`, rate-limit settings, cron timing (tests fire
 //! schedules with [`Framework::run_schedule`]).
 
 use std::collections::{BTreeMap, VecDeque};
@@ -79,7 +81,10 @@ pub struct Framework {
     schema: Option<ValuesSchema>,
     metrics: MetricStore,
     runs: Vec<RunRecord>,
+    /// Runs that failed and were retried, with their error.
+    failures: Vec<String>,
     max_rounds: usize,
+    max_retries: usize,
     tmp: tempfile::TempDir,
 }
 
@@ -126,6 +131,8 @@ impl Framework {
             metrics: MetricStore::default(),
             runs: Vec::new(),
             max_rounds: DEFAULT_MAX_ROUNDS,
+            failures: Vec::new(),
+            max_retries: 0,
             tmp: tempfile::tempdir().map_err(|source| Error::Io {
                 action: "create",
                 path: "tmp".into(),
@@ -385,8 +392,40 @@ impl Framework {
         self.queue.push_back((hook, Task::Event { binding: binding.to_owned(), event, item }));
     }
 
-    /// One run of hook `hook` for `tasks`: contexts, spawn, outputs applied.
+    /// Retries a failed run (non-zero exit, or a Kubernetes operation that failed) up to
+    /// `retries` times before returning its error, as the framework keeps a failed task at the
+    /// head of its queue and runs it again.
+    pub fn with_retries(mut self, retries: usize) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The errors of the runs that failed and were retried, in order.
+    pub fn failures(&self) -> &[String] {
+        &self.failures
+    }
+
+    /// One run of hook `hook` for `tasks`, retried while it fails (see [`Self::with_retries`]).
     pub fn run_tasks(&mut self, hook: usize, tasks: &[Task]) -> Result<RunRecord> {
+        let mut retries = 0;
+        loop {
+            match self.run_once(hook, tasks) {
+                Err(e @ (Error::HookFailed { .. } | Error::Kube(_)))
+                    if retries < self.max_retries =>
+                {
+                    retries += 1;
+                    self.failures.push(e.to_string());
+                    // During the framework's backoff the watches deliver what the failed run
+                    // did write: the retry sees it in its snapshots.
+                    self.enqueue_events()?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One run of hook `hook` for `tasks`: contexts, spawn, outputs applied.
+    fn run_once(&mut self, hook: usize, tasks: &[Task]) -> Result<RunRecord> {
         let def = self.hooks[hook].clone();
         let snapshots: BTreeMap<String, Vec<addon::SnapshotItem>> =
             self.monitors[hook].iter().map(|m| (m.binding().name.clone(), m.snapshot())).collect();

@@ -130,6 +130,8 @@ pub(crate) struct Snapshots<'a> {
     pub(crate) terminating: BTreeSet<String>,
     /// The module setting `failbackHoldDownSeconds`.
     pub(crate) failback_hold_down_seconds: u32,
+    /// The write ledger's snapshot (see `write_guard`), if the ConfigMap exists.
+    pub(crate) write_ledger: Option<Value>,
 }
 
 /// The stored parts of a child that the hook compares with what it would write.

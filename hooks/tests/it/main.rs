@@ -11,6 +11,7 @@ use testkit::{Framework, Scenario};
 
 mod bgp;
 mod failback;
+mod refused;
 mod upgrade;
 
 const BIN: &str = env!("CARGO_BIN_EXE_metallb-hooks");
