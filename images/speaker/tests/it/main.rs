@@ -1,7 +1,9 @@
 //! Integration tests of the speaker binary: start-up failures and on-the-wire behaviour.
 
 mod bgp;
+mod bgp_common;
 mod bgp_kubernetes;
+mod bgp_session;
 mod failover;
 mod gossip;
 mod kubernetes;
