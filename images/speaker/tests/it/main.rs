@@ -3,6 +3,7 @@
 mod bgp;
 mod bgp_common;
 mod bgp_kubernetes;
+mod bgp_restart;
 mod bgp_session;
 mod failover;
 mod gossip;
@@ -10,5 +11,6 @@ mod kubernetes;
 mod lab;
 mod partition;
 mod startup;
+mod traffic;
 mod unreachable_api;
 mod wire;
