@@ -18,6 +18,12 @@ pub enum RequestRejection {
         /// The class whose pool was searched.
         class: String,
     },
+    /// The address is outside the BGP pool (or one of the `.0`/`.255` addresses an
+    /// `avoidBuggyIPs` pool never gives).
+    OutsideBgpPool {
+        /// The `MetalLoadBalancerPool`.
+        pool: String,
+    },
     /// The Service's `ipFamilies` do not include the address's family.
     WrongFamily,
     /// Another Service holds it and may not share it.
@@ -33,6 +39,7 @@ impl RequestRejection {
         match self {
             Self::NotAnAddress => "not_an_address",
             Self::OutsidePool { .. } => "outside_pool",
+            Self::OutsideBgpPool { .. } => "outside_bgp_pool",
             Self::WrongFamily => "wrong_family",
             Self::Taken { .. } => "taken",
         }
@@ -44,6 +51,9 @@ impl fmt::Display for RequestRejection {
         match self {
             Self::NotAnAddress => f.write_str("is not an IP address"),
             Self::OutsidePool { class } => write!(f, "is outside the pool of class {class}"),
+            Self::OutsideBgpPool { pool } => {
+                write!(f, "is not an address MetalLoadBalancerPool {pool} gives")
+            }
             Self::WrongFamily => f.write_str("is not of an IP family the Service allows"),
             Self::Taken { by } => write!(f, "is already used by {by}"),
         }

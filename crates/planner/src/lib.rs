@@ -28,6 +28,7 @@
 //! * Decisions are stable only if the plan is applied: the next run reads back the IPs and
 //!   nodes it wrote (`status.ip`, `status.node`) and keeps them.
 
+mod allocate;
 pub mod annotations;
 pub mod bgp;
 mod conditions;

@@ -10,12 +10,14 @@
 //!
 //! Every loop runs over sorted data, so the output is a pure function of the input.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond, labels};
 
+use crate::allocate::{
+    self, Alloc, Claim, Claimant, Event, Owner, Source, SourceKind, Stage, family_ok,
+};
 use crate::annotations::{parse_count, parse_requested};
 use crate::conditions::{Wanted, find, merge};
 use crate::diag::{Diagnostic, RequestRejection};
@@ -26,7 +28,7 @@ use crate::model::{
 };
 use crate::naming::{child_name, legacy_index};
 use crate::place;
-use crate::pool::{Addr, Families, Family, FreeSet, Pool};
+use crate::pool::{Addr, Families, Pool};
 
 use ConditionStatus::{False, True};
 
@@ -65,10 +67,15 @@ struct Slot {
     index: u32,
     existing: Option<usize>,
     ip: Option<Addr>,
-    /// The request was rejected: this index stays without IP.
-    rejected: bool,
     node: Option<usize>,
     backups: place::Backups,
+}
+
+/// The parts of a bound Service's status that allocation events write to, in either mode.
+struct Notes<'s> {
+    requested: &'s [Option<String>],
+    issues: &'s mut Vec<(&'static str, String)>,
+    assign_notes: &'s mut Vec<String>,
 }
 
 /// How a Service relates to our classes.
@@ -348,7 +355,6 @@ impl<'a> Planner<'a> {
                     index,
                     existing: None,
                     ip: None,
-                    rejected: false,
                     node: None,
                     backups: place::Backups::default(),
                 });
@@ -418,242 +424,104 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Gives IPs in three passes: kept, requested, then shared or lowest free.
+    /// Gives IPs through the allocation stage shared with BGP pools (see [`allocate`]).
     fn allocate(&mut self) {
-        let mut free = FreeSet::new(self.classes.iter().map(|c| &c.pool));
-        self.keep_ips(&mut free);
-        self.keep_published(&mut free);
-        let rejected = self.grant_requests(&mut free);
-        let exhausted = self.allocate_rest(&mut free);
-        self.report_refusals(rejected);
-        self.report_sharing();
-        self.report_exhaustion(&exhausted);
-    }
-
-    /// Pass A: an IP stays with its child while it is in the pool, of an allowed family,
-    /// agrees with the request for its index, and is not held by a Service it may not share
-    /// with.
-    fn keep_ips(&mut self, free: &mut FreeSet) {
-        for sid in 0..self.slots.len() {
-            let Some(ex) = self.slots[sid].existing else { continue };
-            let Some(ip) =
-                self.existing[ex].status.ip.as_deref().and_then(|t| Addr::parse(t.trim()))
-            else {
-                continue;
-            };
-            let svc = &self.svcs[self.slots[sid].svc];
-            let in_pool =
-                self.classes[svc.class].pool.contains(ip) && family_ok(svc.families.as_slice(), ip);
-            let matches_request = match self.requests.get(&sid) {
-                None => true,
-                Some(Ok(addr)) => *addr == ip,
-                Some(Err(_)) => false,
-            };
-            if !in_pool || !matches_request {
-                continue;
-            }
-            if free.take(ip) {
-                self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
-            } else if self.alloc.is_held(ip) {
-                match self.alloc.can_share(&self.slots, &self.svcs, sid, ip) {
-                    Ok(()) => self.alloc.assign(&mut self.slots, &self.svcs, sid, ip),
-                    Err(holder) => self.diags.push(Diagnostic::IpConflict {
-                        service: svc.key.clone(),
-                        index: self.slots[sid].index,
-                        ip: ip.to_string(),
-                        holder: self.svcs[holder].key.clone(),
-                    }),
-                }
+        let stage = self.stage();
+        let out = allocate::allocate(&stage);
+        for (claim, grant) in stage.claims.iter().zip(&out.grants) {
+            if let Owner::L2(sid) = claim.owner {
+                self.slots[sid].ip = grant.ip;
             }
         }
+        for event in out.events {
+            self.record(&stage, event);
+        }
+        let slot_of = |claim: usize| match stage.claims[claim].owner {
+            Owner::L2(sid) => Some(sid),
+            Owner::Bgp(_) => None,
+        };
+        self.alloc = out.alloc.map(slot_of);
     }
 
-    /// Pass P: the IPs a Service publishes (`status.loadBalancer.ingress`) go back to it before
-    /// anything is requested or handed out. A child can vanish while its Service keeps
-    /// serving — the release manager deleting the previous implementation's children after
-    /// an upgrade, a person deleting one — and its IP is in the Service's DNS records: it must
-    /// come back to the same Service, never to another one.
-    ///
-    /// Each slot without an IP takes the next published IP its Service does not hold yet, in
-    /// published (index) order, under the rules of pass A (in the pool, of an allowed family,
-    /// free or legally shared). A slot with a request only takes its requested IP here; the
-    /// IPs other slots of the Service request are left to them.
-    fn keep_published(&mut self, free: &mut FreeSet) {
-        for svc_id in 0..self.svcs.len() {
-            let svc = &self.svcs[svc_id];
-            if svc.input.ingress.is_empty() {
-                continue;
-            }
-            let range = svc.first_slot..svc.first_slot + svc.count as usize;
-            let pool = &self.classes[svc.class].pool;
-            let requested: Vec<Addr> = range
-                .clone()
-                .filter_map(|sid| self.requests.get(&sid).and_then(|r| r.as_ref().ok()).copied())
-                .collect();
-            let mut published: Vec<Addr> = Vec::new();
-            for ip in svc.input.ingress.iter().filter_map(|t| Addr::parse(t.trim())) {
-                let held = range.clone().any(|sid| self.slots[sid].ip == Some(ip));
-                if !held
-                    && !published.contains(&ip)
-                    && pool.contains(ip)
-                    && family_ok(svc.families.as_slice(), ip)
-                {
-                    published.push(ip);
+    /// The allocation stage's input: every class as a source, every bound Service as a
+    /// claimant, every slot as a claim.
+    fn stage(&self) -> Stage<'a> {
+        let sources = self
+            .classes
+            .iter()
+            .map(|c| Source {
+                kind: SourceKind::Class,
+                name: c.input.name.as_str(),
+                pool: c.pool.clone(),
+                avoid_buggy: false,
+            })
+            .collect();
+        let mut stage =
+            Stage { sources, claimants: Vec::new(), claims: Vec::new(), requests: BTreeMap::new() };
+        stage.claims.reserve_exact(self.slots.len());
+        for (id, svc) in self.svcs.iter().enumerate() {
+            let first = stage.claims.len();
+            for sid in svc.first_slot..svc.first_slot + svc.count as usize {
+                if let Some(request) = self.requests.get(&sid) {
+                    stage.requests.insert(stage.claims.len(), request.clone());
                 }
-            }
-            for sid in range {
-                if self.slots[sid].ip.is_some() || published.is_empty() {
-                    continue;
-                }
-                let wanted: Vec<Addr> = match self.requests.get(&sid) {
-                    Some(Ok(ip)) => published.iter().copied().filter(|p| p == ip).collect(),
-                    Some(Err(_)) => Vec::new(),
-                    None => published.iter().copied().filter(|p| !requested.contains(p)).collect(),
-                };
-                let taken = wanted.into_iter().find(|&ip| {
-                    free.take(ip)
-                        || (self.alloc.is_held(ip)
-                            && self.alloc.can_share(&self.slots, &self.svcs, sid, ip).is_ok())
+                let kept = self.slots[sid]
+                    .existing
+                    .and_then(|ex| self.existing[ex].status.ip.as_deref())
+                    .and_then(|t| Addr::parse(t.trim()));
+                let index = self.slots[sid].index;
+                stage.claims.push(Claim {
+                    owner: Owner::L2(sid),
+                    claimant: stage.claimants.len(),
+                    index,
+                    lane: index,
+                    families: svc.families,
+                    kept,
                 });
-                if let Some(ip) = taken {
-                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
-                    published.retain(|&p| p != ip);
-                }
             }
-        }
-    }
-
-    /// Pass B: requested IPs that are free or legally shared. Refusals are reported after
-    /// pass C: "taken by" names the first final holder in Service order, which a re-plan
-    /// (where the passes assign in another order) reproduces.
-    fn grant_requests(&mut self, free: &mut FreeSet) -> Vec<(usize, Refusal)> {
-        let mut rejected = Vec::new();
-        for (&sid, request) in &self.requests {
-            if self.slots[sid].ip.is_some() {
-                continue;
-            }
-            let outcome = match request {
-                Err(why) => Err(Refusal::Invalid(why.clone())),
-                Ok(ip)
-                    if free.take(*ip)
-                        || self.alloc.can_share(&self.slots, &self.svcs, sid, *ip).is_ok() =>
-                {
-                    Ok(*ip)
-                }
-                Ok(ip) => Err(Refusal::Taken(*ip)),
-            };
-            match outcome {
-                Ok(ip) => self.alloc.assign(&mut self.slots, &self.svcs, sid, ip),
-                Err(refusal) => {
-                    self.slots[sid].rejected = true;
-                    rejected.push((sid, refusal));
-                }
-            }
-        }
-        rejected
-    }
-
-    /// Pass C: join a compatible IP of the same sharing key and index, else take the lowest
-    /// free address of the class pool. Returns the Services the pool could not serve.
-    fn allocate_rest(&mut self, free: &mut FreeSet) -> BTreeSet<usize> {
-        let mut exhausted = BTreeSet::new();
-        for sid in 0..self.slots.len() {
-            if self.slots[sid].ip.is_some() || self.slots[sid].rejected {
-                continue;
-            }
-            let svc_index = self.slots[sid].svc;
-            let (class, index) = (self.svcs[svc_index].class, self.slots[sid].index);
-            if let Some(key) = self.svcs[svc_index].sharing_key {
-                let offers = self
-                    .alloc
-                    .shareable
-                    .get(&(class, key.to_owned(), index))
-                    .cloned()
-                    .unwrap_or_default();
-                let joined = offers
-                    .into_iter()
-                    .find(|&ip| self.alloc.can_share(&self.slots, &self.svcs, sid, ip).is_ok());
-                if let Some(ip) = joined {
-                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
-                    continue;
-                }
-            }
-            match free
-                .lowest_in(&self.classes[class].pool, self.svcs[svc_index].families.as_slice())
-            {
-                Some(ip) => {
-                    free.take(ip);
-                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
-                }
-                None => {
-                    exhausted.insert(svc_index);
-                }
-            }
-        }
-        exhausted
-    }
-
-    /// Turns refused requests into condition text and diagnostics.
-    fn report_refusals(&mut self, rejected: Vec<(usize, Refusal)>) {
-        for (sid, refusal) in rejected {
-            let why = match refusal {
-                Refusal::Invalid(why) => why,
-                Refusal::Taken(ip) => {
-                    let holder = self.alloc.holders(ip).map(|x| self.slots[x].svc).min();
-                    match holder {
-                        Some(h) => RequestRejection::Taken { by: self.svcs[h].key.clone() },
-                        // Not free and held by nobody cannot happen for an address of the
-                        // pool; say the closest true thing rather than panic.
-                        None => RequestRejection::OutsidePool {
-                            class: self.classes[self.svcs[self.slots[sid].svc].class]
-                                .input
-                                .name
-                                .clone(),
-                        },
-                    }
-                }
-            };
-            let svc = &mut self.svcs[self.slots[sid].svc];
-            let index = self.slots[sid].index;
-            let entry = svc.requested[index as usize].clone().unwrap_or_default();
-            let text = format!("index {index}: requested IP {entry:?} {why}");
-            svc.issues.push((cond::REASON_REQUESTED_IPS_REJECTED, text.clone()));
-            svc.assign_notes.push(text);
-            self.diags.push(Diagnostic::RequestedIpRejected {
-                service: svc.key.clone(),
-                index,
-                entry,
-                why,
+            stage.claimants.push(Claimant {
+                owner: Owner::L2(id),
+                input: svc.input,
+                source: svc.class,
+                sharing_key: svc.sharing_key,
+                claims: first..stage.claims.len(),
             });
         }
+        stage
     }
 
-    /// Sharing refusals are judged on the final allocation, not inside a pass, so that
-    /// re-planning (where the IP is simply kept) reports the same thing.
-    fn report_sharing(&mut self) {
-        for sid in 0..self.slots.len() {
-            let svc_index = self.slots[sid].svc;
-            let (Some(key), Some(ip)) = (self.svcs[svc_index].sharing_key, self.slots[sid].ip)
-            else {
-                continue;
-            };
-            if self.alloc.followers.contains_key(&ip) {
-                continue;
+    /// Turns one allocation event into condition text and a diagnostic.
+    fn record(&mut self, stage: &Stage<'_>, event: Event) {
+        let key_of = |claimant: usize| stage.claimants[claimant].input.key();
+        match event {
+            Event::Conflict { claim, ip, holder } => {
+                let c = &stage.claims[claim];
+                self.diags.push(Diagnostic::IpConflict {
+                    service: key_of(c.claimant),
+                    index: c.index,
+                    ip: ip.to_string(),
+                    holder: key_of(holder),
+                });
             }
-            let index = self.slots[sid].index;
-            let offers = self
-                .alloc
-                .shareable
-                .get(&(self.svcs[svc_index].class, key.to_owned(), index))
-                .cloned()
-                .unwrap_or_default();
-            let refused = offers
-                .iter()
-                .filter(|&&other| other != ip)
-                .find_map(|&other| self.alloc.can_share(&self.slots, &self.svcs, sid, other).err());
-            if let Some(holder) = refused {
-                let with = self.svcs[holder].key.clone();
-                let svc = &mut self.svcs[svc_index];
+            Event::Refused { claim, why } => {
+                let c = &stage.claims[claim];
+                let index = c.index;
+                let svc = self.notes_of(stage.claimants[c.claimant].owner);
+                let entry = svc.requested[index as usize].clone().unwrap_or_default();
+                let text = format!("index {index}: requested IP {entry:?} {why}");
+                svc.issues.push((cond::REASON_REQUESTED_IPS_REJECTED, text.clone()));
+                svc.assign_notes.push(text);
+                self.diags.push(Diagnostic::RequestedIpRejected {
+                    service: key_of(c.claimant),
+                    index,
+                    entry,
+                    why,
+                });
+            }
+            Event::SharingRefused { claim, key, with } => {
+                let c = &stage.claims[claim];
+                let (index, with) = (c.index, key_of(with));
+                let svc = self.notes_of(stage.claimants[c.claimant].owner);
                 svc.issues.push((
                     cond::REASON_SHARING_REJECTED,
                     format!(
@@ -661,31 +529,44 @@ impl<'a> Planner<'a> {
                     ),
                 ));
                 self.diags.push(Diagnostic::SharingRejected {
-                    service: svc.key.clone(),
+                    service: key_of(c.claimant),
                     index,
-                    key: key.to_owned(),
+                    key,
                     with,
                 });
+            }
+            Event::Exhausted { claimant } => self.report_exhaustion(&stage.claimants[claimant]),
+        }
+    }
+
+    /// The status notes of a claimant.
+    fn notes_of(&mut self, owner: Owner) -> Notes<'_> {
+        match owner {
+            Owner::L2(i) | Owner::Bgp(i) => {
+                let svc = &mut self.svcs[i];
+                Notes {
+                    requested: &svc.requested,
+                    issues: &mut svc.issues,
+                    assign_notes: &mut svc.assign_notes,
+                }
             }
         }
     }
 
-    /// Notes for Services whose pool ran out.
-    fn report_exhaustion(&mut self, exhausted: &BTreeSet<usize>) {
-        for &s in exhausted {
-            let assigned =
-                self.slots_of(&self.svcs[s]).iter().filter(|slot| slot.ip.is_some()).count();
-            let svc = &mut self.svcs[s];
-            let class = self.classes[svc.class].input.name.clone();
-            svc.assign_notes.push(format!("the pool of class {class} is exhausted"));
-            self.diags.push(Diagnostic::PoolExhausted {
-                service: svc.key.clone(),
-                class,
-                // At most 64 per Service (the count's upper bound), so it fits.
-                assigned: u32::try_from(assigned).unwrap_or(u32::MAX),
-                wanted: svc.count,
-            });
-        }
+    /// Notes for a Service whose pool ran out.
+    fn report_exhaustion(&mut self, claimant: &Claimant<'_>) {
+        let Owner::L2(s) = claimant.owner else { return };
+        let assigned = self.slots_of(&self.svcs[s]).iter().filter(|slot| slot.ip.is_some()).count();
+        let svc = &mut self.svcs[s];
+        let class = self.classes[svc.class].input.name.clone();
+        svc.assign_notes.push(format!("the pool of class {class} is exhausted"));
+        self.diags.push(Diagnostic::PoolExhausted {
+            service: svc.key.clone(),
+            class,
+            // At most 64 per Service (the count's upper bound), so it fits.
+            assigned: u32::try_from(assigned).unwrap_or(u32::MAX),
+            wanted: svc.count,
+        });
     }
 
     /// Places every distinct IP on a node (see [`place`] for the algorithm and its bound).
@@ -1196,111 +1077,6 @@ impl<'a> Planner<'a> {
             members,
         }
     }
-}
-
-/// Why a requested IP was refused, before the final holders are known.
-enum Refusal {
-    /// Syntax, pool or family.
-    Invalid(RequestRejection),
-    /// Held by Services it may not share with.
-    Taken(Addr),
-}
-
-/// IP ownership during allocation.
-#[derive(Default)]
-struct Alloc {
-    /// IP → the first of the slots holding it in slot order (the leader, which announces it).
-    /// An entry per allocated IP; the other holders of the few shared IPs are apart, so that
-    /// each entry is two words.
-    leaders: BTreeMap<Addr, usize>,
-    /// IP → the other slots holding it, in slot order: shared IPs only.
-    followers: BTreeMap<Addr, Vec<usize>>,
-    /// `(class, sharing key, index)` → IPs other Services with that key may join.
-    /// A set, so that the order (lowest IP first) does not depend on which pass assigned it.
-    shareable: BTreeMap<(usize, String, u32), BTreeSet<Addr>>,
-}
-
-impl Alloc {
-    fn is_held(&self, ip: Addr) -> bool {
-        self.leaders.contains_key(&ip)
-    }
-
-    /// The slots holding `ip`, in slot order.
-    fn holders(&self, ip: Addr) -> impl Iterator<Item = usize> + '_ {
-        let rest = self.followers.get(&ip).into_iter().flatten().copied();
-        self.leaders.get(&ip).copied().into_iter().chain(rest)
-    }
-
-    fn assign(&mut self, slots: &mut [Slot], svcs: &[Svc<'_>], sid: usize, ip: Addr) {
-        slots[sid].ip = Some(ip);
-        let first = match self.leaders.entry(ip) {
-            Entry::Vacant(e) => {
-                e.insert(sid);
-                true
-            }
-            Entry::Occupied(mut e) => {
-                let follower =
-                    if sid < *e.get() { std::mem::replace(e.get_mut(), sid) } else { sid };
-                let rest = self.followers.entry(ip).or_default();
-                rest.insert(rest.partition_point(|&x| x < follower), follower);
-                false
-            }
-        };
-        let svc = &svcs[slots[sid].svc];
-        if let (Some(key), true) = (svc.sharing_key, first) {
-            self.shareable
-                .entry((svc.class, key.to_owned(), slots[sid].index))
-                .or_default()
-                .insert(ip);
-        }
-    }
-
-    /// Whether `sid` may join the holders of `ip`: same class, key and index, another Service,
-    /// and compatible with every holder. `Err` names an incompatible holder's Service.
-    fn can_share(
-        &self,
-        slots: &[Slot],
-        svcs: &[Svc<'_>],
-        sid: usize,
-        ip: Addr,
-    ) -> Result<(), usize> {
-        let me = &svcs[slots[sid].svc];
-        if !self.is_held(ip) {
-            return Ok(());
-        }
-        // The first incompatible holder in Service order, not holder order (which depends on
-        // the pass that assigned the IP), so messages are the same on every re-plan.
-        let mut refused: Option<usize> = None;
-        for h in self.holders(ip) {
-            let other_index = slots[h].svc;
-            let other = &svcs[other_index];
-            let legal = other_index != slots[sid].svc
-                && other.class == me.class
-                && slots[h].index == slots[sid].index
-                && me.sharing_key.is_some()
-                && other.sharing_key == me.sharing_key
-                && compatible(me, other);
-            if !legal {
-                refused = Some(refused.map_or(other_index, |r| r.min(other_index)));
-            }
-        }
-        refused.map_or(Ok(()), Err)
-    }
-}
-
-/// The sharing rule: no common (protocol, port), and both `Cluster` or the same selector.
-fn compatible(a: &Svc<'_>, b: &Svc<'_>) -> bool {
-    let policies = (a.input.external_traffic_policy == TrafficPolicy::Cluster
-        && b.input.external_traffic_policy == TrafficPolicy::Cluster)
-        || a.input.selector == b.input.selector;
-    // Port lists are short and this runs only for Services that ask to share an IP: a direct
-    // comparison costs less than a set per Service held for the whole run.
-    policies
-        && a.input.ports.iter().all(|p| b.input.ports.iter().all(|q| p.identity() != q.identity()))
-}
-
-fn family_ok(families: &[Family], ip: Addr) -> bool {
-    families.is_empty() || families.contains(&ip.family)
 }
 
 /// Syntax, pool and family checks of a requested IP; whether it is free is decided later.
