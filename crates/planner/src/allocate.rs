@@ -25,7 +25,6 @@ use crate::pool::{Addr, Families, Family, FreeSet, Interval, Pool};
 
 /// Which kind of object a source is, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code, reason = "BGP pools join in the next step")]
 pub(crate) enum SourceKind {
     /// `MetalLoadBalancerClass.spec.addressPool`.
     Class,
@@ -67,7 +66,6 @@ pub(crate) fn is_buggy(ip: Addr) -> bool {
 
 /// Which planner entry a claimant or claim stands for; the stage only carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code, reason = "BGP pools join in the next step")]
 pub(crate) enum Owner {
     /// A bound L2 Service (`svcs`) or one of its slots.
     L2(usize),

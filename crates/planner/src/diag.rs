@@ -180,6 +180,48 @@ pub enum Diagnostic {
         /// IPs wanted.
         wanted: u32,
     },
+    /// A pool annotation names no `MetalLoadBalancerPool`; the next rule was used.
+    UnknownPoolAnnotation {
+        /// The Service.
+        service: ServiceRef,
+        /// The annotation value.
+        pool: String,
+    },
+    /// The Service names a class and a pool; the class won.
+    PoolAnnotationIgnored {
+        /// The Service.
+        service: ServiceRef,
+        /// The pool named.
+        pool: String,
+        /// The class that won.
+        class: String,
+    },
+    /// A BGP pool entry did not parse; the other entries are used.
+    InvalidBgpPoolEntry {
+        /// The pool.
+        pool: String,
+        /// The parse error.
+        error: String,
+    },
+    /// A BGP pool overlaps a class's pool or another BGP pool; each address is still given
+    /// out once.
+    BgpPoolOverlap {
+        /// The pool.
+        pool: String,
+        /// `class <name>` or `pool <name>`.
+        other: String,
+    },
+    /// The BGP pool ran out: some of the Service's IPs are missing.
+    BgpPoolExhausted {
+        /// The Service.
+        service: ServiceRef,
+        /// The pool.
+        pool: String,
+        /// IPs assigned.
+        assigned: u32,
+        /// IPs wanted.
+        wanted: u32,
+    },
     /// No node can announce an IP: it stays allocated but is not announced.
     NoCandidateNode {
         /// The Service.
@@ -207,6 +249,11 @@ impl Diagnostic {
             Self::SharingRejected { .. } => "sharing_rejected",
             Self::IpConflict { .. } => "ip_conflict",
             Self::PoolExhausted { .. } => "pool_exhausted",
+            Self::UnknownPoolAnnotation { .. } => "unknown_pool_annotation",
+            Self::PoolAnnotationIgnored { .. } => "pool_annotation_ignored",
+            Self::InvalidBgpPoolEntry { .. } => "invalid_bgp_pool_entry",
+            Self::BgpPoolOverlap { .. } => "bgp_pool_overlap",
+            Self::BgpPoolExhausted { .. } => "bgp_pool_exhausted",
             Self::NoCandidateNode { .. } => "no_candidate_node",
         }
     }
@@ -236,6 +283,21 @@ impl fmt::Display for Diagnostic {
             Self::InvalidPoolEntry { class, error } => {
                 write!(f, "class {class}: {error}")
             }
+            Self::UnknownPoolAnnotation { service, pool } => write!(
+                f,
+                "service {service}: annotation names unknown MetalLoadBalancerPool {pool:?}; ignored"
+            ),
+            Self::PoolAnnotationIgnored { service, pool, class } => {
+                write!(f, "service {service}: names pool {pool} and class {class}; the class wins")
+            }
+            Self::InvalidBgpPoolEntry { pool, error } => write!(f, "pool {pool}: {error}"),
+            Self::BgpPoolOverlap { pool, other } => {
+                write!(f, "pool {pool} overlaps {other}")
+            }
+            Self::BgpPoolExhausted { service, pool, assigned, wanted } => write!(
+                f,
+                "service {service}: pool {pool} is exhausted, {assigned} of {wanted} IPs assigned"
+            ),
             Self::PoolOverlap { class, other } => {
                 write!(f, "classes {class} and {other} have overlapping pools")
             }

@@ -22,15 +22,20 @@ use crate::annotations::{parse_count, parse_requested};
 use crate::conditions::{Wanted, find, merge};
 use crate::diag::{Diagnostic, RequestRejection};
 use crate::model::{
-    ChildAction, ChildDeletion, ChildSpec, ChildStatus, ClassInput, ClassStatusPlan,
-    ConditionStatus, DeleteReason, DesiredChild, ExistingChild, Input, NodeInput, NodeMembership,
-    Rendered, ServiceInput, ServiceRef, ServiceStatusPlan, Timestamp, TrafficPolicy,
+    AnnouncementDeletion, BgpInput, ChildAction, ChildDeletion, ChildSpec, ChildStatus, ClassInput,
+    ClassStatusPlan, ConditionStatus, DeleteReason, DesiredAnnouncement, DesiredChild,
+    ExistingChild, Input, NodeInput, NodeMembership, PoolStatusPlan, Rendered, ServiceInput,
+    ServiceRef, ServiceStatusPlan, Timestamp, TrafficPolicy,
 };
 use crate::naming::{child_name, legacy_index};
 use crate::place;
 use crate::pool::{Addr, Families, Pool};
 
 use ConditionStatus::{False, True};
+
+mod bgp_mode;
+
+use bgp_mode::{BgpState, PoolChoice};
 
 /// A class with its parsed pool and nodes.
 struct Class<'a> {
@@ -95,10 +100,11 @@ enum Binding {
 }
 
 /// Runs the pipeline up to the rendering of children and Service statuses.
-pub(crate) fn decide(input: &Input) -> Decisions<'_> {
-    let mut planner = Planner::new(input);
+pub(crate) fn decide<'a>(input: &'a Input, bgp: &'a BgpInput) -> Decisions<'a> {
+    let mut planner = Planner::new(input, bgp);
     planner.bind_services();
     planner.match_children();
+    planner.match_announcements();
     planner.allocate();
     planner.place();
     planner.conclude()
@@ -111,6 +117,10 @@ enum StatusOf {
     Bound(usize),
     /// `Planner::orphaned[i]`.
     Orphaned(usize),
+    /// `Planner::bgp.svcs[i]`.
+    Bgp(usize),
+    /// `Planner::bgp.missing[i]`.
+    PoolMissing(usize),
 }
 
 /// Everything a plan decides, with its children and Service statuses not yet built.
@@ -130,6 +140,10 @@ pub struct Decisions<'a> {
     pub nodes: NodeMembership,
     /// As [`Plan::diagnostics`](crate::Plan::diagnostics).
     pub diagnostics: Vec<Diagnostic>,
+    /// As [`Plan::announcement_deletions`](crate::Plan::announcement_deletions).
+    pub announcement_deletions: Vec<AnnouncementDeletion>,
+    /// As [`Plan::pools`](crate::Plan::pools).
+    pub pools: Vec<PoolStatusPlan>,
 }
 
 impl Decisions<'_> {
@@ -146,6 +160,15 @@ impl Decisions<'_> {
     /// How many Service statuses [`Decisions::render`] yields.
     pub fn service_count(&self) -> usize {
         self.order.len()
+    }
+
+    /// The BGP announcements, one at a time, in the order of
+    /// [`Plan::announcements`](crate::Plan::announcements): by Service, then index.
+    pub fn announcements(&self) -> impl Iterator<Item = DesiredAnnouncement> + '_ {
+        let p = &self.planner;
+        p.bgp.svcs.iter().flat_map(move |svc| {
+            p.bgp_slots_of(svc).iter().filter_map(move |slot| p.announcement(svc, slot))
+        })
     }
 }
 
@@ -176,6 +199,14 @@ impl Iterator for Render<'_> {
             StatusOf::Orphaned(j) => {
                 self.entry += 1;
                 Some(Rendered::Service(p.orphan_status(j)))
+            }
+            StatusOf::Bgp(i) => {
+                self.entry += 1;
+                Some(Rendered::Service(p.bgp_service_status(&p.bgp.svcs[i])))
+            }
+            StatusOf::PoolMissing(j) => {
+                self.entry += 1;
+                Some(Rendered::Service(p.missing_pool_status(j)))
             }
         }
     }
@@ -213,11 +244,13 @@ struct Planner<'a> {
     alloc: Alloc,
     /// Distinct allocated IPs per class.
     ips_per_class: Vec<usize>,
+    /// BGP pools, the Services bound to them and their announcements.
+    bgp: BgpState<'a>,
 }
 
 impl<'a> Planner<'a> {
     /// Indexes nodes and classes: pools, members, candidates, overlaps, defaults.
-    fn new(input: &'a Input) -> Self {
+    fn new(input: &'a Input, bgp: &'a BgpInput) -> Self {
         let mut diags = Vec::new();
         let mut nodes: Vec<&NodeInput> = input.nodes.iter().collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -286,8 +319,12 @@ impl<'a> Planner<'a> {
                 winner: classes[defaults[0]].input.name.clone(),
             });
         }
+        let class_pools: Vec<(&ClassInput, &Pool)> =
+            classes.iter().map(|c| (c.input, &c.pool)).collect();
+        let bgp = BgpState::new(bgp, &class_pools, &input.nodes, &mut diags);
         Self {
             input,
+            bgp,
             diags,
             node_names,
             node_id,
@@ -317,6 +354,23 @@ impl<'a> Planner<'a> {
         let mut slot_count = 0;
         for s in services {
             let key = s.key();
+            match self.pool_binding(s) {
+                PoolChoice::L2 => {}
+                PoolChoice::Pool { pool, reason } => {
+                    self.bind_to_pool(s, pool, reason);
+                    continue;
+                }
+                PoolChoice::Missing { message } => {
+                    self.unmanaged.insert(key);
+                    self.bgp.missing.push((s, message));
+                    continue;
+                }
+                PoolChoice::Released => {
+                    self.unmanaged.insert(key);
+                    self.orphaned.push((s, None));
+                    continue;
+                }
+            }
             match bind(s, &key, &self.class_id, &self.classes, default_class, &mut self.diags) {
                 Binding::NotOurs => {
                     self.unmanaged.insert(key);
@@ -330,8 +384,12 @@ impl<'a> Planner<'a> {
                     self.orphaned.push((s, None));
                 }
                 Binding::Bound { class, reason } => {
-                    let svc =
+                    let mut svc =
                         new_svc(s, key, class, reason, &self.class_id, slot_count, &mut self.diags);
+                    let class_name = self.classes[class].input.name.as_str();
+                    if let Some(issue) = self.pool_annotation_issue(s, class_name) {
+                        svc.issues.push(issue);
+                    }
                     slot_count += svc.count as usize;
                     svcs.push(svc);
                 }
@@ -429,8 +487,9 @@ impl<'a> Planner<'a> {
         let stage = self.stage();
         let out = allocate::allocate(&stage);
         for (claim, grant) in stage.claims.iter().zip(&out.grants) {
-            if let Owner::L2(sid) = claim.owner {
-                self.slots[sid].ip = grant.ip;
+            match claim.owner {
+                Owner::L2(sid) => self.slots[sid].ip = grant.ip,
+                Owner::Bgp(sid) => self.bgp.slots[sid].ip = grant.ip,
             }
         }
         for event in out.events {
@@ -487,6 +546,7 @@ impl<'a> Planner<'a> {
                 claims: first..stage.claims.len(),
             });
         }
+        self.add_bgp_claims(&mut stage);
         stage
     }
 
@@ -542,8 +602,16 @@ impl<'a> Planner<'a> {
     /// The status notes of a claimant.
     fn notes_of(&mut self, owner: Owner) -> Notes<'_> {
         match owner {
-            Owner::L2(i) | Owner::Bgp(i) => {
+            Owner::L2(i) => {
                 let svc = &mut self.svcs[i];
+                Notes {
+                    requested: &svc.requested,
+                    issues: &mut svc.issues,
+                    assign_notes: &mut svc.assign_notes,
+                }
+            }
+            Owner::Bgp(i) => {
+                let svc = &mut self.bgp.svcs[i];
                 Notes {
                     requested: &svc.requested,
                     issues: &mut svc.issues,
@@ -555,7 +623,10 @@ impl<'a> Planner<'a> {
 
     /// Notes for a Service whose pool ran out.
     fn report_exhaustion(&mut self, claimant: &Claimant<'_>) {
-        let Owner::L2(s) = claimant.owner else { return };
+        let s = match claimant.owner {
+            Owner::L2(s) => s,
+            Owner::Bgp(s) => return self.report_bgp_exhaustion(s),
+        };
         let assigned = self.slots_of(&self.svcs[s]).iter().filter(|slot| slot.ip.is_some()).count();
         let svc = &mut self.svcs[s];
         let class = self.classes[svc.class].input.name.clone();
@@ -702,27 +773,42 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        // Bound and orphaned Services, each list sorted by namespace and name, merged.
-        let mut order = Vec::with_capacity(self.svcs.len() + self.orphaned.len());
-        let mut orphans = self.orphaned.iter().enumerate().peekable();
-        for (i, svc) in self.svcs.iter().enumerate() {
-            let key = (svc.key.namespace.as_str(), svc.key.name.as_str());
-            while let Some((j, _)) =
-                orphans.next_if(|(_, (s, _))| (s.namespace.as_str(), s.name.as_str()) < key)
-            {
-                order.push(StatusOf::Orphaned(j));
-            }
-            order.push(StatusOf::Bound(i));
-        }
-        order.extend(orphans.map(|(j, _)| StatusOf::Orphaned(j)));
+        // Every Service with a status, by namespace and name (each is in one list only).
+        let mut order: Vec<((&str, &str), StatusOf)> =
+            Vec::with_capacity(self.svcs.len() + self.orphaned.len());
+        let name = |s: &'a ServiceInput| (s.namespace.as_str(), s.name.as_str());
+        order
+            .extend(self.svcs.iter().enumerate().map(|(i, s)| (name(s.input), StatusOf::Bound(i))));
+        order.extend(
+            self.orphaned.iter().enumerate().map(|(j, s)| (name(s.0), StatusOf::Orphaned(j))),
+        );
+        order.extend(
+            self.bgp.svcs.iter().enumerate().map(|(i, s)| (name(s.input), StatusOf::Bgp(i))),
+        );
+        order.extend(
+            self.bgp.missing.iter().enumerate().map(|(j, s)| (name(s.0), StatusOf::PoolMissing(j))),
+        );
+        order.sort_by(|a, b| a.0.cmp(&b.0));
+        let order: Vec<StatusOf> = order.into_iter().map(|(_, o)| o).collect();
 
         let deletions = self.deletions();
         let classes = (0..self.classes.len())
             .map(|i| self.class_status(i, self.ips_per_class[i] as u64))
             .collect();
         let nodes = self.membership();
+        let announcement_deletions = self.announcement_deletions();
+        let pools = self.pool_statuses();
         let diagnostics = std::mem::take(&mut self.diags);
-        Decisions { planner: self, order, deletions, classes, nodes, diagnostics }
+        Decisions {
+            planner: self,
+            order,
+            deletions,
+            classes,
+            nodes,
+            diagnostics,
+            announcement_deletions,
+            pools,
+        }
     }
 
     /// The slots of a bound Service, by index.
@@ -791,8 +877,9 @@ impl<'a> Planner<'a> {
     /// may already have published its own). With our conditions gone, later plans see a
     /// foreign Service and never touch it again.
     fn released_status(&self, s: &ServiceInput) -> ServiceStatusPlan {
-        const OURS: [&str; 4] = [
+        const OURS: [&str; 5] = [
             cond::LOAD_BALANCER_CLASS,
+            cond::LOAD_BALANCER_POOL,
             cond::ALL_PUBLIC_IPS_ASSIGNED,
             cond::ALL_PUBLIC_IPS_ANNOUNCED,
             cond::ANNOTATIONS_VALID,
@@ -805,6 +892,7 @@ impl<'a> Planner<'a> {
             .collect();
         let ours = |ip: &str| {
             held.contains(ip)
+                || self.bgp_owns(s, ip)
                 || Addr::parse(ip.trim())
                     .is_some_and(|a| self.classes.iter().any(|c| c.pool.contains(a)))
         };
@@ -958,7 +1046,8 @@ impl<'a> Planner<'a> {
             announced_cond,
             annotations_cond,
         ];
-        merged_status(svc.input, ingress, wanted, &self.input.now)
+        let now = &self.input.now;
+        merged_status_without(svc.input, ingress, wanted, now, cond::LOAD_BALANCER_POOL)
     }
 
     /// A class's conditions and counts.
@@ -1268,6 +1357,30 @@ fn merged_status(
     now: &Timestamp,
 ) -> ServiceStatusPlan {
     let conditions = merge(&s.conditions, wanted, now, Some(s.generation));
+    let changed = conditions != s.conditions || ingress != s.ingress;
+    ServiceStatusPlan {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        ingress,
+        conditions,
+        changed,
+    }
+}
+
+/// [`merged_status`] for a Service bound in one mode: the binding condition of the other mode,
+/// left from an earlier binding, goes (a Service carries one binding).
+fn merged_status_without(
+    s: &ServiceInput,
+    ingress: Vec<CompactString>,
+    wanted: Vec<Wanted>,
+    now: &Timestamp,
+    stale: &str,
+) -> ServiceStatusPlan {
+    if find(&s.conditions, stale).is_none() {
+        return merged_status(s, ingress, wanted, now);
+    }
+    let kept: Vec<_> = s.conditions.iter().filter(|c| c.type_ != stale).cloned().collect();
+    let conditions = merge(&kept, wanted, now, Some(s.generation));
     let changed = conditions != s.conditions || ingress != s.ingress;
     ServiceStatusPlan {
         namespace: s.namespace.clone(),
