@@ -427,12 +427,17 @@ impl Run<'_, '_> {
         exhausted
     }
 
-    /// IPs of the claim's source, sharing key and lane that others hold, lowest first.
+    /// IPs of the claim's source, sharing key and lane that others hold and of a family the
+    /// claim allows, lowest first. (Without the family check an IPv6-only Service whose turn
+    /// came before an IPv4 holder's would join its IPv4 address on the next plan.)
     fn offers(&self, claim: usize) -> BTreeSet<Addr> {
         let claimant = self.claimant_of(claim);
         let Some(key) = claimant.sharing_key else { return BTreeSet::new() };
-        let lane = self.stage.claims[claim].lane;
-        self.shareable.get(&(claimant.source, key.to_owned(), lane)).cloned().unwrap_or_default()
+        let (lane, families) = (self.stage.claims[claim].lane, self.stage.claims[claim].families);
+        let Some(offers) = self.shareable.get(&(claimant.source, key.to_owned(), lane)) else {
+            return BTreeSet::new();
+        };
+        offers.iter().copied().filter(|&ip| family_ok(families.as_slice(), ip)).collect()
     }
 
     /// Turns refused requests into events.
