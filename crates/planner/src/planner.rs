@@ -502,10 +502,10 @@ impl<'a> Planner<'a> {
         self.alloc = out.alloc.map(slot_of);
     }
 
-    /// The allocation stage's input: every class as a source, every bound Service as a
-    /// claimant, every slot as a claim.
+    /// The allocation stage's input: every class and BGP pool as a source, every bound
+    /// Service of either mode as a claimant (by namespace and name), every slot as a claim.
     fn stage(&self) -> Stage<'a> {
-        let sources = self
+        let mut sources: Vec<Source<'a>> = self
             .classes
             .iter()
             .map(|c| Source {
@@ -515,39 +515,62 @@ impl<'a> Planner<'a> {
                 avoid_buggy: false,
             })
             .collect();
+        sources.extend(self.pool_sources());
         let mut stage =
             Stage { sources, claimants: Vec::new(), claims: Vec::new(), requests: BTreeMap::new() };
-        stage.claims.reserve_exact(self.slots.len());
-        for (id, svc) in self.svcs.iter().enumerate() {
-            let first = stage.claims.len();
-            for sid in svc.first_slot..svc.first_slot + svc.count as usize {
-                if let Some(request) = self.requests.get(&sid) {
-                    stage.requests.insert(stage.claims.len(), request.clone());
-                }
-                let kept = self.slots[sid]
-                    .existing
-                    .and_then(|ex| self.existing[ex].status.ip.as_deref())
-                    .and_then(|t| Addr::parse(t.trim()));
-                let index = self.slots[sid].index;
-                stage.claims.push(Claim {
-                    owner: Owner::L2(sid),
-                    claimant: stage.claimants.len(),
-                    index,
-                    lane: index,
-                    families: svc.families,
-                    kept,
-                });
+        stage.claims.reserve_exact(self.slots.len() + self.bgp.slots.len());
+        for owner in self.claimant_order() {
+            match owner {
+                Owner::L2(id) => self.push_claimant(&mut stage, id),
+                Owner::Bgp(id) => self.push_bgp_claimant(&mut stage, id),
             }
-            stage.claimants.push(Claimant {
-                owner: Owner::L2(id),
-                input: svc.input,
-                source: svc.class,
-                sharing_key: svc.sharing_key,
-                claims: first..stage.claims.len(),
+        }
+        stage
+    }
+
+    /// Bound Services of both modes, merged by namespace and name.
+    fn claimant_order(&self) -> Vec<Owner> {
+        let mut order = Vec::with_capacity(self.svcs.len() + self.bgp.svcs.len());
+        let mut bgp = self.bgp.svcs.iter().enumerate().peekable();
+        for (id, svc) in self.svcs.iter().enumerate() {
+            while let Some((b, _)) = bgp.next_if(|(_, s)| s.key < svc.key) {
+                order.push(Owner::Bgp(b));
+            }
+            order.push(Owner::L2(id));
+        }
+        order.extend(bgp.map(|(b, _)| Owner::Bgp(b)));
+        order
+    }
+
+    /// Adds an L2-bound Service and its slots to `stage`.
+    fn push_claimant(&self, stage: &mut Stage<'a>, id: usize) {
+        let svc = &self.svcs[id];
+        let first = stage.claims.len();
+        for sid in svc.first_slot..svc.first_slot + svc.count as usize {
+            if let Some(request) = self.requests.get(&sid) {
+                stage.requests.insert(stage.claims.len(), request.clone());
+            }
+            let kept = self.slots[sid]
+                .existing
+                .and_then(|ex| self.existing[ex].status.ip.as_deref())
+                .and_then(|t| Addr::parse(t.trim()));
+            let index = self.slots[sid].index;
+            stage.claims.push(Claim {
+                owner: Owner::L2(sid),
+                claimant: stage.claimants.len(),
+                index,
+                lane: index,
+                families: svc.families,
+                kept,
             });
         }
-        self.add_bgp_claims(&mut stage);
-        stage
+        stage.claimants.push(Claimant {
+            owner: Owner::L2(id),
+            input: svc.input,
+            source: svc.class,
+            sharing_key: svc.sharing_key,
+            claims: first..stage.claims.len(),
+        });
     }
 
     /// Turns one allocation event into condition text and a diagnostic.
@@ -1027,18 +1050,7 @@ impl<'a> Planner<'a> {
         };
         let announced_cond =
             Wanted::new(cond::ALL_PUBLIC_IPS_ANNOUNCED, status, reason, announced_msg);
-        let annotations_cond = match svc.issues.first() {
-            None => Wanted::new(
-                cond::ANNOTATIONS_VALID,
-                True,
-                cond::REASON_ANNOTATIONS_ACCEPTED,
-                "annotations accepted",
-            ),
-            Some((reason, _)) => {
-                let text: Vec<&str> = svc.issues.iter().map(|(_, m)| m.as_str()).collect();
-                Wanted::new(cond::ANNOTATIONS_VALID, False, reason, text.join("; "))
-            }
-        };
+        let annotations_cond = annotations_condition(&svc.issues);
         let class_name = self.classes[svc.class].input.name.clone();
         let wanted = vec![
             Wanted::new(cond::LOAD_BALANCER_CLASS, True, svc.class_reason, class_name),
@@ -1388,5 +1400,21 @@ fn merged_status_without(
         ingress,
         conditions,
         changed,
+    }
+}
+
+/// `AnnotationsValid`: true, or false with the first issue's reason and every message.
+fn annotations_condition(issues: &[(&'static str, String)]) -> Wanted {
+    match issues.first() {
+        None => Wanted::new(
+            cond::ANNOTATIONS_VALID,
+            True,
+            cond::REASON_ANNOTATIONS_ACCEPTED,
+            "annotations accepted",
+        ),
+        Some((reason, _)) => {
+            let text: Vec<&str> = issues.iter().map(|(_, m)| m.as_str()).collect();
+            Wanted::new(cond::ANNOTATIONS_VALID, False, reason, text.join("; "))
+        }
     }
 }

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond};
 
-use super::{Planner, merged_status_without};
+use super::{Planner, annotations_condition, merged_status_without};
 use crate::allocate::{Claim, Claimant, Owner, Source, SourceKind, Stage};
 use crate::annotations::parse_requested;
 use crate::bgp::Topology;
@@ -412,40 +412,13 @@ impl<'a> Planner<'a> {
         self.bgp.existing = existing;
     }
 
-    /// Adds the pools as sources and the BGP-bound Services as claimants to `stage`, merged
-    /// with the L2 claimants by namespace and name.
-    pub(super) fn add_bgp_claims(&self, stage: &mut Stage<'a>) {
-        let base = stage.sources.len();
-        stage.sources.extend((0..self.bgp.pools.len()).map(|p| self.pool_source(p)));
-        if self.bgp.svcs.is_empty() {
-            return;
-        }
-        let l2 = std::mem::take(&mut stage.claimants);
-        let l2_claims = std::mem::take(&mut stage.claims);
-        let l2_requests = std::mem::take(&mut stage.requests);
-        let mut bgp = self.bgp.svcs.iter().enumerate().peekable();
-        for c in l2 {
-            let key = c.input.key();
-            while let Some((i, _)) = bgp.next_if(|(_, s)| s.key < key) {
-                self.push_bgp_claimant(stage, i, base);
-            }
-            let offset = stage.claims.len();
-            let range = c.claims.clone();
-            for claim in range.clone() {
-                if let Some(r) = l2_requests.get(&claim) {
-                    stage.requests.insert(stage.claims.len(), r.clone());
-                }
-                let old = &l2_claims[claim];
-                stage.claims.push(Claim { claimant: stage.claimants.len(), ..*old });
-            }
-            stage.claimants.push(Claimant { claims: offset..stage.claims.len(), ..c });
-        }
-        for (i, _) in bgp {
-            self.push_bgp_claimant(stage, i, base);
-        }
+    /// The pools as allocation sources, by name; they follow the classes in the stage.
+    pub(super) fn pool_sources(&self) -> impl Iterator<Item = Source<'a>> + '_ {
+        (0..self.bgp.pools.len()).map(|p| self.pool_source(p))
     }
 
-    fn push_bgp_claimant(&self, stage: &mut Stage<'a>, id: usize, base: usize) {
+    /// Adds a BGP-bound Service and its slots to `stage`.
+    pub(super) fn push_bgp_claimant(&self, stage: &mut Stage<'a>, id: usize) {
         let svc = &self.bgp.svcs[id];
         let first = stage.claims.len();
         for sid in svc.first_slot..svc.first_slot + svc.count as usize {
@@ -467,7 +440,7 @@ impl<'a> Planner<'a> {
         stage.claimants.push(Claimant {
             owner: Owner::Bgp(id),
             input: svc.input,
-            source: base + svc.pool,
+            source: self.classes.len() + svc.pool,
             sharing_key: svc.sharing_key,
             claims: first..stage.claims.len(),
         });
@@ -687,18 +660,7 @@ impl<'a> Planner<'a> {
         };
         let announced_cond =
             Wanted::new(cond::ALL_PUBLIC_IPS_ANNOUNCED, status, reason, announced_msg);
-        let annotations_cond = match svc.issues.first() {
-            None => Wanted::new(
-                cond::ANNOTATIONS_VALID,
-                True,
-                cond::REASON_ANNOTATIONS_ACCEPTED,
-                "annotations accepted",
-            ),
-            Some((reason, _)) => {
-                let text: Vec<&str> = svc.issues.iter().map(|(_, m)| m.as_str()).collect();
-                Wanted::new(cond::ANNOTATIONS_VALID, False, reason, text.join("; "))
-            }
-        };
+        let annotations_cond = annotations_condition(&svc.issues);
         let wanted = vec![
             Wanted::new(cond::LOAD_BALANCER_POOL, True, svc.reason, pool),
             assigned_cond,
