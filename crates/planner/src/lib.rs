@@ -1,18 +1,24 @@
-//! Every L2 decision of the metallb module as a pure function of plain structs.
+//! Every decision of the metallb module as a pure function of plain structs: L2 classes and
+//! their children, and BGP pools and their announcements.
 //!
-//! The hooks build an [`Input`] from Kubernetes snapshots, call [`plan`], and turn the
-//! [`Plan`] into operations. A caller with a large cluster calls [`decide`] instead and renders
-//! children and Service statuses one at a time ([`Decisions::render`]), so the whole desired
-//! state never exists at once. Nothing here does I/O, reads a clock (the caller passes
-//! [`Input::now`]) or draws random numbers: the same input gives a byte-identical plan.
+//! The hooks build an [`Input`] (and a [`BgpInput`] for BGP mode) from Kubernetes snapshots,
+//! call [`plan`] ([`plan_with_bgp`]), and turn the [`Plan`] into operations. A caller with a
+//! large cluster calls [`decide`] ([`decide_with_bgp`]) instead and renders children, Service
+//! statuses and announcements one at a time ([`Decisions::render`],
+//! [`Decisions::announcements`]), so the whole desired state never exists at once. Nothing
+//! here does I/O, reads a clock (the caller passes [`Input::now`]) or draws random numbers: the
+//! same input gives a byte-identical plan.
 //!
 //! ```text
-//!  Input ──► bind class ──► count / requested IPs ──► allocate IPs ──► place on nodes ──► Plan
-//!            (planner)      (annotations)             (pool)            (place)
+//!  Input ─┬► bind class ─► count / requested IPs ─┬► allocate IPs ─► place on nodes ─► children
+//!         │  or pool       (annotations)          │  (allocate: one     (place)
+//! BgpInput┘                                       │   allocator for      bgp::Topology ─► announcements
+//!                                                 └─  classes and pools)
 //! ```
 //!
 //! Modules: [`pool`] parses pools into intervals (never enumerating them), [`naming`] makes
-//! child names, [`model`] holds the input and output structs, [`diag`] the diagnostics.
+//! child and announcement names, [`model`] holds the input and output structs, [`diag`] the
+//! diagnostics, [`bgp`] the BGP routes.
 //!
 //! # Contract with the hooks
 //!
@@ -23,6 +29,10 @@
 //!   a subresource), [`Plan::deletions`], the statuses whose `changed` /
 //!   `conditions_changed` is true, and [`Plan::nodes`]. [`apply`] states the same contract
 //!   in code.
+//! * For BGP mode pass every `MetalLoadBalancerPool`, configuration, peer name and
+//!   `SDNInternalBGPAnnouncement` in a [`BgpInput`], and carry out [`Plan::announcements`]
+//!   (by [`ChildAction`], like children), [`Plan::announcement_deletions`] and [`Plan::pools`];
+//!   [`apply_bgp`] states it in code. Without a [`BgpInput`] no Service is bound to a pool.
 //! * Condition lists in the plan are complete (ours merged into the existing ones): write
 //!   them whole.
 //! * Decisions are stable only if the plan is applied: the next run reads back the IPs and

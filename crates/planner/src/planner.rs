@@ -2,10 +2,13 @@
 //!
 //! ```text
 //!  classes ─► pools, candidates, default          nodes ─► eligibility, membership
-//!  services ─► binding ─► slots (service, index) ◄─ existing children (kept IP / node)
-//!  slots ─► pass A kept IPs ─► pass P published IPs ─► pass B requested IPs
-//!        ─► pass C shared or lowest free IPs
-//!  IPs ─► keep node ─► place new (rendezvous + load cap) ─► backups ─► children + statuses
+//!  BGP pools ─► overlaps, autoAssign (bgp_mode)
+//!  services ─► binding (class or pool) ─► slots (service, index) ◄─ existing children or
+//!                                                                    announcements (kept IP)
+//!  slots of both modes ─► allocation stage (crate::allocate): pass A kept IPs ─► pass P
+//!        published IPs ─► pass B requested IPs ─► pass C shared or lowest free IPs
+//!  L2 IPs ─► keep node ─► place new (rendezvous + load cap) ─► backups ─► children + statuses
+//!  BGP IPs ─► bgp::Topology routes ─► announcements + statuses
 //! ```
 //!
 //! Every loop runs over sorted data, so the output is a pure function of the input.
