@@ -395,3 +395,32 @@ fn a_service_moving_between_modes_keeps_one_binding_condition() {
     let again = metallb_planner::plan_with_bgp(&applied, &applied_bgp);
     assert!(again.services.iter().all(|s| !s.changed));
 }
+
+#[test]
+fn published_ips_come_back_to_bgp_services_whose_announcements_vanished() {
+    let input0 = input(Vec::new(), nodes(1), vec![svc("b")]);
+    let bgp0 = bgp(vec![pool("p", &["10.0.0.0/29"], true)]);
+    let (_, mut applied, mut applied_bgp) = converge_bgp(&input0, &bgp0);
+    applied_bgp.announcements.clear();
+    // A newcomer sorted first would take the lowest free address, b's.
+    applied.services.push(svc("a"));
+    let plan = metallb_planner::plan_with_bgp(&applied, &applied_bgp);
+    assert_eq!(announced_ips(&plan, "b"), ["10.0.0.0"]);
+    assert_eq!(announced_ips(&plan, "a"), ["10.0.0.1"]);
+}
+
+#[test]
+fn a_request_for_an_ip_an_l2_service_holds_is_refused_across_modes() {
+    let classes = vec![default_class("l2", &["10.0.0.0/29"])];
+    let bgp = bgp(vec![pool("p", &["10.0.0.0/29"], false)]);
+    let first = input(classes, nodes(1), vec![svc("a")]);
+    let (_, mut applied, applied_bgp) = converge_bgp(&first, &bgp);
+    let s = svc("b").ann(POOL, "p").ann(annotations::LOAD_BALANCER_IPS, "10.0.0.0");
+    applied.services.push(s);
+    let plan = metallb_planner::plan_with_bgp(&applied, &applied_bgp);
+    assert_eq!(ips_of(&plan, "a"), [Some("10.0.0.0".to_owned())]);
+    assert_eq!(announced_ips(&plan, "b"), Vec::<String>::new());
+    let valid = svc_condition(&plan, "b", cond::ANNOTATIONS_VALID);
+    assert_eq!(valid.reason, cond::REASON_REQUESTED_IPS_REJECTED);
+    assert!(valid.message.contains("is already used by ns/a"), "{valid:?}");
+}
