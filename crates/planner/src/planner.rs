@@ -234,7 +234,8 @@ struct Planner<'a> {
     /// Services that were ours but have no class now, with the binding condition's message;
     /// `None`: released to another controller's class.
     orphaned: Vec<(&'a ServiceInput, Option<String>)>,
-    /// Services we must not manage (foreign, classless or orphaned): their children go.
+    /// Services we must not manage as L2 Services (foreign, classless, orphaned or bound to a
+    /// BGP pool): their children go.
     unmanaged: BTreeSet<ServiceRef>,
     /// All slots, contiguous per Service.
     slots: Vec<Slot>,
@@ -360,6 +361,8 @@ impl<'a> Planner<'a> {
             match self.pool_binding(s) {
                 PoolChoice::L2 => {}
                 PoolChoice::Pool { pool, reason } => {
+                    // Not managed as an L2 Service: children it had go (`ParentNotManaged`).
+                    self.unmanaged.insert(key);
                     self.bind_to_pool(s, pool, reason);
                     continue;
                 }

@@ -391,7 +391,8 @@ fn a_service_moving_between_modes_keeps_one_binding_condition() {
     let status = status_of(&plan, "a").expect("status");
     assert!(status.conditions.iter().all(|c| c.type_ != cond::LOAD_BALANCER_CLASS));
     assert_eq!(status.ingress, ["192.0.2.0"]);
-    assert_eq!(plan.deletions.len(), 1, "the L2 child goes");
+    let deleted: Vec<_> = plan.deletions.iter().map(|d| d.reason).collect();
+    assert_eq!(deleted, [metallb_planner::DeleteReason::ParentNotManaged], "the L2 child goes");
     let again = metallb_planner::plan_with_bgp(&applied, &applied_bgp);
     assert!(again.services.iter().all(|s| !s.changed));
 }
