@@ -425,3 +425,38 @@ fn a_request_for_an_ip_an_l2_service_holds_is_refused_across_modes() {
     assert_eq!(valid.reason, cond::REASON_REQUESTED_IPS_REJECTED);
     assert!(valid.message.contains("is already used by ns/a"), "{valid:?}");
 }
+
+#[test]
+fn local_traffic_policy_announces_only_from_endpoint_nodes() {
+    let input = input(Vec::new(), nodes(3), vec![svc("a").local(&["node-2"]), svc("b").local(&[])]);
+    let plan =
+        metallb_planner::plan_with_bgp(&input, &bgp(vec![pool("p", &["10.0.0.0/29"], true)]));
+    let a = plan.announcements.iter().find(|x| x.spec.service_ref.name == "a").expect("a");
+    assert_eq!(a.spec.routes[0].nodes, ["node-2"]);
+    let b = plan.announcements.iter().find(|x| x.spec.service_ref.name == "b").expect("b");
+    assert!(b.spec.routes.is_empty());
+    assert_eq!(b.status.conditions[0].reason, cond::REASON_NO_ROUTE);
+    let announced = svc_condition(&plan, "b", cond::ALL_PUBLIC_IPS_ANNOUNCED);
+    assert_eq!(announced.status, ConditionStatus::False);
+    assert!(announced.message.contains("externalTrafficPolicy Local"), "{announced:?}");
+}
+
+#[test]
+fn a_deleted_pool_leaves_a_stable_not_found_condition_and_no_ip() {
+    let input0 = input(Vec::new(), nodes(1), vec![svc("a")]);
+    let (_, applied, mut applied_bgp) =
+        converge_bgp(&input0, &bgp(vec![pool("p", &["10.0.0.0/29"], true)]));
+    applied_bgp.pools.clear();
+    let (plan, applied, applied_bgp) = converge_bgp(&applied, &applied_bgp);
+    let status = status_of(&plan, "a").expect("status");
+    assert!(status.ingress.is_empty());
+    let bound = condition(&status.conditions, cond::LOAD_BALANCER_POOL);
+    assert_eq!(
+        (bound.status, bound.reason.as_str()),
+        (ConditionStatus::False, cond::REASON_POOL_NOT_FOUND)
+    );
+    assert!(bound.message.contains("MetalLoadBalancerPool p no longer exists"), "{bound:?}");
+    assert_eq!(plan.announcement_deletions.len(), 1);
+    let again = metallb_planner::plan_with_bgp(&applied, &applied_bgp);
+    assert!(again.services.iter().all(|s| !s.changed));
+}
