@@ -357,26 +357,10 @@ impl<'a> Planner<'a> {
         let mut svcs = Vec::with_capacity(services.len());
         let mut slot_count = 0;
         for s in services {
-            let key = s.key();
-            match self.pool_binding(s) {
-                PoolChoice::L2 => {}
-                PoolChoice::Pool { pool, reason } => {
-                    // Not managed as an L2 Service: children it had go (`ParentNotManaged`).
-                    self.unmanaged.insert(key);
-                    self.bind_to_pool(s, pool, reason);
-                    continue;
-                }
-                PoolChoice::Missing { message } => {
-                    self.unmanaged.insert(key);
-                    self.bgp.missing.push((s, message));
-                    continue;
-                }
-                PoolChoice::Released => {
-                    self.unmanaged.insert(key);
-                    self.orphaned.push((s, None));
-                    continue;
-                }
+            if self.take_by_pool(s) {
+                continue;
             }
+            let key = s.key();
             match bind(s, &key, &self.class_id, &self.classes, default_class, &mut self.diags) {
                 Binding::NotOurs => {
                     self.unmanaged.insert(key);
@@ -426,6 +410,19 @@ impl<'a> Planner<'a> {
         }
         self.svcs = svcs;
         self.slots = slots;
+    }
+
+    /// Settles a Service the BGP rules claim (see `bgp_mode`); false leaves it to [`bind`].
+    fn take_by_pool(&mut self, s: &'a ServiceInput) -> bool {
+        match self.pool_binding(s) {
+            PoolChoice::L2 => return false,
+            PoolChoice::Pool { pool, reason } => self.bind_to_pool(s, pool, reason),
+            PoolChoice::Missing { message } => self.bgp.missing.push((s, message)),
+            PoolChoice::Released => self.orphaned.push((s, None)),
+        }
+        // Not an L2 Service: the children it had go as `ParentNotManaged`.
+        self.unmanaged.insert(s.key());
+        true
     }
 
     /// Matches existing children to slots; the rest are deleted with a reason.
@@ -988,19 +985,10 @@ impl<'a> Planner<'a> {
             publish_not_ready_addresses: svc.input.publish_not_ready_addresses,
             cluster_ip: svc.input.cluster_ip.clone(),
         };
-        let action = match same_name {
-            None => ChildAction::Create,
-            Some(old) => {
-                let spec_changed =
-                    old.spec != spec || old.owner_uid.as_deref() != Some(svc.input.uid.as_str());
-                let status_changed = old.status != status;
-                if spec_changed || status_changed {
-                    ChildAction::Update { spec: spec_changed, status: status_changed }
-                } else {
-                    ChildAction::Keep
-                }
-            }
-        };
+        let action = same_name.map_or(ChildAction::Create, |old| {
+            let owner_changed = old.owner_uid.as_deref() != Some(svc.input.uid.as_str());
+            update_action(old.spec != spec || owner_changed, old.status != status)
+        });
         DesiredChild {
             namespace: svc.key.namespace.clone(),
             name: name.into(),
@@ -1422,5 +1410,14 @@ fn annotations_condition(issues: &[(&'static str, String)]) -> Wanted {
             let text: Vec<&str> = issues.iter().map(|(_, m)| m.as_str()).collect();
             Wanted::new(cond::ANNOTATIONS_VALID, False, reason, text.join("; "))
         }
+    }
+}
+
+/// What to write to an object that exists: the parts that differ, or nothing.
+fn update_action(spec_changed: bool, status_changed: bool) -> ChildAction {
+    if spec_changed || status_changed {
+        ChildAction::Update { spec: spec_changed, status: status_changed }
+    } else {
+        ChildAction::Keep
     }
 }

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond};
 
-use super::{Planner, annotations_condition, merged_status_without};
+use super::{Planner, annotations_condition, merged_status_without, update_action};
 use crate::allocate::{Claim, Claimant, Owner, Source, SourceKind, Stage};
 use crate::annotations::parse_requested;
 use crate::bgp::Topology;
@@ -564,54 +564,19 @@ impl<'a> Planner<'a> {
         slot: &BgpSlot,
     ) -> Option<DesiredAnnouncement> {
         let ip = slot.ip?;
-        let routes = self.routes(svc, ip);
-        let nodes: BTreeSet<&str> =
-            routes.iter().flat_map(|r| r.nodes.iter().map(String::as_str)).collect();
-        let peers: BTreeSet<&str> =
-            routes.iter().flat_map(|r| r.peers.iter().map(String::as_str)).collect();
-        let pool = self.bgp.pools[svc.pool].input.name.as_str();
-        let announced = if routes.is_empty() {
-            Wanted::new(cond::ANNOUNCED, False, cond::REASON_NO_ROUTE, no_route_text(svc, pool))
-        } else {
-            let text =
-                format!("{ip} is announced by {} nodes to {} peers", nodes.len(), peers.len());
-            Wanted::new(cond::ANNOUNCED, True, cond::REASON_ROUTES_ANNOUNCED, text)
-        };
         let name = child_name(&svc.key.name, NAME_INFIX, slot.index);
-        let old = self
-            .bgp
-            .existing
-            .binary_search_by(|a| {
-                (a.namespace.as_str(), a.name.as_str())
-                    .cmp(&(svc.key.namespace.as_str(), name.as_str()))
-            })
-            .ok()
-            .map(|i| self.bgp.existing[i]);
-        let old_conditions = old.map(|a| a.status.conditions.as_slice()).unwrap_or_default();
-        let summary: Vec<&str> = nodes.into_iter().collect();
-        let status = AnnouncementStatus {
-            conditions: merge(old_conditions, vec![announced], &self.input.now, None),
-            node_summary: (!summary.is_empty()).then(|| summary.join(",").into()),
-        };
+        let old = self.existing_announcement(&svc.key.namespace, &name);
         let spec = AnnouncementSpec {
             service_ref: svc.key.clone(),
-            pool: pool.into(),
+            pool: self.bgp.pools[svc.pool].input.name.as_str().into(),
             ip: ip.to_compact_string(),
-            routes,
+            routes: self.routes(svc, ip),
         };
-        let action = match old {
-            None => ChildAction::Create,
-            Some(old) => {
-                let spec_changed =
-                    old.spec != spec || old.owner_uid.as_deref() != Some(svc.input.uid.as_str());
-                let status_changed = old.status != status;
-                if spec_changed || status_changed {
-                    ChildAction::Update { spec: spec_changed, status: status_changed }
-                } else {
-                    ChildAction::Keep
-                }
-            }
-        };
+        let status = self.announcement_status(svc, &spec, old);
+        let action = old.map_or(ChildAction::Create, |old| {
+            let owner_changed = old.owner_uid.as_deref() != Some(svc.input.uid.as_str());
+            update_action(old.spec != spec || owner_changed, old.status != status)
+        });
         Some(DesiredAnnouncement {
             namespace: svc.key.namespace.clone(),
             name: name.into(),
@@ -620,6 +585,47 @@ impl<'a> Planner<'a> {
             spec,
             status,
         })
+    }
+
+    /// `Announced` and the node summary of an announcement.
+    fn announcement_status(
+        &self,
+        svc: &BgpSvc<'_>,
+        spec: &AnnouncementSpec,
+        old: Option<&ExistingAnnouncement>,
+    ) -> AnnouncementStatus {
+        let routes = &spec.routes;
+        let nodes: BTreeSet<&str> =
+            routes.iter().flat_map(|r| r.nodes.iter().map(String::as_str)).collect();
+        let peers: BTreeSet<&str> =
+            routes.iter().flat_map(|r| r.peers.iter().map(String::as_str)).collect();
+        let announced = if routes.is_empty() {
+            let text = no_route_text(svc, &spec.pool);
+            Wanted::new(cond::ANNOUNCED, False, cond::REASON_NO_ROUTE, text)
+        } else {
+            let (ip, nodes, peers) = (&spec.ip, nodes.len(), peers.len());
+            let text = format!("{ip} is announced by {nodes} nodes to {peers} peers");
+            Wanted::new(cond::ANNOUNCED, True, cond::REASON_ROUTES_ANNOUNCED, text)
+        };
+        let old_conditions = old.map(|a| a.status.conditions.as_slice()).unwrap_or_default();
+        let summary: Vec<&str> = nodes.into_iter().collect();
+        AnnouncementStatus {
+            conditions: merge(old_conditions, vec![announced], &self.input.now, None),
+            node_summary: (!summary.is_empty()).then(|| summary.join(",").into()),
+        }
+    }
+
+    /// The existing announcement of that name (`existing` is sorted by namespace and name).
+    fn existing_announcement(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&'a ExistingAnnouncement> {
+        self.bgp
+            .existing
+            .binary_search_by(|a| (a.namespace.as_str(), a.name.as_str()).cmp(&(namespace, name)))
+            .ok()
+            .map(|i| self.bgp.existing[i])
     }
 
     /// A BGP-bound Service's ingress and conditions.
