@@ -271,4 +271,27 @@ proptest! {
         applied_bgp.pools.reverse();
         prop_assert_eq!(replanned, metallb_planner::plan_with_bgp(&applied, &applied_bgp));
     }
+
+    #[test]
+    fn arbitrary_text_never_panics_and_names_are_dns_labels(
+        entries in prop::collection::vec("\\PC{0,24}|[0-9a-f:./\\- ]{0,24}", 0..4),
+        values in prop::collection::vec("\\PC{0,30}|[0-9, .:a-f\\-]{0,30}", 4),
+        name in "[a-z][a-z0-9-]{0,70}",
+    ) {
+        let refs: Vec<&str> = entries.iter().map(String::as_str).collect();
+        let mut p = pool("p", &refs, true);
+        p.avoid_buggy_ips = true;
+        let mut s = svc(&name)
+            .ann(annotations::LOAD_BALANCER_IPS, &values[0])
+            .ann(annotations::SHARED_IP_KEY, &values[1])
+            .ann(annotations::LOAD_BALANCER_POOL, &values[2]);
+        s.load_balancer_ip = Some(values[3].as_str().into());
+        s.ip_families = [Family::V6, Family::V4].into_iter().collect();
+        let other = svc("other").ann(annotations::METALLB_LOAD_BALANCER_IPS, &values[0]);
+        let cluster = input(vec![class("c", &refs)], nodes(2), vec![s, other]);
+        let bgp = bgp(vec![p]);
+        let plan = metallb_planner::plan_with_bgp(&cluster, &bgp);
+        check_ips(&cluster, &bgp, &plan)?;
+        prop_assert!(plan.announcements.iter().all(|a| metallb_planner::naming::is_dns_label(&a.name)));
+    }
 }
