@@ -326,6 +326,11 @@ impl<'a> Planner<'a> {
         let class_pools: Vec<(&ClassInput, &Pool)> =
             classes.iter().map(|c| (c.input, &c.pool)).collect();
         let bgp = BgpState::new(bgp, &class_pools, &input.nodes, &mut diags);
+        // A class reports the BGP pools it overlaps too (the pools report the classes).
+        for class in &mut classes {
+            let pools = bgp.pools.iter().filter(|p| p.pool.overlaps(&class.pool));
+            class.overlaps.extend(pools.map(|p| format!("MetalLoadBalancerPool {}", p.input.name)));
+        }
         Self {
             input,
             bgp,

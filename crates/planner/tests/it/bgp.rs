@@ -293,6 +293,9 @@ fn one_allocator_for_classes_and_pools() {
     assert_eq!(disjoint.status, ConditionStatus::False);
     assert!(disjoint.message.contains("class l2"), "{disjoint:?}");
     assert_eq!((p.pool_size.as_str(), p.allocated), ("8", 3));
+    let class = condition(&plan.classes[0].conditions, cond::POOL_DISJOINT);
+    assert_eq!(class.status, ConditionStatus::False);
+    assert!(class.message.contains("MetalLoadBalancerPool p"), "{class:?}");
 }
 
 #[test]
