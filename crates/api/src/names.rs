@@ -153,6 +153,24 @@ pub mod conditions {
     pub const LOAD_BALANCER_CLASS: &str = "network.deckhouse.io/load-balancer-class";
     /// Reason of [`LOAD_BALANCER_CLASS`] when bound.
     pub const REASON_CLASS_BOUND: &str = "LoadBalancerClassBound";
+    /// On a Service bound to a BGP pool: which `MetalLoadBalancerPool` (the message names it).
+    pub const LOAD_BALANCER_POOL: &str = "network.deckhouse.io/load-balancer-pool";
+    /// Reason of [`LOAD_BALANCER_POOL`] when a pool annotation or an earlier binding chose it.
+    pub const REASON_POOL_BOUND: &str = "LoadBalancerPoolBound";
+    /// Reason of [`LOAD_BALANCER_POOL`] when nothing else applied and the pool assigns
+    /// automatically (`autoAssign`).
+    pub const REASON_POOL_AUTO_ASSIGNED: &str = "LoadBalancerPoolAutoAssigned";
+    /// Reason of [`LOAD_BALANCER_POOL`] (false) when the pool named or bound does not exist and
+    /// nothing else applies.
+    pub const REASON_POOL_NOT_FOUND: &str = "LoadBalancerPoolNotFound";
+    /// Reason of `AnnotationsValid` when a pool annotation names no `MetalLoadBalancerPool`.
+    pub const REASON_UNKNOWN_POOL_ANNOTATION: &str = "UnknownPoolAnnotation";
+    /// Reason of `AnnotationsValid` when a Service names a class and a pool and the class won.
+    pub const REASON_POOL_ANNOTATION_IGNORED: &str = "PoolAnnotationIgnored";
+    /// Reason of `Announced` on a BGP announcement when some node announces it to some peer.
+    pub const REASON_ROUTES_ANNOUNCED: &str = "RoutesAnnounced";
+    /// Reason of `Announced` on a BGP announcement when no route applies.
+    pub const REASON_NO_ROUTE: &str = "NoRoute";
     /// On a Service: whether every requested public IP was assigned.
     pub const ALL_PUBLIC_IPS_ASSIGNED: &str = "AllPublicIPsAssigned";
     /// Reason of [`ALL_PUBLIC_IPS_ASSIGNED`] when true.

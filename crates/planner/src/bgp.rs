@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use metallb_api::announcement::BgpRoute;
 use metallb_api::names::labels;
 use metallb_api::schema::WELL_KNOWN_COMMUNITIES;
+use serde::{Deserialize, Serialize};
 
 use crate::model::NodeInput;
 
@@ -30,7 +31,8 @@ const IPV4_HOST: u8 = 32;
 const IPV6_HOST: u8 = 128;
 
 /// A `MetalLoadBalancerConfiguration` as the planner reads it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ConfigurationInput {
     /// `metadata.name`.
     pub name: String,
@@ -43,7 +45,8 @@ pub struct ConfigurationInput {
 }
 
 /// One advertisement of a configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct AdvertisementInput {
     /// `poolNames`.
     pub pool_names: Vec<String>,

@@ -18,6 +18,12 @@ pub enum RequestRejection {
         /// The class whose pool was searched.
         class: String,
     },
+    /// The address is outside the BGP pool (or one of the `.0`/`.255` addresses an
+    /// `avoidBuggyIPs` pool never gives).
+    OutsideBgpPool {
+        /// The `MetalLoadBalancerPool`.
+        pool: String,
+    },
     /// The Service's `ipFamilies` do not include the address's family.
     WrongFamily,
     /// Another Service holds it and may not share it.
@@ -33,6 +39,7 @@ impl RequestRejection {
         match self {
             Self::NotAnAddress => "not_an_address",
             Self::OutsidePool { .. } => "outside_pool",
+            Self::OutsideBgpPool { .. } => "outside_bgp_pool",
             Self::WrongFamily => "wrong_family",
             Self::Taken { .. } => "taken",
         }
@@ -44,6 +51,9 @@ impl fmt::Display for RequestRejection {
         match self {
             Self::NotAnAddress => f.write_str("is not an IP address"),
             Self::OutsidePool { class } => write!(f, "is outside the pool of class {class}"),
+            Self::OutsideBgpPool { pool } => {
+                write!(f, "is not an address MetalLoadBalancerPool {pool} gives")
+            }
             Self::WrongFamily => f.write_str("is not of an IP family the Service allows"),
             Self::Taken { by } => write!(f, "is already used by {by}"),
         }
@@ -170,6 +180,48 @@ pub enum Diagnostic {
         /// IPs wanted.
         wanted: u32,
     },
+    /// A pool annotation names no `MetalLoadBalancerPool`; the next rule was used.
+    UnknownPoolAnnotation {
+        /// The Service.
+        service: ServiceRef,
+        /// The annotation value.
+        pool: String,
+    },
+    /// The Service names a class and a pool; the class won.
+    PoolAnnotationIgnored {
+        /// The Service.
+        service: ServiceRef,
+        /// The pool named.
+        pool: String,
+        /// The class that won.
+        class: String,
+    },
+    /// A BGP pool entry did not parse; the other entries are used.
+    InvalidBgpPoolEntry {
+        /// The pool.
+        pool: String,
+        /// The parse error.
+        error: String,
+    },
+    /// A BGP pool overlaps a class's pool or another BGP pool; each address is still given
+    /// out once.
+    BgpPoolOverlap {
+        /// The pool.
+        pool: String,
+        /// `class <name>` or `pool <name>`.
+        other: String,
+    },
+    /// The BGP pool ran out: some of the Service's IPs are missing.
+    BgpPoolExhausted {
+        /// The Service.
+        service: ServiceRef,
+        /// The pool.
+        pool: String,
+        /// IPs assigned.
+        assigned: u32,
+        /// IPs wanted.
+        wanted: u32,
+    },
     /// No node can announce an IP: it stays allocated but is not announced.
     NoCandidateNode {
         /// The Service.
@@ -197,6 +249,11 @@ impl Diagnostic {
             Self::SharingRejected { .. } => "sharing_rejected",
             Self::IpConflict { .. } => "ip_conflict",
             Self::PoolExhausted { .. } => "pool_exhausted",
+            Self::UnknownPoolAnnotation { .. } => "unknown_pool_annotation",
+            Self::PoolAnnotationIgnored { .. } => "pool_annotation_ignored",
+            Self::InvalidBgpPoolEntry { .. } => "invalid_bgp_pool_entry",
+            Self::BgpPoolOverlap { .. } => "bgp_pool_overlap",
+            Self::BgpPoolExhausted { .. } => "bgp_pool_exhausted",
             Self::NoCandidateNode { .. } => "no_candidate_node",
         }
     }
@@ -226,6 +283,21 @@ impl fmt::Display for Diagnostic {
             Self::InvalidPoolEntry { class, error } => {
                 write!(f, "class {class}: {error}")
             }
+            Self::UnknownPoolAnnotation { service, pool } => write!(
+                f,
+                "service {service}: annotation names unknown MetalLoadBalancerPool {pool:?}; ignored"
+            ),
+            Self::PoolAnnotationIgnored { service, pool, class } => {
+                write!(f, "service {service}: names pool {pool} and class {class}; the class wins")
+            }
+            Self::InvalidBgpPoolEntry { pool, error } => write!(f, "pool {pool}: {error}"),
+            Self::BgpPoolOverlap { pool, other } => {
+                write!(f, "pool {pool} overlaps {other}")
+            }
+            Self::BgpPoolExhausted { service, pool, assigned, wanted } => write!(
+                f,
+                "service {service}: pool {pool} is exhausted, {assigned} of {wanted} IPs assigned"
+            ),
             Self::PoolOverlap { class, other } => {
                 write!(f, "classes {class} and {other} have overlapping pools")
             }

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
+use metallb_api::announcement::BgpRoute;
+
+use crate::bgp::ConfigurationInput;
 use crate::diag::Diagnostic;
 use crate::pool::Families;
 use crate::strings::{StringMap, StringSet};
@@ -189,6 +192,10 @@ pub struct ServiceInput {
     pub publish_not_ready_addresses: bool,
     /// `spec.clusterIP`.
     pub cluster_ip: Option<CompactString>,
+    /// `spec.loadBalancerIP` (deprecated by Kubernetes); a requested IP of a BGP-bound Service
+    /// when neither requested-IPs annotation is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer_ip: Option<CompactString>,
     /// `status.conditions` as they are now.
     pub conditions: Vec<Condition>,
     /// `status.loadBalancer.ingress[*].ip` as it is now.
@@ -277,6 +284,93 @@ pub struct ChildStatus {
     pub conditions: Vec<Condition>,
 }
 
+// === BGP input ===
+
+/// BGP mode's part of the cluster. Apart from [`Input`] so that a caller without BGP objects
+/// (and the hooks' existing struct literals) need not change; see [`crate::plan_with_bgp`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BgpInput {
+    /// Every `MetalLoadBalancerPool`.
+    pub pools: Vec<PoolInput>,
+    /// Every `MetalLoadBalancerConfiguration`.
+    pub configurations: Vec<ConfigurationInput>,
+    /// Names of every `MetalLoadBalancerBGPPeer`.
+    pub peers: BTreeSet<String>,
+    /// Every `SDNInternalBGPAnnouncement`.
+    pub announcements: Vec<ExistingAnnouncement>,
+}
+
+impl BgpInput {
+    /// No BGP object at all: what [`crate::plan`] uses.
+    pub const EMPTY: BgpInput = BgpInput {
+        pools: Vec::new(),
+        configurations: Vec::new(),
+        peers: BTreeSet::new(),
+        announcements: Vec::new(),
+    };
+}
+
+/// One `MetalLoadBalancerPool`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PoolInput {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.generation`, echoed as `observedGeneration`.
+    pub generation: i64,
+    /// `spec.addresses` verbatim; parsed here so bad entries become status, not panics.
+    pub addresses: Vec<String>,
+    /// `spec.autoAssign` (the CRD defaults it to true): Services naming no class and no pool
+    /// may get IPs from it when no default class exists.
+    pub auto_assign: bool,
+    /// `spec.avoidBuggyIPs`: never give IPv4 addresses ending in `.0` or `.255`.
+    pub avoid_buggy_ips: bool,
+    /// `status.conditions` as they are now.
+    pub conditions: Vec<Condition>,
+}
+
+/// One existing `SDNInternalBGPAnnouncement`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExistingAnnouncement {
+    /// `metadata.namespace`.
+    pub namespace: CompactString,
+    /// `metadata.name`.
+    pub name: CompactString,
+    /// uid of its owner reference, if it has one (a mismatch: the Service was re-created).
+    pub owner_uid: Option<CompactString>,
+    /// `spec`.
+    pub spec: AnnouncementSpec,
+    /// `status`.
+    pub status: AnnouncementStatus,
+}
+
+/// `spec` of an announcement (`docs/internal/bgp-objects.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AnnouncementSpec {
+    /// The Service.
+    pub service_ref: ServiceRef,
+    /// The `MetalLoadBalancerPool` the IP comes from.
+    pub pool: CompactString,
+    /// The IP.
+    pub ip: CompactString,
+    /// Routes, sorted by configuration and advertisement.
+    pub routes: Vec<BgpRoute>,
+}
+
+/// `status` of an announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AnnouncementStatus {
+    /// Conditions (`Announced`).
+    pub conditions: Vec<Condition>,
+    /// The announcing nodes, sorted and comma-separated, for `kubectl get`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_summary: Option<CompactString>,
+}
+
 // === conditions ===
 
 /// `status` of a condition.
@@ -328,6 +422,61 @@ pub struct Plan {
     pub nodes: NodeMembership,
     /// Why something was skipped, clamped or rejected; for logs and metrics.
     pub diagnostics: Vec<Diagnostic>,
+    /// The full desired set of BGP announcements, sorted by namespace, Service and index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announcements: Vec<DesiredAnnouncement>,
+    /// Existing announcements to delete, sorted by namespace and name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announcement_deletions: Vec<AnnouncementDeletion>,
+    /// One status per BGP pool, sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolStatusPlan>,
+}
+
+/// One announcement as it should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredAnnouncement {
+    /// In the Service's namespace.
+    pub namespace: CompactString,
+    /// `<service>-bgp-<index>` or its truncated, hashed form ([`crate::naming::child_name`]).
+    pub name: CompactString,
+    /// uid of the Service, for the ownerReference.
+    pub owner_uid: CompactString,
+    /// What to write (as for children).
+    pub action: ChildAction,
+    /// `spec`.
+    pub spec: AnnouncementSpec,
+    /// `status`.
+    pub status: AnnouncementStatus,
+}
+
+/// One existing announcement to delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnnouncementDeletion {
+    /// `metadata.namespace`.
+    pub namespace: CompactString,
+    /// `metadata.name`.
+    pub name: CompactString,
+    /// Why.
+    pub reason: DeleteReason,
+}
+
+/// `status` of a `MetalLoadBalancerPool`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStatusPlan {
+    /// `metadata.name`.
+    pub name: String,
+    /// Full `status.conditions` after merging (`PoolValid`, `PoolDisjoint`).
+    pub conditions: Vec<Condition>,
+    /// Number of addresses in the pool, in decimal.
+    pub pool_size: String,
+    /// Distinct IPs allocated from this pool.
+    pub allocated: u64,
+    /// Whether `conditions` differ from the input.
+    pub conditions_changed: bool,
 }
 
 /// One part of a plan as [`crate::Decisions::render`] builds it.

@@ -2,34 +2,44 @@
 //!
 //! ```text
 //!  classes ─► pools, candidates, default          nodes ─► eligibility, membership
-//!  services ─► binding ─► slots (service, index) ◄─ existing children (kept IP / node)
-//!  slots ─► pass A kept IPs ─► pass P published IPs ─► pass B requested IPs
-//!        ─► pass C shared or lowest free IPs
-//!  IPs ─► keep node ─► place new (rendezvous + load cap) ─► backups ─► children + statuses
+//!  BGP pools ─► overlaps, autoAssign (bgp_mode)
+//!  services ─► binding (class or pool) ─► slots (service, index) ◄─ existing children or
+//!                                                                    announcements (kept IP)
+//!  slots of both modes ─► allocation stage (crate::allocate): pass A kept IPs ─► pass P
+//!        published IPs ─► pass B requested IPs ─► pass C shared or lowest free IPs
+//!  L2 IPs ─► keep node ─► place new (rendezvous + load cap) ─► backups ─► children + statuses
+//!  BGP IPs ─► bgp::Topology routes ─► announcements + statuses
 //! ```
 //!
 //! Every loop runs over sorted data, so the output is a pure function of the input.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond, labels};
 
+use crate::allocate::{
+    self, Alloc, Claim, Claimant, Event, Owner, Source, SourceKind, Stage, family_ok,
+};
 use crate::annotations::{parse_count, parse_requested};
 use crate::conditions::{Wanted, find, merge};
 use crate::diag::{Diagnostic, RequestRejection};
 use crate::hold_down::HoldDown;
 use crate::model::{
-    ChildAction, ChildDeletion, ChildSpec, ChildStatus, ClassInput, ClassStatusPlan,
-    ConditionStatus, DeleteReason, DesiredChild, ExistingChild, Input, NodeInput, NodeMembership,
-    Rendered, ServiceInput, ServiceRef, ServiceStatusPlan, Timestamp, TrafficPolicy,
+    AnnouncementDeletion, BgpInput, ChildAction, ChildDeletion, ChildSpec, ChildStatus, ClassInput,
+    ClassStatusPlan, ConditionStatus, DeleteReason, DesiredAnnouncement, DesiredChild,
+    ExistingChild, Input, NodeInput, NodeMembership, PoolStatusPlan, Rendered, ServiceInput,
+    ServiceRef, ServiceStatusPlan, Timestamp, TrafficPolicy,
 };
 use crate::naming::{child_name, legacy_index};
 use crate::place;
-use crate::pool::{Addr, Families, Family, FreeSet, Pool};
+use crate::pool::{Addr, Families, Pool};
 
 use ConditionStatus::{False, True};
+
+mod bgp_mode;
+
+use bgp_mode::{BgpState, PoolChoice};
 
 /// A class with its parsed pool and nodes.
 struct Class<'a> {
@@ -66,8 +76,6 @@ struct Slot {
     index: u32,
     existing: Option<usize>,
     ip: Option<Addr>,
-    /// The request was rejected: this index stays without IP.
-    rejected: bool,
     node: Option<usize>,
     backups: place::Backups,
 }
@@ -79,6 +87,13 @@ enum HoldDownRule {
     Avoid,
     /// Every candidate (an IP that never had a node breaks no connection by going there).
     Ignore,
+}
+
+/// The parts of a bound Service's status that allocation events write to, in either mode.
+struct Notes<'s> {
+    requested: &'s [Option<String>],
+    issues: &'s mut Vec<(&'static str, String)>,
+    assign_notes: &'s mut Vec<String>,
 }
 
 /// How a Service relates to our classes.
@@ -98,10 +113,11 @@ enum Binding {
 }
 
 /// Runs the pipeline up to the rendering of children and Service statuses.
-pub(crate) fn decide(input: &Input) -> Decisions<'_> {
-    let mut planner = Planner::new(input);
+pub(crate) fn decide<'a>(input: &'a Input, bgp: &'a BgpInput) -> Decisions<'a> {
+    let mut planner = Planner::new(input, bgp);
     planner.bind_services();
     planner.match_children();
+    planner.match_announcements();
     planner.allocate();
     planner.place();
     planner.conclude()
@@ -114,6 +130,10 @@ enum StatusOf {
     Bound(usize),
     /// `Planner::orphaned[i]`.
     Orphaned(usize),
+    /// `Planner::bgp.svcs[i]`.
+    Bgp(usize),
+    /// `Planner::bgp.missing[i]`.
+    PoolMissing(usize),
 }
 
 /// Everything a plan decides, with its children and Service statuses not yet built.
@@ -133,6 +153,10 @@ pub struct Decisions<'a> {
     pub nodes: NodeMembership,
     /// As [`Plan::diagnostics`](crate::Plan::diagnostics).
     pub diagnostics: Vec<Diagnostic>,
+    /// As [`Plan::announcement_deletions`](crate::Plan::announcement_deletions).
+    pub announcement_deletions: Vec<AnnouncementDeletion>,
+    /// As [`Plan::pools`](crate::Plan::pools).
+    pub pools: Vec<PoolStatusPlan>,
 }
 
 impl Decisions<'_> {
@@ -149,6 +173,15 @@ impl Decisions<'_> {
     /// How many Service statuses [`Decisions::render`] yields.
     pub fn service_count(&self) -> usize {
         self.order.len()
+    }
+
+    /// The BGP announcements, one at a time, in the order of
+    /// [`Plan::announcements`](crate::Plan::announcements): by Service, then index.
+    pub fn announcements(&self) -> impl Iterator<Item = DesiredAnnouncement> + '_ {
+        let p = &self.planner;
+        p.bgp.svcs.iter().flat_map(move |svc| {
+            p.bgp_slots_of(svc).iter().filter_map(move |slot| p.announcement(svc, slot))
+        })
     }
 }
 
@@ -180,6 +213,14 @@ impl Iterator for Render<'_> {
                 self.entry += 1;
                 Some(Rendered::Service(p.orphan_status(j)))
             }
+            StatusOf::Bgp(i) => {
+                self.entry += 1;
+                Some(Rendered::Service(p.bgp_service_status(&p.bgp.svcs[i])))
+            }
+            StatusOf::PoolMissing(j) => {
+                self.entry += 1;
+                Some(Rendered::Service(p.missing_pool_status(j)))
+            }
         }
     }
 }
@@ -206,7 +247,8 @@ struct Planner<'a> {
     /// Services that were ours but have no class now, with the binding condition's message;
     /// `None`: released to another controller's class.
     orphaned: Vec<(&'a ServiceInput, Option<String>)>,
-    /// Services we must not manage (foreign, classless or orphaned): their children go.
+    /// Services we must not manage as L2 Services (foreign, classless, orphaned or bound to a
+    /// BGP pool): their children go.
     unmanaged: BTreeSet<ServiceRef>,
     /// All slots, contiguous per Service.
     slots: Vec<Slot>,
@@ -219,11 +261,13 @@ struct Planner<'a> {
     alloc: Alloc,
     /// Distinct allocated IPs per class.
     ips_per_class: Vec<usize>,
+    /// BGP pools, the Services bound to them and their announcements.
+    bgp: BgpState<'a>,
 }
 
 impl<'a> Planner<'a> {
     /// Indexes nodes and classes: pools, members, candidates, overlaps, defaults.
-    fn new(input: &'a Input) -> Self {
+    fn new(input: &'a Input, bgp: &'a BgpInput) -> Self {
         let mut diags = Vec::new();
         let mut nodes: Vec<&NodeInput> = input.nodes.iter().collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -293,8 +337,17 @@ impl<'a> Planner<'a> {
                 winner: classes[defaults[0]].input.name.clone(),
             });
         }
+        let class_pools: Vec<(&ClassInput, &Pool)> =
+            classes.iter().map(|c| (c.input, &c.pool)).collect();
+        let bgp = BgpState::new(bgp, &class_pools, &input.nodes, &mut diags);
+        // A class reports the BGP pools it overlaps too (the pools report the classes).
+        for class in &mut classes {
+            let pools = bgp.pools.iter().filter(|p| p.pool.overlaps(&class.pool));
+            class.overlaps.extend(pools.map(|p| format!("MetalLoadBalancerPool {}", p.input.name)));
+        }
         Self {
             input,
+            bgp,
             diags,
             node_names,
             node_id,
@@ -324,6 +377,9 @@ impl<'a> Planner<'a> {
         let mut svcs = Vec::with_capacity(services.len());
         let mut slot_count = 0;
         for s in services {
+            if self.take_by_pool(s) {
+                continue;
+            }
             let key = s.key();
             match bind(s, &key, &self.class_id, &self.classes, default_class, &mut self.diags) {
                 Binding::NotOurs => {
@@ -338,8 +394,12 @@ impl<'a> Planner<'a> {
                     self.orphaned.push((s, None));
                 }
                 Binding::Bound { class, reason } => {
-                    let svc =
+                    let mut svc =
                         new_svc(s, key, class, reason, &self.class_id, slot_count, &mut self.diags);
+                    let class_name = self.classes[class].input.name.as_str();
+                    if let Some(issue) = self.pool_annotation_issue(s, class_name) {
+                        svc.issues.push(issue);
+                    }
                     slot_count += svc.count as usize;
                     svcs.push(svc);
                 }
@@ -363,7 +423,6 @@ impl<'a> Planner<'a> {
                     index,
                     existing: None,
                     ip: None,
-                    rejected: false,
                     node: None,
                     backups: place::Backups::default(),
                 });
@@ -371,6 +430,19 @@ impl<'a> Planner<'a> {
         }
         self.svcs = svcs;
         self.slots = slots;
+    }
+
+    /// Settles a Service the BGP rules claim (see `bgp_mode`); false leaves it to [`bind`].
+    fn take_by_pool(&mut self, s: &'a ServiceInput) -> bool {
+        match self.pool_binding(s) {
+            PoolChoice::L2 => return false,
+            PoolChoice::Pool { pool, reason } => self.bind_to_pool(s, pool, reason),
+            PoolChoice::Missing { message } => self.bgp.missing.push((s, message)),
+            PoolChoice::Released => self.orphaned.push((s, None)),
+        }
+        // Not an L2 Service: the children it had go as `ParentNotManaged`.
+        self.unmanaged.insert(s.key());
+        true
     }
 
     /// Matches existing children to slots; the rest are deleted with a reason.
@@ -433,242 +505,129 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Gives IPs in three passes: kept, requested, then shared or lowest free.
+    /// Gives IPs through the allocation stage shared with BGP pools (see [`allocate`]).
     fn allocate(&mut self) {
-        let mut free = FreeSet::new(self.classes.iter().map(|c| &c.pool));
-        self.keep_ips(&mut free);
-        self.keep_published(&mut free);
-        let rejected = self.grant_requests(&mut free);
-        let exhausted = self.allocate_rest(&mut free);
-        self.report_refusals(rejected);
-        self.report_sharing();
-        self.report_exhaustion(&exhausted);
-    }
-
-    /// Pass A: an IP stays with its child while it is in the pool, of an allowed family,
-    /// agrees with the request for its index, and is not held by a Service it may not share
-    /// with.
-    fn keep_ips(&mut self, free: &mut FreeSet) {
-        for sid in 0..self.slots.len() {
-            let Some(ex) = self.slots[sid].existing else { continue };
-            let Some(ip) =
-                self.existing[ex].status.ip.as_deref().and_then(|t| Addr::parse(t.trim()))
-            else {
-                continue;
-            };
-            let svc = &self.svcs[self.slots[sid].svc];
-            let in_pool =
-                self.classes[svc.class].pool.contains(ip) && family_ok(svc.families.as_slice(), ip);
-            let matches_request = match self.requests.get(&sid) {
-                None => true,
-                Some(Ok(addr)) => *addr == ip,
-                Some(Err(_)) => false,
-            };
-            if !in_pool || !matches_request {
-                continue;
-            }
-            if free.take(ip) {
-                self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
-            } else if self.alloc.is_held(ip) {
-                match self.alloc.can_share(&self.slots, &self.svcs, sid, ip) {
-                    Ok(()) => self.alloc.assign(&mut self.slots, &self.svcs, sid, ip),
-                    Err(holder) => self.diags.push(Diagnostic::IpConflict {
-                        service: svc.key.clone(),
-                        index: self.slots[sid].index,
-                        ip: ip.to_string(),
-                        holder: self.svcs[holder].key.clone(),
-                    }),
-                }
+        let stage = self.stage();
+        let out = allocate::allocate(&stage);
+        for (claim, grant) in stage.claims.iter().zip(&out.grants) {
+            match claim.owner {
+                Owner::L2(sid) => self.slots[sid].ip = grant.ip,
+                Owner::Bgp(sid) => self.bgp.slots[sid].ip = grant.ip,
             }
         }
+        for event in out.events {
+            self.record(&stage, event);
+        }
+        let slot_of = |claim: usize| match stage.claims[claim].owner {
+            Owner::L2(sid) => Some(sid),
+            Owner::Bgp(_) => None,
+        };
+        self.alloc = out.alloc.map(slot_of);
     }
 
-    /// Pass P: the IPs a Service publishes (`status.loadBalancer.ingress`) go back to it before
-    /// anything is requested or handed out. A child can vanish while its Service keeps
-    /// serving — the release manager deleting the previous implementation's children after
-    /// an upgrade, a person deleting one — and its IP is in the Service's DNS records: it must
-    /// come back to the same Service, never to another one.
-    ///
-    /// Each slot without an IP takes the next published IP its Service does not hold yet, in
-    /// published (index) order, under the rules of pass A (in the pool, of an allowed family,
-    /// free or legally shared). A slot with a request only takes its requested IP here; the
-    /// IPs other slots of the Service request are left to them.
-    fn keep_published(&mut self, free: &mut FreeSet) {
-        for svc_id in 0..self.svcs.len() {
-            let svc = &self.svcs[svc_id];
-            if svc.input.ingress.is_empty() {
-                continue;
-            }
-            let range = svc.first_slot..svc.first_slot + svc.count as usize;
-            let pool = &self.classes[svc.class].pool;
-            let requested: Vec<Addr> = range
-                .clone()
-                .filter_map(|sid| self.requests.get(&sid).and_then(|r| r.as_ref().ok()).copied())
-                .collect();
-            let mut published: Vec<Addr> = Vec::new();
-            for ip in svc.input.ingress.iter().filter_map(|t| Addr::parse(t.trim())) {
-                let held = range.clone().any(|sid| self.slots[sid].ip == Some(ip));
-                if !held
-                    && !published.contains(&ip)
-                    && pool.contains(ip)
-                    && family_ok(svc.families.as_slice(), ip)
-                {
-                    published.push(ip);
-                }
-            }
-            for sid in range {
-                if self.slots[sid].ip.is_some() || published.is_empty() {
-                    continue;
-                }
-                let wanted: Vec<Addr> = match self.requests.get(&sid) {
-                    Some(Ok(ip)) => published.iter().copied().filter(|p| p == ip).collect(),
-                    Some(Err(_)) => Vec::new(),
-                    None => published.iter().copied().filter(|p| !requested.contains(p)).collect(),
-                };
-                let taken = wanted.into_iter().find(|&ip| {
-                    free.take(ip)
-                        || (self.alloc.is_held(ip)
-                            && self.alloc.can_share(&self.slots, &self.svcs, sid, ip).is_ok())
-                });
-                if let Some(ip) = taken {
-                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
-                    published.retain(|&p| p != ip);
-                }
+    /// The allocation stage's input: every class and BGP pool as a source, every bound
+    /// Service of either mode as a claimant (by namespace and name), every slot as a claim.
+    fn stage(&self) -> Stage<'a> {
+        let mut sources: Vec<Source<'a>> = self
+            .classes
+            .iter()
+            .map(|c| Source {
+                kind: SourceKind::Class,
+                name: c.input.name.as_str(),
+                pool: c.pool.clone(),
+                avoid_buggy: false,
+            })
+            .collect();
+        sources.extend(self.pool_sources());
+        let mut stage =
+            Stage { sources, claimants: Vec::new(), claims: Vec::new(), requests: BTreeMap::new() };
+        stage.claims.reserve_exact(self.slots.len() + self.bgp.slots.len());
+        for owner in self.claimant_order() {
+            match owner {
+                Owner::L2(id) => self.push_claimant(&mut stage, id),
+                Owner::Bgp(id) => self.push_bgp_claimant(&mut stage, id),
             }
         }
+        stage
     }
 
-    /// Pass B: requested IPs that are free or legally shared. Refusals are reported after
-    /// pass C: "taken by" names the first final holder in Service order, which a re-plan
-    /// (where the passes assign in another order) reproduces.
-    fn grant_requests(&mut self, free: &mut FreeSet) -> Vec<(usize, Refusal)> {
-        let mut rejected = Vec::new();
-        for (&sid, request) in &self.requests {
-            if self.slots[sid].ip.is_some() {
-                continue;
+    /// Bound Services of both modes, merged by namespace and name.
+    fn claimant_order(&self) -> Vec<Owner> {
+        let mut order = Vec::with_capacity(self.svcs.len() + self.bgp.svcs.len());
+        let mut bgp = self.bgp.svcs.iter().enumerate().peekable();
+        for (id, svc) in self.svcs.iter().enumerate() {
+            while let Some((b, _)) = bgp.next_if(|(_, s)| s.key < svc.key) {
+                order.push(Owner::Bgp(b));
             }
-            let outcome = match request {
-                Err(why) => Err(Refusal::Invalid(why.clone())),
-                Ok(ip)
-                    if free.take(*ip)
-                        || self.alloc.can_share(&self.slots, &self.svcs, sid, *ip).is_ok() =>
-                {
-                    Ok(*ip)
-                }
-                Ok(ip) => Err(Refusal::Taken(*ip)),
-            };
-            match outcome {
-                Ok(ip) => self.alloc.assign(&mut self.slots, &self.svcs, sid, ip),
-                Err(refusal) => {
-                    self.slots[sid].rejected = true;
-                    rejected.push((sid, refusal));
-                }
-            }
+            order.push(Owner::L2(id));
         }
-        rejected
+        order.extend(bgp.map(|(b, _)| Owner::Bgp(b)));
+        order
     }
 
-    /// Pass C: join a compatible IP of the same sharing key and index, else take the lowest
-    /// free address of the class pool. Returns the Services the pool could not serve.
-    fn allocate_rest(&mut self, free: &mut FreeSet) -> BTreeSet<usize> {
-        let mut exhausted = BTreeSet::new();
-        for sid in 0..self.slots.len() {
-            if self.slots[sid].ip.is_some() || self.slots[sid].rejected {
-                continue;
+    /// Adds an L2-bound Service and its slots to `stage`.
+    fn push_claimant(&self, stage: &mut Stage<'a>, id: usize) {
+        let svc = &self.svcs[id];
+        let first = stage.claims.len();
+        for sid in svc.first_slot..svc.first_slot + svc.count as usize {
+            if let Some(request) = self.requests.get(&sid) {
+                stage.requests.insert(stage.claims.len(), request.clone());
             }
-            let svc_index = self.slots[sid].svc;
-            let (class, index) = (self.svcs[svc_index].class, self.slots[sid].index);
-            if let Some(key) = self.svcs[svc_index].sharing_key {
-                let offers = self
-                    .alloc
-                    .shareable
-                    .get(&(class, key.to_owned(), index))
-                    .cloned()
-                    .unwrap_or_default();
-                let joined = offers
-                    .into_iter()
-                    .find(|&ip| self.alloc.can_share(&self.slots, &self.svcs, sid, ip).is_ok());
-                if let Some(ip) = joined {
-                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
-                    continue;
-                }
-            }
-            match free
-                .lowest_in(&self.classes[class].pool, self.svcs[svc_index].families.as_slice())
-            {
-                Some(ip) => {
-                    free.take(ip);
-                    self.alloc.assign(&mut self.slots, &self.svcs, sid, ip);
-                }
-                None => {
-                    exhausted.insert(svc_index);
-                }
-            }
-        }
-        exhausted
-    }
-
-    /// Turns refused requests into condition text and diagnostics.
-    fn report_refusals(&mut self, rejected: Vec<(usize, Refusal)>) {
-        for (sid, refusal) in rejected {
-            let why = match refusal {
-                Refusal::Invalid(why) => why,
-                Refusal::Taken(ip) => {
-                    let holder = self.alloc.holders(ip).map(|x| self.slots[x].svc).min();
-                    match holder {
-                        Some(h) => RequestRejection::Taken { by: self.svcs[h].key.clone() },
-                        // Not free and held by nobody cannot happen for an address of the
-                        // pool; say the closest true thing rather than panic.
-                        None => RequestRejection::OutsidePool {
-                            class: self.classes[self.svcs[self.slots[sid].svc].class]
-                                .input
-                                .name
-                                .clone(),
-                        },
-                    }
-                }
-            };
-            let svc = &mut self.svcs[self.slots[sid].svc];
+            let kept = self.slots[sid]
+                .existing
+                .and_then(|ex| self.existing[ex].status.ip.as_deref())
+                .and_then(|t| Addr::parse(t.trim()));
             let index = self.slots[sid].index;
-            let entry = svc.requested[index as usize].clone().unwrap_or_default();
-            let text = format!("index {index}: requested IP {entry:?} {why}");
-            svc.issues.push((cond::REASON_REQUESTED_IPS_REJECTED, text.clone()));
-            svc.assign_notes.push(text);
-            self.diags.push(Diagnostic::RequestedIpRejected {
-                service: svc.key.clone(),
+            stage.claims.push(Claim {
+                owner: Owner::L2(sid),
+                claimant: stage.claimants.len(),
                 index,
-                entry,
-                why,
+                lane: index,
+                families: svc.families,
+                kept,
             });
         }
+        stage.claimants.push(Claimant {
+            owner: Owner::L2(id),
+            input: svc.input,
+            source: svc.class,
+            sharing_key: svc.sharing_key,
+            claims: first..stage.claims.len(),
+        });
     }
 
-    /// Sharing refusals are judged on the final allocation, not inside a pass, so that
-    /// re-planning (where the IP is simply kept) reports the same thing.
-    fn report_sharing(&mut self) {
-        for sid in 0..self.slots.len() {
-            let svc_index = self.slots[sid].svc;
-            let (Some(key), Some(ip)) = (self.svcs[svc_index].sharing_key, self.slots[sid].ip)
-            else {
-                continue;
-            };
-            if self.alloc.followers.contains_key(&ip) {
-                continue;
+    /// Turns one allocation event into condition text and a diagnostic.
+    fn record(&mut self, stage: &Stage<'_>, event: Event) {
+        let key_of = |claimant: usize| stage.claimants[claimant].input.key();
+        match event {
+            Event::Conflict { claim, ip, holder } => {
+                let c = &stage.claims[claim];
+                self.diags.push(Diagnostic::IpConflict {
+                    service: key_of(c.claimant),
+                    index: c.index,
+                    ip: ip.to_string(),
+                    holder: key_of(holder),
+                });
             }
-            let index = self.slots[sid].index;
-            let offers = self
-                .alloc
-                .shareable
-                .get(&(self.svcs[svc_index].class, key.to_owned(), index))
-                .cloned()
-                .unwrap_or_default();
-            let refused = offers
-                .iter()
-                .filter(|&&other| other != ip)
-                .find_map(|&other| self.alloc.can_share(&self.slots, &self.svcs, sid, other).err());
-            if let Some(holder) = refused {
-                let with = self.svcs[holder].key.clone();
-                let svc = &mut self.svcs[svc_index];
+            Event::Refused { claim, why } => {
+                let c = &stage.claims[claim];
+                let index = c.index;
+                let svc = self.notes_of(stage.claimants[c.claimant].owner);
+                let entry = svc.requested[index as usize].clone().unwrap_or_default();
+                let text = format!("index {index}: requested IP {entry:?} {why}");
+                svc.issues.push((cond::REASON_REQUESTED_IPS_REJECTED, text.clone()));
+                svc.assign_notes.push(text);
+                self.diags.push(Diagnostic::RequestedIpRejected {
+                    service: key_of(c.claimant),
+                    index,
+                    entry,
+                    why,
+                });
+            }
+            Event::SharingRefused { claim, key, with } => {
+                let c = &stage.claims[claim];
+                let (index, with) = (c.index, key_of(with));
+                let svc = self.notes_of(stage.claimants[c.claimant].owner);
                 svc.issues.push((
                     cond::REASON_SHARING_REJECTED,
                     format!(
@@ -676,31 +635,55 @@ impl<'a> Planner<'a> {
                     ),
                 ));
                 self.diags.push(Diagnostic::SharingRejected {
-                    service: svc.key.clone(),
+                    service: key_of(c.claimant),
                     index,
-                    key: key.to_owned(),
+                    key,
                     with,
                 });
+            }
+            Event::Exhausted { claimant } => self.report_exhaustion(&stage.claimants[claimant]),
+        }
+    }
+
+    /// The status notes of a claimant.
+    fn notes_of(&mut self, owner: Owner) -> Notes<'_> {
+        match owner {
+            Owner::L2(i) => {
+                let svc = &mut self.svcs[i];
+                Notes {
+                    requested: &svc.requested,
+                    issues: &mut svc.issues,
+                    assign_notes: &mut svc.assign_notes,
+                }
+            }
+            Owner::Bgp(i) => {
+                let svc = &mut self.bgp.svcs[i];
+                Notes {
+                    requested: &svc.requested,
+                    issues: &mut svc.issues,
+                    assign_notes: &mut svc.assign_notes,
+                }
             }
         }
     }
 
-    /// Notes for Services whose pool ran out.
-    fn report_exhaustion(&mut self, exhausted: &BTreeSet<usize>) {
-        for &s in exhausted {
-            let assigned =
-                self.slots_of(&self.svcs[s]).iter().filter(|slot| slot.ip.is_some()).count();
-            let svc = &mut self.svcs[s];
-            let class = self.classes[svc.class].input.name.clone();
-            svc.assign_notes.push(format!("the pool of class {class} is exhausted"));
-            self.diags.push(Diagnostic::PoolExhausted {
-                service: svc.key.clone(),
-                class,
-                // At most 64 per Service (the count's upper bound), so it fits.
-                assigned: u32::try_from(assigned).unwrap_or(u32::MAX),
-                wanted: svc.count,
-            });
-        }
+    /// Notes for a Service whose pool ran out.
+    fn report_exhaustion(&mut self, claimant: &Claimant<'_>) {
+        let s = match claimant.owner {
+            Owner::L2(s) => s,
+            Owner::Bgp(s) => return self.report_bgp_exhaustion(s),
+        };
+        let assigned = self.slots_of(&self.svcs[s]).iter().filter(|slot| slot.ip.is_some()).count();
+        let svc = &mut self.svcs[s];
+        let class = self.classes[svc.class].input.name.clone();
+        svc.assign_notes.push(format!("the pool of class {class} is exhausted"));
+        self.diags.push(Diagnostic::PoolExhausted {
+            service: svc.key.clone(),
+            class,
+            // At most 64 per Service (the count's upper bound), so it fits.
+            assigned: u32::try_from(assigned).unwrap_or(u32::MAX),
+            wanted: svc.count,
+        });
     }
 
     /// Places every distinct IP on a node (see [`place`] for the algorithm and its bound).
@@ -862,27 +845,42 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        // Bound and orphaned Services, each list sorted by namespace and name, merged.
-        let mut order = Vec::with_capacity(self.svcs.len() + self.orphaned.len());
-        let mut orphans = self.orphaned.iter().enumerate().peekable();
-        for (i, svc) in self.svcs.iter().enumerate() {
-            let key = (svc.key.namespace.as_str(), svc.key.name.as_str());
-            while let Some((j, _)) =
-                orphans.next_if(|(_, (s, _))| (s.namespace.as_str(), s.name.as_str()) < key)
-            {
-                order.push(StatusOf::Orphaned(j));
-            }
-            order.push(StatusOf::Bound(i));
-        }
-        order.extend(orphans.map(|(j, _)| StatusOf::Orphaned(j)));
+        // Every Service with a status, by namespace and name (each is in one list only).
+        let mut order: Vec<((&str, &str), StatusOf)> =
+            Vec::with_capacity(self.svcs.len() + self.orphaned.len());
+        let name = |s: &'a ServiceInput| (s.namespace.as_str(), s.name.as_str());
+        order
+            .extend(self.svcs.iter().enumerate().map(|(i, s)| (name(s.input), StatusOf::Bound(i))));
+        order.extend(
+            self.orphaned.iter().enumerate().map(|(j, s)| (name(s.0), StatusOf::Orphaned(j))),
+        );
+        order.extend(
+            self.bgp.svcs.iter().enumerate().map(|(i, s)| (name(s.input), StatusOf::Bgp(i))),
+        );
+        order.extend(
+            self.bgp.missing.iter().enumerate().map(|(j, s)| (name(s.0), StatusOf::PoolMissing(j))),
+        );
+        order.sort_by(|a, b| a.0.cmp(&b.0));
+        let order: Vec<StatusOf> = order.into_iter().map(|(_, o)| o).collect();
 
         let deletions = self.deletions();
         let classes = (0..self.classes.len())
             .map(|i| self.class_status(i, self.ips_per_class[i] as u64))
             .collect();
         let nodes = self.membership();
+        let announcement_deletions = self.announcement_deletions();
+        let pools = self.pool_statuses();
         let diagnostics = std::mem::take(&mut self.diags);
-        Decisions { planner: self, order, deletions, classes, nodes, diagnostics }
+        Decisions {
+            planner: self,
+            order,
+            deletions,
+            classes,
+            nodes,
+            diagnostics,
+            announcement_deletions,
+            pools,
+        }
     }
 
     /// The slots of a bound Service, by index.
@@ -951,8 +949,9 @@ impl<'a> Planner<'a> {
     /// may already have published its own). With our conditions gone, later plans see a
     /// foreign Service and never touch it again.
     fn released_status(&self, s: &ServiceInput) -> ServiceStatusPlan {
-        const OURS: [&str; 4] = [
+        const OURS: [&str; 5] = [
             cond::LOAD_BALANCER_CLASS,
+            cond::LOAD_BALANCER_POOL,
             cond::ALL_PUBLIC_IPS_ASSIGNED,
             cond::ALL_PUBLIC_IPS_ANNOUNCED,
             cond::ANNOTATIONS_VALID,
@@ -965,6 +964,7 @@ impl<'a> Planner<'a> {
             .collect();
         let ours = |ip: &str| {
             held.contains(ip)
+                || self.bgp_owns(s, ip)
                 || Addr::parse(ip.trim())
                     .is_some_and(|a| self.classes.iter().any(|c| c.pool.contains(a)))
         };
@@ -1031,19 +1031,10 @@ impl<'a> Planner<'a> {
             publish_not_ready_addresses: svc.input.publish_not_ready_addresses,
             cluster_ip: svc.input.cluster_ip.clone(),
         };
-        let action = match same_name {
-            None => ChildAction::Create,
-            Some(old) => {
-                let spec_changed =
-                    old.spec != spec || old.owner_uid.as_deref() != Some(svc.input.uid.as_str());
-                let status_changed = old.status != status;
-                if spec_changed || status_changed {
-                    ChildAction::Update { spec: spec_changed, status: status_changed }
-                } else {
-                    ChildAction::Keep
-                }
-            }
-        };
+        let action = same_name.map_or(ChildAction::Create, |old| {
+            let owner_changed = old.owner_uid.as_deref() != Some(svc.input.uid.as_str());
+            update_action(old.spec != spec || owner_changed, old.status != status)
+        });
         DesiredChild {
             namespace: svc.key.namespace.clone(),
             name: name.into(),
@@ -1099,18 +1090,7 @@ impl<'a> Planner<'a> {
         };
         let announced_cond =
             Wanted::new(cond::ALL_PUBLIC_IPS_ANNOUNCED, status, reason, announced_msg);
-        let annotations_cond = match svc.issues.first() {
-            None => Wanted::new(
-                cond::ANNOTATIONS_VALID,
-                True,
-                cond::REASON_ANNOTATIONS_ACCEPTED,
-                "annotations accepted",
-            ),
-            Some((reason, _)) => {
-                let text: Vec<&str> = svc.issues.iter().map(|(_, m)| m.as_str()).collect();
-                Wanted::new(cond::ANNOTATIONS_VALID, False, reason, text.join("; "))
-            }
-        };
+        let annotations_cond = annotations_condition(&svc.issues);
         let class_name = self.classes[svc.class].input.name.clone();
         let wanted = vec![
             Wanted::new(cond::LOAD_BALANCER_CLASS, True, svc.class_reason, class_name),
@@ -1118,7 +1098,8 @@ impl<'a> Planner<'a> {
             announced_cond,
             annotations_cond,
         ];
-        merged_status(svc.input, ingress, wanted, &self.input.now)
+        let now = &self.input.now;
+        merged_status_without(svc.input, ingress, wanted, now, cond::LOAD_BALANCER_POOL)
     }
 
     /// A class's conditions and counts.
@@ -1237,111 +1218,6 @@ impl<'a> Planner<'a> {
             members,
         }
     }
-}
-
-/// Why a requested IP was refused, before the final holders are known.
-enum Refusal {
-    /// Syntax, pool or family.
-    Invalid(RequestRejection),
-    /// Held by Services it may not share with.
-    Taken(Addr),
-}
-
-/// IP ownership during allocation.
-#[derive(Default)]
-struct Alloc {
-    /// IP → the first of the slots holding it in slot order (the leader, which announces it).
-    /// An entry per allocated IP; the other holders of the few shared IPs are apart, so that
-    /// each entry is two words.
-    leaders: BTreeMap<Addr, usize>,
-    /// IP → the other slots holding it, in slot order: shared IPs only.
-    followers: BTreeMap<Addr, Vec<usize>>,
-    /// `(class, sharing key, index)` → IPs other Services with that key may join.
-    /// A set, so that the order (lowest IP first) does not depend on which pass assigned it.
-    shareable: BTreeMap<(usize, String, u32), BTreeSet<Addr>>,
-}
-
-impl Alloc {
-    fn is_held(&self, ip: Addr) -> bool {
-        self.leaders.contains_key(&ip)
-    }
-
-    /// The slots holding `ip`, in slot order.
-    fn holders(&self, ip: Addr) -> impl Iterator<Item = usize> + '_ {
-        let rest = self.followers.get(&ip).into_iter().flatten().copied();
-        self.leaders.get(&ip).copied().into_iter().chain(rest)
-    }
-
-    fn assign(&mut self, slots: &mut [Slot], svcs: &[Svc<'_>], sid: usize, ip: Addr) {
-        slots[sid].ip = Some(ip);
-        let first = match self.leaders.entry(ip) {
-            Entry::Vacant(e) => {
-                e.insert(sid);
-                true
-            }
-            Entry::Occupied(mut e) => {
-                let follower =
-                    if sid < *e.get() { std::mem::replace(e.get_mut(), sid) } else { sid };
-                let rest = self.followers.entry(ip).or_default();
-                rest.insert(rest.partition_point(|&x| x < follower), follower);
-                false
-            }
-        };
-        let svc = &svcs[slots[sid].svc];
-        if let (Some(key), true) = (svc.sharing_key, first) {
-            self.shareable
-                .entry((svc.class, key.to_owned(), slots[sid].index))
-                .or_default()
-                .insert(ip);
-        }
-    }
-
-    /// Whether `sid` may join the holders of `ip`: same class, key and index, another Service,
-    /// and compatible with every holder. `Err` names an incompatible holder's Service.
-    fn can_share(
-        &self,
-        slots: &[Slot],
-        svcs: &[Svc<'_>],
-        sid: usize,
-        ip: Addr,
-    ) -> Result<(), usize> {
-        let me = &svcs[slots[sid].svc];
-        if !self.is_held(ip) {
-            return Ok(());
-        }
-        // The first incompatible holder in Service order, not holder order (which depends on
-        // the pass that assigned the IP), so messages are the same on every re-plan.
-        let mut refused: Option<usize> = None;
-        for h in self.holders(ip) {
-            let other_index = slots[h].svc;
-            let other = &svcs[other_index];
-            let legal = other_index != slots[sid].svc
-                && other.class == me.class
-                && slots[h].index == slots[sid].index
-                && me.sharing_key.is_some()
-                && other.sharing_key == me.sharing_key
-                && compatible(me, other);
-            if !legal {
-                refused = Some(refused.map_or(other_index, |r| r.min(other_index)));
-            }
-        }
-        refused.map_or(Ok(()), Err)
-    }
-}
-
-/// The sharing rule: no common (protocol, port), and both `Cluster` or the same selector.
-fn compatible(a: &Svc<'_>, b: &Svc<'_>) -> bool {
-    let policies = (a.input.external_traffic_policy == TrafficPolicy::Cluster
-        && b.input.external_traffic_policy == TrafficPolicy::Cluster)
-        || a.input.selector == b.input.selector;
-    // Port lists are short and this runs only for Services that ask to share an IP: a direct
-    // comparison costs less than a set per Service held for the whole run.
-    policies
-        && a.input.ports.iter().all(|p| b.input.ports.iter().all(|q| p.identity() != q.identity()))
-}
-
-fn family_ok(families: &[Family], ip: Addr) -> bool {
-    families.is_empty() || families.contains(&ip.family)
 }
 
 /// Syntax, pool and family checks of a requested IP; whether it is free is decided later.
@@ -1540,5 +1416,54 @@ fn merged_status(
         ingress,
         conditions,
         changed,
+    }
+}
+
+/// [`merged_status`] for a Service bound in one mode: the binding condition of the other mode,
+/// left from an earlier binding, goes (a Service carries one binding).
+fn merged_status_without(
+    s: &ServiceInput,
+    ingress: Vec<CompactString>,
+    wanted: Vec<Wanted>,
+    now: &Timestamp,
+    stale: &str,
+) -> ServiceStatusPlan {
+    if find(&s.conditions, stale).is_none() {
+        return merged_status(s, ingress, wanted, now);
+    }
+    let kept: Vec<_> = s.conditions.iter().filter(|c| c.type_ != stale).cloned().collect();
+    let conditions = merge(&kept, wanted, now, Some(s.generation));
+    let changed = conditions != s.conditions || ingress != s.ingress;
+    ServiceStatusPlan {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        ingress,
+        conditions,
+        changed,
+    }
+}
+
+/// `AnnotationsValid`: true, or false with the first issue's reason and every message.
+fn annotations_condition(issues: &[(&'static str, String)]) -> Wanted {
+    match issues.first() {
+        None => Wanted::new(
+            cond::ANNOTATIONS_VALID,
+            True,
+            cond::REASON_ANNOTATIONS_ACCEPTED,
+            "annotations accepted",
+        ),
+        Some((reason, _)) => {
+            let text: Vec<&str> = issues.iter().map(|(_, m)| m.as_str()).collect();
+            Wanted::new(cond::ANNOTATIONS_VALID, False, reason, text.join("; "))
+        }
+    }
+}
+
+/// What to write to an object that exists: the parts that differ, or nothing.
+fn update_action(spec_changed: bool, status_changed: bool) -> ChildAction {
+    if spec_changed || status_changed {
+        ChildAction::Update { spec: spec_changed, status: status_changed }
+    } else {
+        ChildAction::Keep
     }
 }

@@ -377,7 +377,7 @@ impl FreeSet {
     }
 
     /// The lowest free address inside one interval: O(log n).
-    fn lowest_in_interval(&self, iv: &Interval) -> Option<Addr> {
+    pub(crate) fn lowest_in_interval(&self, iv: &Interval) -> Option<Addr> {
         let covering = self
             .free
             .range(..=(iv.family, iv.start))
