@@ -133,7 +133,7 @@ pub(crate) fn handle(
 }
 
 /// A configuration's spec, leniently: a malformed one is skipped and reported.
-fn read(v: &Value) -> Result<ConfigurationInput, Skipped> {
+pub(crate) fn read(v: &Value) -> Result<ConfigurationInput, Skipped> {
     let kind = api::CONFIGURATION_KIND;
     let name =
         req_str(v, "name").map_err(|e| Skipped::new(kind, "", "", SkipReason::MissingName, e))?;

@@ -9,6 +9,7 @@
 //! it. Whether to write is decided by comparing the rendered object with the stored one, so a
 //! second run over an unchanged cluster emits nothing whatever the planner's `action` says.
 
+mod bgp;
 mod read;
 mod write;
 
@@ -38,12 +39,16 @@ use crate::types::{SkipReason, Skipped, class, is_ours, items, node, skipped_met
 use crate::write_guard::{self, WriteGuard};
 
 /// LoadBalancer Services: what binds them and sizes them, without `status` (written here).
-/// Only the module's own annotations are kept, so unrelated annotation churn does not run us.
+/// Only the annotations the planner reads (the module's and MetalLB's pool and IP keys) are kept,
+/// so unrelated annotation churn does not run us.
 const SERVICE_FILTER: &str = r#"if .spec.type == "LoadBalancer" then {
     namespace: .metadata.namespace, name: .metadata.name, uid: .metadata.uid,
     generation: .metadata.generation,
-    annotations: ((.metadata.annotations // {}) | with_entries(select(.key | startswith("network.deckhouse.io/")))),
-    spec: {loadBalancerClass: .spec.loadBalancerClass, ports: .spec.ports, selector: .spec.selector,
+    annotations: ((.metadata.annotations // {}) | with_entries(select(.key | startswith("network.deckhouse.io/")
+        or . == "metallb.io/address-pool" or . == "metallb.universe.tf/address-pool"
+        or . == "metallb.io/loadBalancerIPs"))),
+    spec: {loadBalancerClass: .spec.loadBalancerClass, loadBalancerIP: .spec.loadBalancerIP,
+           ports: .spec.ports, selector: .spec.selector,
            externalTrafficPolicy: .spec.externalTrafficPolicy,
            internalTrafficPolicy: .spec.internalTrafficPolicy, ipFamilies: .spec.ipFamilies,
            publishNotReadyAddresses: .spec.publishNotReadyAddresses, clusterIP: .spec.clusterIP}
@@ -137,6 +142,33 @@ impl Hook for Discovery {
                 ..ScheduleBinding::new(FAILBACK_TIMER, FAILBACK_CRONTAB)
             })
             .kubernetes(b("nodes", "v1", "Node", &node_filter()))
+            .kubernetes(b("pools", api::CLASS_API_VERSION, api::POOL_KIND, bgp::POOL_FILTER))
+            .kubernetes(
+                b("pool_status", api::CLASS_API_VERSION, api::POOL_KIND, bgp::POOL_STATUS_FILTER)
+                    .on_events([]),
+            )
+            .kubernetes(b(
+                "configurations",
+                api::CLASS_API_VERSION,
+                api::CONFIGURATION_KIND,
+                bgp::CONFIGURATION_FILTER,
+            ))
+            .kubernetes(b("peers", api::CLASS_API_VERSION, api::BGP_PEER_KIND, bgp::PEER_FILTER))
+            .kubernetes(b(
+                "announcements",
+                api::CHILD_API_VERSION,
+                api::BGP_ANNOUNCEMENT_KIND,
+                bgp::ANNOUNCEMENT_FILTER,
+            ))
+            .kubernetes(
+                b(
+                    "announcement_status",
+                    api::CHILD_API_VERSION,
+                    api::BGP_ANNOUNCEMENT_KIND,
+                    bgp::ANNOUNCEMENT_STATUS_FILTER,
+                )
+                .on_events([]),
+            )
             .kubernetes(
                 b("speakers", "v1", "Pod", &speaker_filter())
                     .in_namespaces([module::NAMESPACE])
@@ -185,6 +217,14 @@ impl Hook for Discovery {
                 .collect(),
             failback_hold_down_seconds: failback_hold_down_seconds(input.values()),
             write_ledger: items(&input, "write_ledger")?.into_iter().next(),
+            bgp: bgp::BgpSnapshots {
+                pools: items(&input, "pools")?,
+                pool_status: items(&input, "pool_status")?,
+                configurations: items(&input, "configurations")?,
+                peers: items(&input, "peers")?,
+                announcements: items(&input, "announcements")?,
+                announcement_status: items(&input, "announcement_status")?,
+            },
         };
         let adopted = input
             .values()
@@ -416,10 +456,11 @@ pub(crate) fn handle(
     let mut guard = WriteGuard::new(out, s.write_ledger.as_ref(), unix_now);
     let ops = &mut guard;
     let mut r = read::read(s, now);
+    let mut skipped = std::mem::take(&mut r.skipped);
+    let bgp = bgp::read(&s.bgp, &mut skipped);
     // Children and Service statuses are rendered one at a time and written at once, so the
     // run never holds the desired state of every child (see `Decisions`, `KubeOutput`).
-    let decisions = metallb_planner::decide(&r.input);
-    let mut skipped = std::mem::take(&mut r.skipped);
+    let decisions = metallb_planner::decide_with_bgp(&r.input, &bgp.input);
 
     for d in &decisions.diagnostics {
         tracing::info!(diagnostic = d.label(), "{d}");
@@ -491,6 +532,13 @@ pub(crate) fn handle(
         }
     }
 
+    for a in decisions.announcements() {
+        bgp::announcement_ops(&a, &bgp, ops)?;
+    }
+    for d in &decisions.announcement_deletions {
+        bgp::deletion_op(d, &bgp, ops, &mut skipped)?;
+    }
+
     let mut class_values = Vec::new();
     let mut metric_ops = vec![MetricOperation::expire(metrics::GROUP_DISCOVERY)];
     for cp in &decisions.classes {
@@ -535,6 +583,9 @@ pub(crate) fn handle(
             metrics::CLASS_SERVICES_NOT_FULLY_ASSIGNED,
             f64::from(not_full),
         )));
+    }
+    for p in &decisions.pools {
+        bgp::pool_ops(p, &bgp, ops, &mut metric_ops)?;
     }
     metric_ops.extend(tally.unassigned_ip_metrics());
     for node in member_nodes_without_ready_speaker(&decisions.nodes.members, &s.speakers) {

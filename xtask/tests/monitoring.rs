@@ -12,7 +12,7 @@ use serde_json::Value;
 use xtask::repo_root;
 
 /// Series the hooks export, from the constants the hooks use.
-const HOOK_METRICS: [&str; 11] = [
+const HOOK_METRICS: [&str; 13] = [
     metrics::CLASS_POOL_SIZE,
     metrics::CLASS_ALLOCATED_IPS,
     metrics::CLASS_SERVICES_NOT_FULLY_ASSIGNED,
@@ -20,6 +20,8 @@ const HOOK_METRICS: [&str; 11] = [
     metrics::MEMBER_NODE_WITHOUT_READY_SPEAKER,
     metrics::SKIPPED_OBJECTS,
     metrics::REFUSED_WRITES,
+    metrics::POOL_SIZE,
+    metrics::POOL_ALLOCATED_IPS,
     metrics::NOT_SUPPORTED_SERVICE_ANNOTATIONS,
     metrics::UPDATE_MC_VERSION_REQUIRED,
     metrics::OBSOLETE_LAYER2_POOLS_ARE_USED,

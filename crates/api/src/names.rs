@@ -96,7 +96,9 @@ pub mod annotations {
     pub const METALLB_UNIVERSE_ALLOW_SHARED_IP: &str = "metallb.universe.tf/allow-shared-ip";
 
     /// MetalLB annotations on Services that this module does not honour; their presence is
-    /// reported by an alert so users move to the `network.deckhouse.io/*` ones.
+    /// reported by an alert so users move to the `network.deckhouse.io/*` ones. Exceptions:
+    /// [`METALLB_POOL_KEYS`] naming an existing `MetalLoadBalancerPool` bind the Service to it,
+    /// and then [`METALLB_LOAD_BALANCER_IPS`] is honoured too.
     pub const UNSUPPORTED_METALLB: [&str; 6] = [
         METALLB_ADDRESS_POOL,
         METALLB_UNIVERSE_ADDRESS_POOL,
@@ -106,6 +108,11 @@ pub mod annotations {
         METALLB_UNIVERSE_ALLOW_SHARED_IP,
     ];
 }
+
+/// The MetalLB keys that bind a Service to a BGP pool, after
+/// [`annotations::LOAD_BALANCER_POOL`].
+pub const METALLB_POOL_KEYS: [&str; 2] =
+    [annotations::METALLB_ADDRESS_POOL, annotations::METALLB_UNIVERSE_ADDRESS_POOL];
 
 /// Finalizers.
 pub mod finalizers {
@@ -316,6 +323,10 @@ pub mod metrics {
     /// Objects a hook skipped because they were malformed (`kind`, `namespace`, `name`,
     /// `reason` labels); exported only while such objects exist.
     pub const SKIPPED_OBJECTS: &str = "d8_metallb_skipped_objects";
+    /// Addresses in a BGP pool (`pool` label); a float, since IPv6 pools are huge.
+    pub const POOL_SIZE: &str = "d8_metallb_pool_size";
+    /// Addresses of a BGP pool allocated to Services (`pool` label).
+    pub const POOL_ALLOCATED_IPS: &str = "d8_metallb_pool_allocated_ips";
     /// A write the API server refused in several runs in a row and the hook now holds back
     /// (`kind`, `namespace`, `name`, `write` labels); exported only while held back.
     pub const REFUSED_WRITES: &str = "d8_metallb_refused_writes";

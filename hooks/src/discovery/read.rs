@@ -132,6 +132,8 @@ pub(crate) struct Snapshots<'a> {
     pub(crate) failback_hold_down_seconds: u32,
     /// The write ledger's snapshot (see `write_guard`), if the ConfigMap exists.
     pub(crate) write_ledger: Option<Value>,
+    /// BGP mode's objects.
+    pub(crate) bgp: super::bgp::BgpSnapshots,
 }
 
 /// The stored parts of a child that the hook compares with what it would write.
@@ -413,6 +415,8 @@ struct ServiceDoc<'a> {
 #[serde(rename_all = "camelCase")]
 struct ServiceSpecDoc {
     load_balancer_class: Option<String>,
+    #[serde(rename = "loadBalancerIP")]
+    load_balancer_ip: Option<String>,
     ports: Option<Vec<ServicePort>>,
     selector: Option<StringMap>,
     external_traffic_policy: Option<String>,
@@ -442,11 +446,15 @@ fn with_default_protocol(mut ports: Vec<ServicePort>) -> Vec<ServicePort> {
 }
 
 /// The annotations the planner reads.
-const PLANNER_ANNOTATIONS: [&str; 4] = [
+const PLANNER_ANNOTATIONS: [&str; 8] = [
     annotations::EXTERNAL_IPS_COUNT,
     annotations::LOAD_BALANCER_IPS,
     annotations::SHARED_IP_KEY,
     annotations::METAL_LOAD_BALANCER_CLASS,
+    annotations::LOAD_BALANCER_POOL,
+    annotations::METALLB_ADDRESS_POOL,
+    annotations::METALLB_UNIVERSE_ADDRESS_POOL,
+    annotations::METALLB_LOAD_BALANCER_IPS,
 ];
 
 /// The annotations of `stored` that the planner reads, under keys that refer to the constants:
@@ -488,6 +496,7 @@ fn read_service(raw: &RawJson) -> Result<ServiceInput, Skipped> {
     Ok(ServiceInput {
         generation: doc.generation.read("generation").map_err(bad)?.unwrap_or_default(),
         load_balancer_class: spec.load_balancer_class,
+        load_balancer_ip: spec.load_balancer_ip.filter(|ip| !ip.is_empty()).map(Into::into),
         annotations: planner_annotations(
             &doc.annotations.read("annotations").map_err(bad)?.unwrap_or_default(),
         ),

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use testkit::{Framework, Scenario};
 
 mod bgp;
+mod bgp_serving;
 mod failback;
 mod refused;
 mod upgrade;
