@@ -82,6 +82,17 @@ true
 {{- end -}}
 {{- end }}
 
+{{- /* Usage: {{ if include "metallb_bgp_speakers_enabled" . }}
+  "true" when some MetalLoadBalancerConfiguration exists (the bgp-configurations hook writes
+  metallb.internal.bgpConfigurationsExist). The BGP speaker DaemonSet, its RBAC, its VPA and its
+  PodMonitor render only then: without a configuration no node is a BGP member and nothing is
+  announced over BGP. */ -}}
+{{- define "metallb_bgp_speakers_enabled" -}}
+{{- if .Values.metallb.internal.bgpConfigurationsExist -}}
+true
+{{- end -}}
+{{- end }}
+
 {{- /* Usage: {{ include "helm_lib_prometheus_rules" (list . "d8-metallb") }}
   One PrometheusRule per file of monitoring/prometheus-rules/ (a YAML list of rule groups), in
   the given namespace, while the Prometheus operator module is enabled. */ -}}

@@ -3,6 +3,12 @@
 //! and which nodes announce for it now (`memberNodes`) — plus a metric per problem for the
 //! alert `D8MetallbBGPConfigurationInvalid`.
 //!
+//! It also places the BGP speakers: the label `bgp-load-balancer.network.deckhouse.io/member`
+//! on exactly the nodes some configuration selects and that are not excluded from external
+//! load balancers (Ready or not: a speaker pod must not come and go with the node's
+//! readiness), removed everywhere else, and the value `internal.bgpConfigurationsExist` the
+//! templates render the BGP speaker by. Both are written only when they differ.
+//!
 //! What a schema cannot see is reported here, never by failing a hook run: the decisions are
 //! [`metallb_planner::bgp::Topology`]'s, the hook only writes them.
 
@@ -12,9 +18,9 @@ use addon::{
     Hook, HookConfig, HookError, HookInput, HookOutput, KubeOperation, KubernetesBinding,
     MetricOperation, ObjectRef,
 };
-use metallb_api::names::{api, conditions as cond, metrics};
-use metallb_planner::Timestamp;
+use metallb_api::names::{api, conditions as cond, labels, metrics};
 use metallb_planner::bgp::{AdvertisementInput, ConfigurationInput, ConfigurationState, Topology};
+use metallb_planner::{NodeInput, Timestamp};
 use serde_json::{Value, json};
 
 use crate::order;
@@ -30,6 +36,8 @@ const SUMMARY_NAMES: usize = 3;
 const CONFIGURATION_FILTER: &str = r#"{name: .metadata.name, generation: .metadata.generation,
     spec: .spec, status: .status}"#;
 const NAME_FILTER: &str = r#"{name: .metadata.name}"#;
+/// The value the templates render every BGP object by (`openapi/values.yaml`).
+pub(crate) const VALUE_CONFIGURATIONS_EXIST: &str = "internal.bgpConfigurationsExist";
 
 pub(crate) struct BgpStatus;
 
@@ -76,6 +84,8 @@ impl Hook for BgpStatus {
         );
         let mut out = input.output();
         out.kubernetes.extend(outcome.ops);
+        out.kubernetes.extend(outcome.labels);
+        out.values.set(VALUE_CONFIGURATIONS_EXIST, outcome.configurations_exist)?;
         out.metric(MetricOperation::expire(GROUP));
         out.metrics.extend(outcome.metrics);
         out.metrics.extend(skipped_metrics(&outcome.skipped, GROUP));
@@ -86,7 +96,12 @@ impl Hook for BgpStatus {
 /// What one run does.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
+    /// Status patches of the configurations.
     pub(crate) ops: Vec<KubeOperation>,
+    /// Member label patches of the nodes.
+    pub(crate) labels: Vec<KubeOperation>,
+    /// Some configuration was read: the BGP speaker and its RBAC are rendered.
+    pub(crate) configurations_exist: bool,
     pub(crate) metrics: Vec<MetricOperation>,
     pub(crate) skipped: Vec<Skipped>,
 }
@@ -112,6 +127,8 @@ pub(crate) fn handle(
             Err(skip) => out.skipped.push(skip),
         }
     }
+    out.configurations_exist = !inputs.is_empty();
+    out.labels = membership(&inputs, &nodes);
     let topology = Topology::new(&inputs, peers, pools, &nodes);
     for state in topology.configurations() {
         let Some((_, object)) = written.iter().find(|(name, _)| *name == state.name) else {
@@ -130,6 +147,40 @@ pub(crate) fn handle(
         }
     }
     out
+}
+
+/// Label patches for the nodes whose BGP membership differs: a member is selected by some
+/// configuration and not excluded from external load balancers. Readiness does not count,
+/// unlike for `memberNodes`: the speaker pod stays while its node is briefly not Ready, and the
+/// announcements (which do need Ready) are decided elsewhere.
+fn membership(configurations: &[ConfigurationInput], nodes: &[NodeInput]) -> Vec<KubeOperation> {
+    let member = |node: &NodeInput| {
+        !node.labels.contains_key(labels::EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS)
+            && configurations
+                .iter()
+                .any(|c| c.node_selector.iter().all(|(k, v)| node.labels.get(k) == Some(v)))
+    };
+    let patch = |name: &str, value: Value| {
+        KubeOperation::merge_patch(
+            ObjectRef::cluster("v1", "Node", name),
+            json!({"metadata": {"labels": {labels::BGP_MEMBER: value}}}),
+        )
+        // A node deleted between the snapshot and the patch needs no label.
+        .ignore_missing_object()
+    };
+    let mut ops = Vec::new();
+    for node in nodes {
+        // The label's value is always "": a node labelled otherwise is not selected by the
+        // DaemonSet, so it is rewritten.
+        let labelled = node.labels.get(labels::BGP_MEMBER).is_some_and(String::is_empty);
+        let present = node.labels.contains_key(labels::BGP_MEMBER);
+        match (member(node), labelled, present) {
+            (true, false, _) => ops.push(patch(&node.name, Value::from(""))),
+            (false, _, true) => ops.push(patch(&node.name, Value::Null)),
+            _ => {}
+        }
+    }
+    ops
 }
 
 /// A configuration's spec, leniently: a malformed one is skipped and reported.

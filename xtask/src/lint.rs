@@ -3,7 +3,7 @@
 //! Each check returns findings instead of failing at the first one, so one run lists every
 //! problem. The rules and their reasons are in `shared/reference/addon-operator.md` §7.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -531,6 +531,10 @@ const PRIORITY_CLASSES: [&str; 11] = [
 ];
 /// Host ports the platform reserves for host-network components.
 const HOST_PORTS: std::ops::RangeInclusive<i64> = 4200..=4299;
+/// The only capability a container of the module may add: NET_RAW, for the L2 speaker's raw
+/// ARP/NDP sockets. Anything else (the BGP speaker needs none: TCP MD5 and BFD's port are open
+/// to an unprivileged process) is a finding.
+const ADDABLE_CAPABILITIES: [&str; 1] = ["NET_RAW"];
 /// Kinds that run pods, with the pointer to their pod spec.
 const POD_CONTROLLERS: [(&str, &str); 5] = [
     ("DaemonSet", "/spec/template/spec"),
@@ -684,6 +688,105 @@ fn check_rendered(objects: &[Rendered], findings: &mut Vec<Finding>) {
             }
         }
     }
+    check_node_port_clashes(objects, findings);
+}
+
+/// A port of the node a host-network pod takes: `(port, protocol)`.
+type NodePort = (i64, String);
+
+/// The node's ports a host-network pod takes: declared ports (host ports), and what it serves
+/// on loopback (HTTP probes with a loopback host, `*METRICS_ADDR` on loopback, kube-rbac-proxy
+/// upstreams), which are the node's ports too. Empty for a pod off the host network.
+fn node_ports(pod: &Value) -> BTreeSet<NodePort> {
+    let mut ports = BTreeSet::new();
+    if pod["hostNetwork"] != true {
+        return ports;
+    }
+    let tcp = |port: i64| (port, "TCP".to_owned());
+    let loopback_port = |text: &str| {
+        text.parse::<std::net::SocketAddr>()
+            .ok()
+            .filter(|addr| addr.ip().is_loopback())
+            .map(|addr| i64::from(addr.port()))
+    };
+    for container in pod["containers"].as_array().into_iter().flatten() {
+        for port in container["ports"].as_array().into_iter().flatten() {
+            let number = port["hostPort"].as_i64().or_else(|| port["containerPort"].as_i64());
+            let protocol = port["protocol"].as_str().unwrap_or("TCP").to_owned();
+            ports.extend(number.map(|n| (n, protocol)));
+        }
+        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            if let Some(get) = container[probe].get("httpGet")
+                && get["host"].as_str().is_some_and(is_loopback_host)
+            {
+                ports.extend(get["port"].as_i64().map(tcp));
+            }
+        }
+        for env in container["env"].as_array().into_iter().flatten() {
+            let name = env["name"].as_str().unwrap_or_default();
+            if name.ends_with("METRICS_ADDR") {
+                ports.extend(env["value"].as_str().and_then(loopback_port).map(tcp));
+            }
+            if name == "KUBE_RBAC_PROXY_CONFIG"
+                && let Some(config) = env["value"].as_str()
+                && let Ok(config) = serde_norway::from_str::<Value>(config)
+            {
+                for upstream in config["upstreams"].as_array().into_iter().flatten() {
+                    let url = upstream["upstream"].as_str().unwrap_or_default();
+                    let authority = url
+                        .strip_prefix("http://")
+                        .or_else(|| url.strip_prefix("https://"))
+                        .and_then(|rest| rest.split('/').next());
+                    ports.extend(authority.and_then(loopback_port).map(tcp));
+                }
+            }
+        }
+    }
+    ports
+}
+
+/// Host-network pods of different controllers may share a node (the L2 and the BGP speaker
+/// both run on a node that a class and a configuration select), so no two of them may take the
+/// same port of the node, declared or on loopback; and a loopback listener is a port of the
+/// node too, so it stays in the platform's range.
+fn check_node_port_clashes(objects: &[Rendered], findings: &mut Vec<Finding>) {
+    let mut owners: BTreeMap<NodePort, Vec<&Rendered>> = BTreeMap::new();
+    for rendered in objects {
+        let kind = rendered.object["kind"].as_str().unwrap_or_default();
+        let Some((_, pointer)) = POD_CONTROLLERS.iter().find(|(k, _)| *k == kind) else {
+            continue;
+        };
+        let Some(pod) = rendered.object.pointer(pointer) else { continue };
+        // Declared ports out of the range are reported with the container rules.
+        let declared: BTreeSet<i64> = pod["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+            .filter_map(|p| p["hostPort"].as_i64().or_else(|| p["containerPort"].as_i64()))
+            .collect();
+        for (port, protocol) in node_ports(pod) {
+            if !HOST_PORTS.contains(&port) && !declared.contains(&port) {
+                findings.push(rendered.finding(format!(
+                    "takes the node's port {port}/{protocol} (host network), outside 4200-4299"
+                )));
+            }
+            owners.entry((port, protocol)).or_default().push(rendered);
+        }
+    }
+    // Each of the objects sharing a port is reported, naming the others.
+    for ((port, protocol), sharing) in owners {
+        for rendered in &sharing {
+            let others: Vec<String> =
+                sharing.iter().map(|o| o.id()).filter(|id| *id != rendered.id()).collect();
+            if !others.is_empty() {
+                findings.push(rendered.finding(format!(
+                    "takes the node's port {port}/{protocol}, which {} takes too; both may run on one node",
+                    others.join(", ")
+                )));
+            }
+        }
+    }
 }
 
 fn check_rbac_rules(rendered: &Rendered, findings: &mut Vec<Finding>) {
@@ -721,6 +824,29 @@ fn check_pod(rendered: &Rendered, pod: &Value, findings: &mut Vec<Finding>) {
     if !allowed {
         push("pod securityContext must be runAsNonRoot with runAsUser/runAsGroup 65534 or 64535, or 0:0 with runAsNonRoot false".into());
     }
+    let added = |c: &Value| -> Vec<String> {
+        c.pointer("/securityContext/capabilities/add")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let adds_any = pod["containers"]
+        .as_array()
+        .into_iter()
+        .chain(pod["initContainers"].as_array())
+        .flatten()
+        .any(|c| !added(c).is_empty());
+    // Root is allowed only to keep an added capability (see the L2 speaker's template); a pod
+    // that adds none runs as the platform's unprivileged user.
+    if ids("runAsUser") == Some(0) && !adds_any {
+        push(
+            "pod runs as root but no container adds a capability; run as 64535 (runAsNonRoot true)"
+                .into(),
+        );
+    }
     let pod_seccomp = str_at(pod, "/securityContext/seccompProfile/type");
     let init = pod["initContainers"].as_array().into_iter().flatten().map(|c| (c, true));
     let main = pod["containers"].as_array().into_iter().flatten().map(|c| (c, false));
@@ -755,6 +881,13 @@ fn check_pod(rendered: &Rendered, pod: &Value, findings: &mut Vec<Finding>) {
             .is_some_and(|d| d.iter().any(|c| c == "ALL"))
         {
             fail("capabilities must drop ALL");
+        }
+        for capability in added(container) {
+            if !ADDABLE_CAPABILITIES.contains(&capability.as_str()) {
+                fail(&format!(
+                    "adds the capability {capability}; only {ADDABLE_CAPABILITIES:?} is ever needed"
+                ));
+            }
         }
         if str_at(security, "/seccompProfile/type").or(pod_seccomp) != Some("RuntimeDefault") {
             fail("seccompProfile must be RuntimeDefault");

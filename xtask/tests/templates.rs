@@ -141,6 +141,54 @@ fn metrics_open_on_the_node_are_reported() {
     assert!(!findings.iter().any(|f| f.contains("readinessProbe reaches")), "{findings:?}");
 }
 
+/// The BGP speaker is rendered by the lint (the internal values' examples have a
+/// configuration) and held to the same rules, plus what it must never become: root without a
+/// capability to keep, a capability beyond NET_RAW, a loopback listener outside the platform's
+/// range, or a port the L2 speaker takes on the node they share.
+#[test]
+fn a_weakened_bgp_speaker_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_module(dir.path());
+    let daemonset = dir.path().join("templates/bgp/speaker/daemonset.yaml");
+    edit(
+        &daemonset,
+        "runAsNonRoot: true\n        runAsUser: 64535\n        runAsGroup: 64535",
+        "runAsNonRoot: false\n        runAsUser: 0\n        runAsGroup: 0",
+    );
+    edit(
+        &daemonset,
+        "containerPort: 4229\n              hostPort: 4229",
+        "containerPort: 4227\n              hostPort: 4227",
+    );
+    edit(&daemonset, r#"value: "127.0.0.1:4230""#, r#"value: "127.0.0.1:9090""#);
+
+    let findings = template_findings(dir.path());
+    let ds = "templates/bgp/speaker/daemonset.yaml";
+    for needle in [
+        "pod runs as root but no container adds a capability",
+        "takes the node's port 4227/TCP, which DaemonSet d8-metallb/l2lb-speaker takes too",
+        "takes the node's port 9090/TCP (host network), outside 4200-4299",
+    ] {
+        assert_reported(&findings, ds, needle);
+    }
+
+    // NET_ADMIN (or NET_RAW's friends) on the BGP speaker: only NET_RAW is ever added.
+    let dir = tempfile::tempdir().unwrap();
+    copy_module(dir.path());
+    let daemonset = dir.path().join("templates/bgp/speaker/daemonset.yaml");
+    edit(
+        &daemonset,
+        "drop: [\"ALL\"]\n            seccompProfile",
+        "drop: [\"ALL\"]\n              add: [\"NET_ADMIN\"]\n            seccompProfile",
+    );
+    let findings = template_findings(dir.path());
+    assert_reported(
+        &findings,
+        ds,
+        "container speaker: adds the capability NET_ADMIN; only [\"NET_RAW\"] is ever needed",
+    );
+}
+
 #[test]
 fn a_bare_deployment_is_reported() {
     let dir = tempfile::tempdir().unwrap();

@@ -124,6 +124,9 @@ pub mod finalizers {
 pub mod labels {
     /// On every node some class selects; the speaker DaemonSet runs there.
     pub const MEMBER: &str = "l2-load-balancer.network.deckhouse.io/member";
+    /// On every node some `MetalLoadBalancerConfiguration` selects (and that is not excluded
+    /// from external load balancers); the BGP speaker DaemonSet runs there.
+    pub const BGP_MEMBER: &str = "bgp-load-balancer.network.deckhouse.io/member";
     /// Standard Kubernetes label: the node must not carry load-balancer traffic.
     pub const EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS: &str =
         "node.kubernetes.io/exclude-from-external-load-balancers";

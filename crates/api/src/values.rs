@@ -33,6 +33,10 @@ pub struct InternalValues {
     /// Which MetalLB `IPAddressPool` went to which generated class during the v1 migration.
     #[serde(default, rename = "ipAddressPoolToMLBCMap")]
     pub ip_address_pool_to_class: BTreeMap<String, String>,
+    /// Whether some `MetalLoadBalancerConfiguration` exists: the BGP speaker is rendered only
+    /// then.
+    #[serde(default)]
+    pub bgp_configurations_exist: bool,
     /// Whether Services served before the upgrade have been pinned to their IPs.
     #[serde(default, rename = "migrationOfOldFashionedLBsAdoptionComplete")]
     pub adoption_complete: bool,

@@ -119,3 +119,105 @@ fn a_malformed_configuration_is_skipped_and_the_others_served() {
     assert_eq!(out.ops.len(), 1);
     assert_eq!(status_of(&out, "good")["nodeSummary"], "front-0,worker-0");
 }
+
+/// `(node, label value)` of every member label patch, `None` for a removal.
+fn label_patches(out: &Outcome) -> Vec<(String, Option<String>)> {
+    out.labels
+        .iter()
+        .map(|op| serde_json::to_value(op).unwrap())
+        .map(|v| {
+            assert_eq!(
+                (v["kind"].as_str(), v["operation"].as_str()),
+                (Some("Node"), Some("MergePatch"))
+            );
+            assert_eq!(v["ignoreMissingObject"], true);
+            let labels = v["mergePatch"]["metadata"]["labels"].as_object().unwrap();
+            assert_eq!(labels.len(), 1, "only the BGP member label: {labels:?}");
+            let value = &labels[labels::BGP_MEMBER];
+            (v["name"].as_str().unwrap().to_owned(), value.as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+fn configuration(name: &str, selector: Value) -> Value {
+    json!({"name": name, "spec": {"mode": "BGP", "nodeSelector": selector,
+        "bgp": {"peerNames": []}, "advertisements": []}})
+}
+
+#[test]
+fn selected_nodes_get_the_member_label_ready_or_not_excluded_never() {
+    let nodes = vec![
+        json!({"name": "front-0", "labels": {"role": "front"}, "ready": true}),
+        json!({"name": "front-1", "labels": {"role": "front"}, "ready": false}),
+        json!({"name": "front-2", "labels": {"role": "front",
+            labels::EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS: ""}, "ready": true}),
+        json!({"name": "edge-0", "labels": {"role": "edge"}, "ready": true}),
+        json!({"name": "worker-0", "labels": {labels::BGP_MEMBER: ""}, "ready": true}),
+    ];
+    let configurations = [
+        configuration("front", json!({"role": "front"})),
+        configuration("edge", json!({"role": "edge"})),
+    ];
+    let out = handle(&configurations, &set(&[]), &set(&[]), &nodes, &at());
+    assert_eq!(
+        label_patches(&out),
+        [
+            ("front-0".to_owned(), Some(String::new())),
+            ("front-1".to_owned(), Some(String::new())),
+            ("edge-0".to_owned(), Some(String::new())),
+            ("worker-0".to_owned(), None),
+        ]
+    );
+    assert!(out.configurations_exist);
+    // The status still lists only the Ready, not excluded nodes.
+    assert_eq!(status_of(&out, "front")["memberNodes"], json!(["front-0"]));
+}
+
+#[test]
+fn labels_are_written_only_when_they_differ() {
+    let nodes = vec![
+        json!({"name": "front-0", "labels": {"role": "front", labels::BGP_MEMBER: ""}, "ready": true}),
+        json!({"name": "front-1", "labels": {"role": "front", labels::BGP_MEMBER: "yes"}, "ready": true}),
+        json!({"name": "worker-0", "labels": {}, "ready": true}),
+    ];
+    let out = handle(
+        &[configuration("front", json!({"role": "front"}))],
+        &set(&[]),
+        &set(&[]),
+        &nodes,
+        &at(),
+    );
+    assert_eq!(
+        label_patches(&out),
+        [("front-1".to_owned(), Some(String::new()))],
+        "only the value the DaemonSet's nodeSelector would not match is rewritten"
+    );
+}
+
+#[test]
+fn without_a_configuration_every_label_goes_and_nothing_bgp_renders() {
+    let nodes = vec![
+        json!({"name": "front-0", "labels": {"role": "front", labels::BGP_MEMBER: ""}, "ready": true}),
+        json!({"name": "worker-0", "labels": {}, "ready": true}),
+    ];
+    let out = handle(&[], &set(&[]), &set(&[]), &nodes, &at());
+    assert_eq!(label_patches(&out), [("front-0".to_owned(), None)]);
+    assert!(!out.configurations_exist);
+
+    // A configuration that cannot be read selects nothing and renders nothing.
+    let broken = json!({"name": "broken", "spec": {"mode": "BGP", "nodeSelector": "front"}});
+    let out = handle(&[broken], &set(&[]), &set(&[]), &nodes, &at());
+    assert_eq!(label_patches(&out), [("front-0".to_owned(), None)]);
+    assert!(!out.configurations_exist);
+    assert_eq!(out.skipped.len(), 1);
+}
+
+#[test]
+fn an_empty_selector_selects_every_node_but_the_excluded() {
+    let nodes = vec![
+        json!({"name": "a", "labels": {}, "ready": true}),
+        json!({"name": "b", "labels": {labels::EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS: "true"}, "ready": true}),
+    ];
+    let out = handle(&[configuration("all", json!({}))], &set(&[]), &set(&[]), &nodes, &at());
+    assert_eq!(label_patches(&out), [("a".to_owned(), Some(String::new()))]);
+}

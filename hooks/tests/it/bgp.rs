@@ -1,12 +1,33 @@
 //! BGP hooks through the real binary: version 2 settings of the original module become pools,
 //! peers and the `migrated-bgp` configuration, once, and a person's objects always win; peers'
-//! password Secrets are copied into the module's namespace.
+//! password Secrets are copied into the module's namespace; the BGP speakers' member label and
+//! the value the templates render them by follow the configurations.
 
 use super::*;
 
 const POOL: &str = "MetalLoadBalancerPool";
 const PEER: &str = "MetalLoadBalancerBGPPeer";
 const CONFIGURATION: &str = "MetalLoadBalancerConfiguration";
+const BGP_MEMBER: &str = "bgp-load-balancer.network.deckhouse.io/member";
+const CONFIGURATIONS_EXIST: &str = "internal.bgpConfigurationsExist";
+
+/// The nodes carrying the BGP member label (its value is always "").
+fn bgp_members(fw: &Framework) -> BTreeSet<String> {
+    fw.cluster()
+        .objects()
+        .filter(|(k, o)| {
+            k.kind == "Node"
+                && o.pointer("/metadata/labels")
+                    .and_then(|l| l.get(BGP_MEMBER))
+                    .is_some_and(|v| v == "")
+        })
+        .map(|(k, _)| k.name.clone())
+        .collect()
+}
+
+fn names(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
 
 fn bgp_module_config() -> Value {
     json!({
@@ -151,5 +172,54 @@ fn a_configuration_naming_a_missing_peer_says_so_until_the_peer_exists() -> Resu
         fw.metrics().value("d8_metallb_bgp_configuration_issues", &[("configuration", "front")]),
         None
     );
+    assert_second_run_is_a_no_op(&mut fw)
+}
+
+#[test]
+fn bgp_member_labels_and_the_value_follow_the_configurations() -> Result<()> {
+    let mut fw = started(|s| {
+        // An excluded front node never runs a BGP speaker.
+        s.cluster.push(json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "front-3", "labels": {"node-role.deckhouse.io/frontend": "",
+                "node.kubernetes.io/exclude-from-external-load-balancers": ""}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}));
+    })?;
+    assert_eq!(fw.value(CONFIGURATIONS_EXIST), Some(&json!(false)));
+    assert!(bgp_members(&fw).is_empty());
+    assert_second_run_is_a_no_op(&mut fw)?;
+
+    // A configuration is created: its nodes are labelled and the value turns true.
+    fw.cluster_mut().insert(json!({
+        "apiVersion": "network.deckhouse.io/v1alpha1", "kind": CONFIGURATION, "metadata": {"name": "front"},
+        "spec": {"mode": "BGP", "nodeSelector": {"node-role.deckhouse.io/frontend": ""},
+                 "bgp": {"peerNames": []}, "advertisements": []}}))?;
+    fw.run_until_quiet()?;
+    assert_eq!(bgp_members(&fw), names(&["front-0", "front-1", "front-2"]));
+    assert_eq!(fw.value(CONFIGURATIONS_EXIST), Some(&json!(true)));
+    // The L2 membership is another hook's and stays as it was.
+    assert_eq!(members(&fw), names(&["front-0", "front-1", "front-2"]));
+    assert_second_run_is_a_no_op(&mut fw)?;
+
+    // Its selector changes: the labels follow.
+    let mut worker = get(&fw, "Node", "", "worker-0").clone();
+    worker["metadata"]["labels"] = json!({"zone": "a"});
+    fw.cluster_mut().insert(worker)?;
+    let mut configuration = get(&fw, CONFIGURATION, "", "front").clone();
+    configuration["spec"]["nodeSelector"] = json!({"zone": "a"});
+    fw.cluster_mut().insert(configuration)?;
+    fw.run_until_quiet()?;
+    assert_eq!(bgp_members(&fw), names(&["worker-0"]));
+    assert_eq!(fw.value(CONFIGURATIONS_EXIST), Some(&json!(true)));
+    assert_second_run_is_a_no_op(&mut fw)?;
+
+    // It is deleted: every label goes and the value is false again.
+    fw.cluster_mut().remove(None, CONFIGURATION, "", "front")?;
+    fw.run_until_quiet()?;
+    assert!(bgp_members(&fw).is_empty());
+    let labelled = fw.cluster().objects().filter(|(k, o)| {
+        k.kind == "Node" && o.pointer("/metadata/labels").and_then(|l| l.get(BGP_MEMBER)).is_some()
+    });
+    assert_eq!(labelled.count(), 0, "the label is removed, not emptied");
+    assert_eq!(fw.value(CONFIGURATIONS_EXIST), Some(&json!(false)));
     assert_second_run_is_a_no_op(&mut fw)
 }

@@ -2,6 +2,7 @@
 //! valid Kubernetes object with the module's labels, least-privilege RBAC, the speaker
 //! DaemonSet's contract, and what renders under which values.
 
+mod bgp;
 mod golden;
 mod objects;
 mod speaker;
@@ -50,6 +51,8 @@ struct Scenario {
     classes: fn() -> Value,
     /// `global.enabledModules`.
     modules: &'static [&'static str],
+    /// `metallb.internal.bgpConfigurationsExist`.
+    bgp: bool,
 }
 
 fn no_settings() -> Value {
@@ -68,37 +71,56 @@ fn no_classes() -> Value {
     json!([])
 }
 
-const SCENARIOS: [Scenario; 4] = [
+const SCENARIOS: [Scenario; 6] = [
     Scenario {
         name: "no-classes",
         settings: no_settings,
         classes: no_classes,
         modules: &ALL_MODULES,
+        bgp: false,
     },
     Scenario {
         name: "two-classes",
         settings: no_settings,
         classes: two_classes,
         modules: &ALL_MODULES,
+        bgp: false,
     },
     Scenario {
         name: "tolerations",
         settings: with_tolerations,
         classes: two_classes,
         modules: &ALL_MODULES,
+        bgp: false,
     },
     Scenario {
         name: "no-monitoring-no-vpa",
         settings: no_settings,
         classes: two_classes,
         modules: &[],
+        bgp: false,
+    },
+    Scenario {
+        name: "bgp-configuration",
+        settings: no_settings,
+        classes: no_classes,
+        modules: &ALL_MODULES,
+        bgp: true,
+    },
+    Scenario {
+        name: "l2-and-bgp",
+        settings: with_tolerations,
+        classes: two_classes,
+        modules: &ALL_MODULES,
+        bgp: true,
     },
 ];
 
 impl Scenario {
     fn values(&self) -> Value {
         let schema = ModuleSchema::load(&root().join("openapi")).expect("schemas load");
-        let internal = json!({"l2loadbalancers": (self.classes)()});
+        let internal =
+            json!({"l2loadbalancers": (self.classes)(), "bgpConfigurationsExist": self.bgp});
         let global = global_stub(module::NAME, &root().join("images"), self.modules).unwrap();
         json!({"global": global, module::VALUES_KEY: schema.module_values(&(self.settings)(), &internal)})
     }

@@ -278,6 +278,7 @@ fn only_prometheus_reads_the_speaker_metrics() {
         settings: no_settings,
         classes: two_classes,
         modules: &["operator-prometheus", "vertical-pod-autoscaler"],
+        bgp: false,
     };
     let objects = without.objects();
     assert!(objects.iter().all(|o| o["metadata"]["name"] != METRICS_ACCESS));
@@ -337,7 +338,13 @@ fn without_a_class_nothing_of_the_data_plane_renders() {
 #[test]
 fn kinds_of_other_modules_render_only_with_those_modules() {
     let with = |modules: &'static [&'static str]| {
-        kinds(&Scenario { name: "modules", settings: no_settings, classes: two_classes, modules })
+        kinds(&Scenario {
+            name: "modules",
+            settings: no_settings,
+            classes: two_classes,
+            modules,
+            bgp: false,
+        })
     };
     let cases: [(&'static [&'static str], &[&str]); 5] = [
         (&[], &[]),
