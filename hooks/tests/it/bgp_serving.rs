@@ -150,3 +150,50 @@ fn a_deleted_pool_withdraws_and_says_so_and_bad_objects_are_skipped() -> Result<
     assert_eq!(others, BTreeSet::from(["garbage".to_owned()]), "a foreign object is left alone");
     assert_second_run_is_a_no_op(&mut fw)
 }
+
+/// Binding precedence through the real binary: a class named by the Service wins over a pool
+/// annotation (and says so), MetalLB's pool key binds like ours, and with no default class a
+/// Service naming nothing gets an `autoAssign` pool.
+#[test]
+fn binding_precedence_between_classes_and_pools() -> Result<()> {
+    let mut fw = bgp_cluster(|c| {
+        c.push(json!({"apiVersion": NET, "kind": POOL, "metadata": {"name": "auto"},
+                      "spec": {"addresses": ["203.0.113.32/28"]}}));
+        let svc = |name: &str, annotations: Value, class: Value| {
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": name, "namespace": "web", "annotations": annotations},
+                   "spec": {"type": "LoadBalancer", "loadBalancerClass": class, "selector": {"app": name},
+                            "ports": [{"port": 80, "protocol": "TCP"}]}})
+        };
+        c.push(svc(
+            "both",
+            json!({"network.deckhouse.io/load-balancer-pool": "public"}),
+            json!("front"),
+        ));
+        c.push(svc("metallb-key", json!({"metallb.io/address-pool": "public"}), Value::Null));
+        c.push(svc("plain", json!({}), Value::Null));
+    })?;
+    let pool_of = |fw: &Framework, name: &str| {
+        condition(fw, "web", name, "network.deckhouse.io/load-balancer-pool")["message"].clone()
+    };
+    // The class in spec wins; the pool annotation is reported as ignored.
+    assert_eq!(
+        condition(&fw, "web", "both", "network.deckhouse.io/load-balancer-class")["status"],
+        "True"
+    );
+    assert_eq!(
+        condition(&fw, "web", "both", "AnnotationsValid")["reason"],
+        "PoolAnnotationIgnored"
+    );
+    assert!(ingress(&fw, "web", "both").iter().all(|ip| ip.starts_with("198.51.100.")));
+    // MetalLB's key binds to the pool it names.
+    assert!(pool_of(&fw, "metallb-key").as_str().unwrap_or_default().contains("public"));
+    assert!(ingress(&fw, "web", "metallb-key")[0].starts_with("203.0.113."));
+    // No class named and no default class: the autoAssign pool (the seed pool `public` is not).
+    let plain = condition(&fw, "web", "plain", "network.deckhouse.io/load-balancer-pool");
+    assert_eq!(plain["reason"], "LoadBalancerPoolAutoAssigned");
+    assert!(plain["message"].as_str().unwrap_or_default().contains("auto"), "{plain}");
+    let ip: std::net::Ipv4Addr = ingress(&fw, "web", "plain")[0].parse()?;
+    assert!((32..48).contains(&ip.octets()[3]), "{ip} from the autoAssign pool");
+    assert_second_run_is_a_no_op(&mut fw)
+}

@@ -376,6 +376,11 @@ pub fn cluster(services: usize) -> Result<FakeCluster> {
     let mut c = FakeCluster::new();
     c.register_kind(KindInfo::new(api::CLASS_API_VERSION, api::CLASS_KIND, false, true));
     c.register_kind(KindInfo::new(api::CHILD_API_VERSION, api::CHILD_KIND, true, true));
+    // BGP mode's kinds: discovery watches them too (none exist in this cluster).
+    for kind in [api::POOL_KIND, api::BGP_PEER_KIND, api::CONFIGURATION_KIND] {
+        c.register_kind(KindInfo::new(api::CLASS_API_VERSION, kind, false, true));
+    }
+    c.register_kind(KindInfo::new(api::CHILD_API_VERSION, api::BGP_ANNOUNCEMENT_KIND, true, true));
     c.insert(
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": module::NAMESPACE}}),
     )?;
