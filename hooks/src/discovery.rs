@@ -10,6 +10,7 @@
 //! second run over an unchanged cluster emits nothing whatever the planner's `action` says.
 
 mod bgp;
+mod failback;
 mod read;
 mod write;
 
@@ -17,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use addon::{
     Hook, HookConfig, HookError, HookInput, HookOutput, KubeOperation, KubeOutput,
-    KubernetesBinding, LabelSelector, MetricOperation, ObjectRef, RawJson, ScheduleBinding,
+    KubernetesBinding, LabelSelector, MetricOperation, ObjectRef, RawJson,
 };
 use metallb_api::names::{annotations, api, conditions as cond, labels, metrics, module};
 use metallb_api::values::ClassValue;
@@ -88,9 +89,6 @@ const ENDPOINT_SLICE_FILTER: &str = r#"{namespace: .metadata.namespace,
     nodes: ([(.endpoints // [])[]? | select(type == "object") | select(.conditions.ready != false)
              | .nodeName | select(type == "string")] | unique)}"#;
 
-/// The schedule binding that re-plans when a failback hold-down ends.
-const FAILBACK_TIMER: &str = "failback";
-
 /// Label of EndpointSlices naming their Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -137,10 +135,7 @@ impl Hook for Discovery {
                 b("class_status", api::CLASS_API_VERSION, api::CLASS_KIND, CLASS_STATUS_FILTER)
                     .on_events([]),
             )
-            .schedule(ScheduleBinding {
-                queue: Some(order::QUEUE.into()),
-                ..ScheduleBinding::new(FAILBACK_TIMER, FAILBACK_CRONTAB)
-            })
+            .schedule(failback::timer())
             .kubernetes(b("nodes", "v1", "Node", &node_filter()))
             .kubernetes(b("pools", api::CLASS_API_VERSION, api::POOL_KIND, bgp::POOL_FILTER))
             .kubernetes(
@@ -215,7 +210,7 @@ impl Hook for Discovery {
                 .into_iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect(),
-            failback_hold_down_seconds: failback_hold_down_seconds(input.values()),
+            failback_hold_down_seconds: failback::hold_down_seconds(input.values()),
             write_ledger: items(&input, "write_ledger")?.into_iter().next(),
             bgp: bgp::BgpSnapshots {
                 pools: items(&input, "pools")?,
@@ -239,7 +234,7 @@ impl Hook for Discovery {
             return Ok(out);
         }
         let now = crate::types::now();
-        if only_failback_timer(&input) && !failback_due(&snapshots, &now) {
+        if failback::timer_only(&input) && !failback::due(&snapshots, &now) {
             // Nothing can have changed since the last run but the clock, and no hold-down is
             // running or just ended: no plan, and no output (the metrics stay as they are).
             return Ok(out);
@@ -249,47 +244,6 @@ impl Hook for Discovery {
         out.metrics = outcome.metrics;
         Ok(out)
     }
-}
-
-/// Period of the failback timer: how late after its hold-down ends an IP moves back at most.
-const FAILBACK_CRONTAB: &str = "*/10 * * * * *";
-
-/// A timer run plans again while a hold-down ended less than this long ago: three periods,
-/// so a late or skipped tick of the framework's cron still sees the end.
-const FAILBACK_WINDOW_SECONDS: u32 = 30;
-
-/// The module setting `failbackHoldDownSeconds`; the default when absent or unreadable, so a
-/// bad value never turns the hold-down off.
-fn failback_hold_down_seconds(values: &Value) -> u32 {
-    values
-        .pointer("/failbackHoldDownSeconds")
-        .and_then(Value::as_u64)
-        .and_then(|s| u32::try_from(s).ok())
-        .unwrap_or(DEFAULT_FAILBACK_HOLD_DOWN_SECONDS)
-}
-
-/// Default of `failbackHoldDownSeconds` (also in `openapi/config-values.yaml`): long enough to
-/// ride out a node that flaps (a kubelet restart, a link that bounces), short enough that a
-/// repaired node carries its share again within a minute or two.
-const DEFAULT_FAILBACK_HOLD_DOWN_SECONDS: u32 = 60;
-
-/// Whether this run was started by the failback timer alone.
-fn only_failback_timer(input: &HookInput) -> bool {
-    let contexts = input.binding_contexts();
-    !contexts.is_empty() && contexts.iter().all(|c| c.binding == FAILBACK_TIMER)
-}
-
-/// Whether a node's hold-down is running or just ended, from the nodes and speakers alone.
-fn failback_due(s: &Snapshots<'_>, now: &Timestamp) -> bool {
-    let mut nodes = node::read_all(&s.nodes, &mut Vec::new());
-    read::apply_speaker_readiness(&mut nodes, &s.speakers);
-    let probe = metallb_planner::Input {
-        now: now.clone(),
-        nodes,
-        failback_hold_down_seconds: s.failback_hold_down_seconds,
-        ..Default::default()
-    };
-    metallb_planner::hold_down::failback_due(&probe, FAILBACK_WINDOW_SECONDS)
 }
 
 /// What one run produces besides its Kubernetes operations.
