@@ -11,6 +11,7 @@ use testkit::{Framework, Scenario};
 
 mod bgp;
 mod failback;
+mod foreign_conditions;
 mod refused;
 mod upgrade;
 
