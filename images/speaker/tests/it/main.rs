@@ -2,6 +2,7 @@
 
 mod bgp;
 mod bgp_kubernetes;
+mod child_condition;
 mod failover;
 mod gossip;
 mod kubernetes;
