@@ -96,11 +96,30 @@ pub fn manager(node: &str) -> String {
     status_apply::field_manager(module::SPEAKER_STATUS_MANAGER, node)
 }
 
+/// Why a node cannot announce a child's IP on every interface its class names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Some named interface does not exist on the node.
+    InterfaceMissing,
+    /// Every troubled named interface exists, but some is down or has no MAC.
+    InterfaceDown,
+}
+
+impl Reason {
+    /// The condition's `reason` and the log field.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::InterfaceMissing => conditions::REASON_INTERFACE_MISSING,
+            Reason::InterfaceDown => conditions::REASON_INTERFACE_DOWN,
+        }
+    }
+}
+
 /// The condition a child should carry (always `status: False`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
-    /// `InterfaceMissing` (some named interface does not exist here) or `InterfaceDown`.
-    pub reason: &'static str,
+    /// Why.
+    pub reason: Reason,
     /// Node, class, interfaces, and what is not answered.
     pub message: String,
 }
@@ -147,9 +166,9 @@ fn describe(node: &str, class: &str, ip: &str, problem: &ClassInterfaces) -> Wan
     };
     Wanted {
         reason: if problem.missing.is_empty() {
-            conditions::REASON_INTERFACE_DOWN
+            Reason::InterfaceDown
         } else {
-            conditions::REASON_INTERFACE_MISSING
+            Reason::InterfaceMissing
         },
         message: format!("node {node} {} named by class {class}: {answered}", parts.join(" and ")),
     }
@@ -158,7 +177,7 @@ fn describe(node: &str, class: &str, ip: &str, problem: &ClassInterfaces) -> Wan
 /// Whether the stored condition says what is wanted.
 fn stored_as(entry: &ChildEntry, wanted: &Wanted) -> bool {
     entry.condition.as_ref().is_some_and(|c| {
-        c.status == "False" && c.reason == wanted.reason && c.message == wanted.message
+        c.status == "False" && c.reason == wanted.reason.label() && c.message == wanted.message
     })
 }
 
@@ -175,7 +194,7 @@ pub fn apply_body(namespace: &str, name: &str, condition: Option<(&Wanted, &str)
         body["status"] = json!({"conditions": [{
             "type": conditions::NODE_CAN_ANNOUNCE,
             "status": "False",
-            "reason": wanted.reason,
+            "reason": wanted.reason.label(),
             "message": wanted.message,
             "lastTransitionTime": since,
         }]});
@@ -301,7 +320,7 @@ pub async fn write(
                     metrics.condition_writes.inc();
                     match &want {
                         Some(w) => {
-                            tracing::info!(child = %key, reason = w.reason, message = %w.message, "condition NodeCanAnnounce=False written")
+                            tracing::info!(child = %key, reason = w.reason.label(), message = %w.message, "condition NodeCanAnnounce=False written")
                         }
                         None => tracing::info!(child = %key, "condition NodeCanAnnounce removed"),
                     }

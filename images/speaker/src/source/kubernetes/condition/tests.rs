@@ -66,7 +66,7 @@ fn only_announced_children_of_this_node_with_a_troubled_class_get_the_condition(
     ];
     let wanted = wanted(&children, &problems(), ME);
     let summary: Vec<(&str, &str, &str)> =
-        wanted.iter().map(|(k, w)| (k.as_str(), w.reason, w.message.as_str())).collect();
+        wanted.iter().map(|(k, w)| (k.as_str(), w.reason.label(), w.message.as_str())).collect();
     assert_eq!(
         summary,
         [
@@ -95,7 +95,7 @@ fn only_announced_children_of_this_node_with_a_troubled_class_get_the_condition(
 
 #[test]
 fn the_apply_body_holds_only_this_condition_or_nothing() {
-    let w = Wanted { reason: "InterfaceMissing", message: "node front-0 lacks …".into() };
+    let w = Wanted { reason: Reason::InterfaceMissing, message: "node front-0 lacks …".into() };
     let body = apply_body("web", "nginx-front-0", Some((&w, "2026-12-07T00:00:00Z")));
     assert_eq!(
         body,
@@ -118,7 +118,7 @@ fn stored(children: &mut [Child], key: &str, wanted: &Wanted, manager: &str) {
     let c = children.iter_mut().find(|c| c.key() == key).expect("child");
     c.entry.condition = Some(ObservedCondition {
         status: "False".into(),
-        reason: wanted.reason.into(),
+        reason: wanted.reason.label().into(),
         message: wanted.message.clone(),
         last_transition_time: "2026-12-07T00:00:00Z".into(),
     });
