@@ -84,13 +84,6 @@ pub struct ConditionFeed {
     pub updates: watch::Sender<Option<Children>>,
 }
 
-impl ConditionFeed {
-    /// Whether `child` concerns this node.
-    pub fn concerns(&self, entry: &ChildEntry) -> bool {
-        entry.address.node == self.node || entry.status_managers.contains(&manager(&self.node))
-    }
-}
-
 /// The field manager of `node`'s conditions.
 pub fn manager(node: &str) -> String {
     status_apply::field_manager(module::SPEAKER_STATUS_MANAGER, node)
@@ -320,9 +313,9 @@ pub async fn write(
                     metrics.condition_writes.inc();
                     match &want {
                         Some(w) => {
-                            tracing::info!(child = %key, reason = w.reason.label(), message = %w.message, "condition NodeCanAnnounce=False written")
+                            tracing::debug!(child = %key, reason = w.reason.label(), message = %w.message, "condition NodeCanAnnounce=False written")
                         }
-                        None => tracing::info!(child = %key, "condition NodeCanAnnounce removed"),
+                        None => tracing::debug!(child = %key, "condition NodeCanAnnounce removed"),
                     }
                 }
                 // The child is gone: nothing to write, nothing to release.

@@ -321,11 +321,12 @@ fn publish(cluster: &mut Cluster, updates: &Updates, metrics: &Metrics) {
 fn send_children(cluster: &Cluster, feed: &ConditionFeed) {
     let ignored: std::collections::BTreeSet<&str> =
         cluster.ignored.iter().map(|i| i.key.as_str()).collect();
+    let manager = condition::manager(&feed.node);
     let children: Vec<Child> = cluster
         .children
         .entries()
         .iter()
-        .filter(|(_, entry)| feed.concerns(entry))
+        .filter(|(_, e)| e.address.node == feed.node || e.status_managers.contains(&manager))
         .map(|(key, entry)| {
             let (namespace, name) = key.split_once('/').unwrap_or(("", key));
             Child {
