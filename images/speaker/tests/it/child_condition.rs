@@ -1,8 +1,9 @@
 //! The children's `NodeCanAnnounce` condition against a mocked API server (tower-test): the
 //! Kubernetes source feeds the children of this node to the writer, the data plane's
 //! interface problems (sent here by hand) decide the condition, and the writer applies it
-//! server-side on the status subresource — once, retried after a refusal, released when the
-//! problem clears, and released on a child it no longer announces.
+//! server-side on the status subresource — once, retried after a refusal — and removes it
+//! (a JSON patch guarded by a test of the item's type) when the problem clears and on a child
+//! it no longer announces.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -213,6 +214,14 @@ async fn the_condition_is_applied_once_retried_after_a_refusal_and_released() {
     let want_line = |name: &str| {
         format!("PATCH {STATUS}/{name}/status?&force=true&fieldManager=metallb-speaker%2Ffront-0")
     };
+    let removal_line = |name: &str| {
+        format!("PATCH {STATUS}/{name}/status?&fieldManager=metallb-speaker%2Ffront-0")
+    };
+    // The condition is second in every list here, after the hooks' `Announced`.
+    let removal = || {
+        json!([{"op": "test", "path": "/status/conditions/1/type", "value": "NodeCanAnnounce"},
+               {"op": "remove", "path": "/status/conditions/1"}])
+    };
     let (request, send) = next(&mut api.status).await;
     assert_eq!(line(&request), want_line("nginx-front-0"));
     assert_eq!(
@@ -243,14 +252,12 @@ async fn the_condition_is_applied_once_retried_after_a_refusal_and_released() {
                 "message": "forbidden", "reason": "Forbidden", "code": 403}),
     );
     let (request, send) = next(&mut api.status).await;
-    assert_eq!(line(&request), want_line("nginx-front-1"));
+    assert_eq!(line(&request), removal_line("nginx-front-1"));
     assert_eq!(
-        body(request).await,
-        json!({"apiVersion": "internal.network.deckhouse.io/v1alpha1",
-               "kind": "SDNInternalL2LBService",
-               "metadata": {"name": "nginx-front-1", "namespace": "web"}}),
-        "released: applied without the condition"
+        request.headers().get("content-type").map(|v| v.to_str().expect("ascii")),
+        Some("application/json-patch+json")
     );
+    assert_eq!(body(request).await, removal(), "removed, guarded by its type");
     reply(send, 200, &child("nginx-front-1", "101", "192.0.2.11", "front-1"));
     assert_eq!(metrics.condition_errors.get(), 1);
 
@@ -285,8 +292,8 @@ async fn the_condition_is_applied_once_retried_after_a_refusal_and_released() {
     // The interface appears: the condition is removed, once.
     problems_tx.send_replace(Some(InterfaceProblems::new()));
     let (request, send) = next(&mut api.status).await;
-    assert_eq!(line(&request), want_line("nginx-front-0"));
-    assert!(body(request).await.get("status").is_none());
+    assert_eq!(line(&request), removal_line("nginx-front-0"));
+    assert_eq!(body(request).await, removal());
     reply(send, 200, &child("nginx-front-0", "103", "192.0.2.10", "front-0"));
     assert_eq!(metrics.cannot_announce.get(), 0);
     assert!(!writer.is_finished() && !source_task.is_finished());

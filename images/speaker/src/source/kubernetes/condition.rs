@@ -10,18 +10,26 @@
 //!
 //! Each speaker writes by server-side apply on the child's `status` subresource with the
 //! field manager `metallb-speaker/<node>`, so it owns only its condition in the list keyed by
-//! `type`; the hooks keep condition types they do not own. The condition is removed (the
-//! speaker applies the object without it) when the problem clears or the child moves to
-//! another node, rather than set `True` on every child: a cluster of 30,000 children then
-//! costs writes only for the few in trouble, and the hooks' runs see no status change on
-//! healthy children.
+//! `type`; the hooks keep condition types they do not own. The condition is removed when the
+//! problem clears or the child moves to another node, rather than set `True` on every child:
+//! a cluster of 30,000 children then costs writes only for the few in trouble, and the hooks'
+//! runs see no status change on healthy children.
+//!
+//! Removal is a JSON patch that tests the item's `type` at its index and removes it, not an
+//! apply without the condition: when two nodes applied equal values (both lack the interface,
+//! the child moved from one to the other), server-side apply keeps the fields the other
+//! manager co-owns, and a condition reduced to them no longer validates. The speaker of the
+//! child's node removes any `NodeCanAnnounce` it does not want, whoever wrote it (one left by
+//! a node that is gone for good included); another node's speaker removes only one its own
+//! manager wrote. The test makes a concurrent rewrite of the list fail the patch instead of
+//! removing the wrong item; it is retried.
 //!
 //! The writer is its own task: a slow or refusing API server never delays ARP/NDP answering.
 //! A write is made only when the stored condition differs from the wanted one, at most
 //! [`BUDGET`] per second, and for one child at most once per [`MIN_INTERVAL`] unless what is
 //! wanted changed. A refused write is logged and counted, and retried after [`MIN_INTERVAL`].
 //! A condition this node's manager owns on a child it no longer announces (also one left by
-//! an earlier run) is released.
+//! an earlier run) is removed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -174,25 +182,31 @@ fn stored_as(entry: &ChildEntry, wanted: &Wanted) -> bool {
     })
 }
 
-/// The apply configuration of the condition on a child; without one it releases the
-/// condition (server-side apply removes what the manager no longer applies). `since` is the
-/// condition's `lastTransitionTime`.
-pub fn apply_body(namespace: &str, name: &str, condition: Option<(&Wanted, &str)>) -> Value {
-    let mut body = json!({
+/// The apply configuration of the condition on a child. `since` is the condition's
+/// `lastTransitionTime`.
+pub fn apply_body(namespace: &str, name: &str, wanted: &Wanted, since: &str) -> Value {
+    json!({
         "apiVersion": SDNInternalL2LBService::api_version(&()),
         "kind": SDNInternalL2LBService::kind(&()),
         "metadata": {"name": name, "namespace": namespace},
-    });
-    if let Some((wanted, since)) = condition {
-        body["status"] = json!({"conditions": [{
+        "status": {"conditions": [{
             "type": conditions::NODE_CAN_ANNOUNCE,
             "status": "False",
             "reason": wanted.reason.label(),
             "message": wanted.message,
             "lastTransitionTime": since,
-        }]});
-    }
-    body
+        }]},
+    })
+}
+
+/// The JSON patch removing the condition stored at `index` of `status.conditions`, refused by
+/// the API server if another item is there by now.
+pub fn removal(index: usize) -> Value {
+    let path = format!("/status/conditions/{index}");
+    json!([
+        {"op": "test", "path": format!("{path}/type"), "value": conditions::NODE_CAN_ANNOUNCE},
+        {"op": "remove", "path": path},
+    ])
 }
 
 /// What the limiter knows of one child.
@@ -214,16 +228,17 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    /// The writes due at `now`, at most `budget`: a condition not stored as wanted, at once
-    /// if it differs from the last attempt, else after [`MIN_INTERVAL`] (a refusal, or a
-    /// write not yet seen or undone by another writer); the release of a condition `manager`
-    /// owns on a child that should carry none, likewise.
+    /// The writes due at `now` for `node` (field manager `manager`), at most `budget`: a
+    /// condition not stored as wanted, at once if it differs from the last attempt, else after
+    /// [`MIN_INTERVAL`] (a refusal, or a write not yet seen or undone by another writer); the
+    /// removal of an unwanted condition, likewise, on a child of `node` whoever wrote it, on
+    /// another child only if `manager` did.
     pub fn due(
         &self,
         now: Instant,
         children: &[Child],
         wanted: &BTreeMap<Key, Wanted>,
-        manager: &str,
+        (node, manager): (&str, &str),
         budget: usize,
     ) -> Vec<Due> {
         let mut due = Vec::new();
@@ -232,7 +247,11 @@ impl Limiter {
             let want = wanted.get(&key);
             let needed = match want {
                 Some(w) => !stored_as(&child.entry, w),
-                None => child.entry.status_managers.iter().any(|m| m == manager),
+                None => {
+                    child.entry.condition.is_some()
+                        && (child.entry.address.node == node
+                            || child.entry.status_managers.iter().any(|m| m == manager))
+                }
             };
             if !needed {
                 continue;
@@ -273,7 +292,8 @@ pub async fn write(
     metrics: Arc<Metrics>,
 ) {
     let manager = manager(&node);
-    let params = PatchParams::apply(&manager).force();
+    let apply = PatchParams::apply(&manager).force();
+    let update = PatchParams { field_manager: Some(manager.clone()), ..PatchParams::default() };
     let mut limiter = Limiter::default();
     let mut tick = tokio::time::interval(RECHECK);
     loop {
@@ -288,25 +308,36 @@ pub async fn write(
         metrics.cannot_announce.set(i64::try_from(wants.len()).unwrap_or(i64::MAX));
         limiter.retain(&current);
         let now = Instant::now();
-        for (index, want) in limiter.due(now, &current, &wants, &manager, BUDGET) {
+        for (index, want) in limiter.due(now, &current, &wants, (&node, &manager), BUDGET) {
             let child = &current[index];
-            let since = match &child.entry.condition {
-                Some(c) if c.status == "False" && !c.last_transition_time.is_empty() => {
-                    c.last_transition_time.clone()
-                }
-                _ => status_apply::rfc3339(SystemTime::now()).unwrap_or_default(),
-            };
-            let body = apply_body(
-                &child.namespace,
-                &child.name,
-                want.as_ref().map(|w| (w, since.as_str())),
-            );
             let api: Api<ChildView> = Api::namespaced(client.clone(), &child.namespace);
-            let sent = tokio::time::timeout(
-                status_apply::WRITE_TIMEOUT,
-                api.patch_status(&child.name, &params, &Patch::Apply(&body)),
-            )
-            .await;
+            let name = child.name.as_str();
+            let sent = match (&want, &child.entry.condition) {
+                (Some(w), stored) => {
+                    let since = match stored {
+                        Some(c) if c.status == "False" && !c.last_transition_time.is_empty() => {
+                            c.last_transition_time.clone()
+                        }
+                        _ => status_apply::rfc3339(SystemTime::now()).unwrap_or_default(),
+                    };
+                    let body = Patch::Apply(apply_body(&child.namespace, name, w, &since));
+                    let request = api.patch_status(name, &apply, &body);
+                    tokio::time::timeout(status_apply::WRITE_TIMEOUT, request).await
+                }
+                (None, Some(stored)) => {
+                    let patch =
+                        match serde_json::from_value::<json_patch::Patch>(removal(stored.index)) {
+                            Ok(patch) => Patch::Json::<()>(patch),
+                            Err(error) => {
+                                tracing::error!(%error, "cannot build the condition's removal");
+                                continue;
+                            }
+                        };
+                    let request = api.patch_status(name, &update, &patch);
+                    tokio::time::timeout(status_apply::WRITE_TIMEOUT, request).await
+                }
+                (None, None) => continue,
+            };
             let key = child.key();
             match sent {
                 Ok(Ok(_)) => {

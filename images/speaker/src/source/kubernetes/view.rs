@@ -174,21 +174,25 @@ pub struct ObservedCondition {
     pub message: String,
     /// When it last changed status.
     pub last_transition_time: String,
+    /// Its position in `status.conditions`, for a guarded removal.
+    pub index: usize,
 }
 
 /// The `NodeCanAnnounce` condition in a raw `status.conditions`, read leniently: a member of
 /// the wrong type reads as empty.
 fn node_condition(conditions: &serde_json::Value) -> Option<ObservedCondition> {
-    let item = conditions
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(serde_json::Value::as_str) == Some(NODE_CAN_ANNOUNCE))?;
+    let list = conditions.as_array()?;
+    let index = list.iter().position(|c| {
+        c.get("type").and_then(serde_json::Value::as_str) == Some(NODE_CAN_ANNOUNCE)
+    })?;
+    let item = &list[index];
     let text = |key: &str| item.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
     Some(ObservedCondition {
         status: text("status").to_owned(),
         reason: text("reason").to_owned(),
         message: text("message").to_owned(),
         last_transition_time: text("lastTransitionTime").to_owned(),
+        index,
     })
 }
 

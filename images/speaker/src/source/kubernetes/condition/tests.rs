@@ -94,9 +94,9 @@ fn only_announced_children_of_this_node_with_a_troubled_class_get_the_condition(
 }
 
 #[test]
-fn the_apply_body_holds_only_this_condition_or_nothing() {
+fn the_apply_body_holds_only_this_condition_and_a_removal_tests_the_type() {
     let w = Wanted { reason: Reason::InterfaceMissing, message: "node front-0 lacks …".into() };
-    let body = apply_body("web", "nginx-front-0", Some((&w, "2026-12-07T00:00:00Z")));
+    let body = apply_body("web", "nginx-front-0", &w, "2026-12-07T00:00:00Z");
     assert_eq!(
         body,
         json!({
@@ -109,7 +109,14 @@ fn the_apply_body_holds_only_this_condition_or_nothing() {
             }]},
         })
     );
-    assert!(apply_body("web", "nginx-front-0", None).get("status").is_none());
+    assert_eq!(
+        removal(2),
+        json!([
+            {"op": "test", "path": "/status/conditions/2/type", "value": "NodeCanAnnounce"},
+            {"op": "remove", "path": "/status/conditions/2"},
+        ])
+    );
+    assert!(serde_json::from_value::<json_patch::Patch>(removal(0)).is_ok());
     assert_eq!(manager(ME), "metallb-speaker/front-0");
 }
 
@@ -121,6 +128,7 @@ fn stored(children: &mut [Child], key: &str, wanted: &Wanted, manager: &str) {
         reason: wanted.reason.label().into(),
         message: wanted.message.clone(),
         last_transition_time: "2026-12-07T00:00:00Z".into(),
+        index: 1,
     });
     c.entry.status_managers = vec![manager.to_owned()];
 }
@@ -141,39 +149,45 @@ fn writes_only_on_change_retries_after_the_interval_and_releases_its_own() {
     let troubled = problems();
     let want = wanted(&children, &troubled, ME);
 
-    let due = limiter.due(t0, &children, &want, &me, BUDGET);
+    let due = limiter.due(t0, &children, &want, (ME, &me), BUDGET);
     assert_eq!(due, [(0, Some(want["web/a"].clone()))], "a new problem is written at once");
     limiter.record(t0, &children[0], due[0].1.clone());
     // Not yet in the watch: not written again before the interval.
-    assert!(limiter.due(t0 + Duration::from_secs(1), &children, &want, &me, BUDGET).is_empty());
+    assert!(
+        limiter.due(t0 + Duration::from_secs(1), &children, &want, (ME, &me), BUDGET).is_empty()
+    );
     // Refused (or undone by a racing writer): retried after the interval.
-    assert_eq!(limiter.due(t0 + MIN_INTERVAL, &children, &want, &me, BUDGET).len(), 1);
+    assert_eq!(limiter.due(t0 + MIN_INTERVAL, &children, &want, (ME, &me), BUDGET).len(), 1);
 
     // Stored as wanted: nothing, however long it stays so.
     stored(&mut children, "web/a", &want["web/a"], &me);
-    assert!(limiter.due(t0 + MIN_INTERVAL * 10, &children, &want, &me, BUDGET).is_empty());
+    assert!(limiter.due(t0 + MIN_INTERVAL * 10, &children, &want, (ME, &me), BUDGET).is_empty());
 
     // The interface appears: the condition is released at once, once.
     let t1 = t0 + MIN_INTERVAL * 11;
     let none = wanted(&children, &InterfaceProblems::new(), ME);
-    let due = limiter.due(t1, &children, &none, &me, BUDGET);
+    let due = limiter.due(t1, &children, &none, (ME, &me), BUDGET);
     assert_eq!(due, [(0, None)]);
     limiter.record(t1, &children[0], None);
-    assert!(limiter.due(t1, &children, &none, &me, BUDGET).is_empty());
+    assert!(limiter.due(t1, &children, &none, (ME, &me), BUDGET).is_empty());
     released(&mut children, "web/a");
-    assert!(limiter.due(t1 + MIN_INTERVAL, &children, &none, &me, BUDGET).is_empty());
+    assert!(limiter.due(t1 + MIN_INTERVAL, &children, &none, (ME, &me), BUDGET).is_empty());
 
     // The child moved to another node while this node's condition stayed (written by an
-    // earlier run of this speaker): released. Another node's condition is not ours to touch.
+    // earlier run of this speaker): removed. Another node's condition on its own child is not
+    // ours to touch; on a child of this node it is removed, whoever wrote it (a node gone for
+    // good cannot).
     let mut moved = child("a", "192.0.2.10", "front-1", "front");
     let theirs = child("x", "192.0.2.20", "front-2", "front");
-    let mut children = vec![moved.clone(), theirs];
+    let left = child("y", "192.0.2.21", ME, "fine");
+    let mut children = vec![moved.clone(), theirs, left];
     stored(&mut children, "web/a", &want["web/a"], &me);
     stored(&mut children, "web/x", &want["web/a"], &manager("front-2"));
+    stored(&mut children, "web/y", &want["web/a"], &manager("front-9"));
     let mut fresh = Limiter::default();
     let want = wanted(&children, &troubled, ME);
     assert!(want.is_empty());
-    assert_eq!(fresh.due(t1, &children, &want, &me, BUDGET), [(0, None)]);
+    assert_eq!(fresh.due(t1, &children, &want, (ME, &me), BUDGET), [(0, None), (2, None)]);
     fresh.record(t1, &children[0], None);
     moved.entry.status_managers.clear();
     fresh.retain(&[moved]);
@@ -191,12 +205,12 @@ fn a_changed_message_is_written_at_once_keeping_the_budget() {
         .map(|i| child(&format!("c{i:02}"), &format!("192.0.2.{}", 100 + i), ME, "front"))
         .collect();
     let want = wanted(&children, &problems(), ME);
-    let due = limiter.due(t0, &children, &want, &me, BUDGET);
+    let due = limiter.due(t0, &children, &want, (ME, &me), BUDGET);
     assert_eq!(due.len(), BUDGET, "at most the budget per round");
     for (i, w) in &due {
         limiter.record(t0, &children[*i], w.clone());
     }
-    let rest = limiter.due(t0 + Duration::from_secs(1), &children, &want, &me, BUDGET);
+    let rest = limiter.due(t0 + Duration::from_secs(1), &children, &want, (ME, &me), BUDGET);
     assert_eq!(rest.len(), 30 - BUDGET, "the rest in the next round");
 
     // A second interface goes missing before the first writes show: new message, at once.
@@ -204,5 +218,8 @@ fn a_changed_message_is_written_at_once_keeping_the_budget() {
     worse.get_mut("front").expect("front").missing.insert("eth7".into());
     let want = wanted(&children, &worse, ME);
     assert!(want["web/c00"].message.contains("lacks interfaces eth7, eth9"));
-    assert_eq!(limiter.due(t0 + Duration::from_secs(1), &children, &want, &me, 100).len(), 30);
+    assert_eq!(
+        limiter.due(t0 + Duration::from_secs(1), &children, &want, (ME, &me), 100).len(),
+        30
+    );
 }

@@ -102,6 +102,7 @@ fn a_child_projects_the_speakers_condition_and_status_managers() {
             reason: "InterfaceMissing".into(),
             message: "node a lacks interface eth9".into(),
             last_transition_time: String::new(),
+            index: 1,
         }),
         "a member of the wrong type reads as empty"
     );
