@@ -21,6 +21,9 @@ pub mod module {
     pub const GOSSIP_KEY_SECRET: &str = "l2lb-speaker-gossip-key";
     /// Data key of the gossip key inside [`GOSSIP_KEY_SECRET`].
     pub const GOSSIP_KEY_SECRET_KEY: &str = "key";
+    /// Prefix of the field manager of an L2 speaker's writes (`metallb-speaker/<node>`): the
+    /// `NodeCanAnnounce` condition of the children its node announces.
+    pub const SPEAKER_STATUS_MANAGER: &str = "metallb-speaker";
 }
 
 /// API groups and kinds.
@@ -222,6 +225,16 @@ pub mod conditions {
     pub const REASON_NO_CANDIDATE_NODE: &str = "NoCandidateNode";
     /// Reason of [`ANNOUNCED`]: the child has no IP.
     pub const REASON_NO_IP_ASSIGNED: &str = "NoIPAssigned";
+    /// On a child, written by the speaker of its `status.node` and only while it is so
+    /// (`False`): that node cannot answer for the IP on every interface its class names. Each
+    /// speaker owns its entry by server-side apply (field manager
+    /// [`super::module::SPEAKER_STATUS_MANAGER`]`/<node>`); the hooks keep it as a condition
+    /// type they do not own.
+    pub const NODE_CAN_ANNOUNCE: &str = "NodeCanAnnounce";
+    /// Reason of [`NODE_CAN_ANNOUNCE`]: an interface named by the class does not exist on the node.
+    pub const REASON_INTERFACE_MISSING: &str = "InterfaceMissing";
+    /// Reason of [`NODE_CAN_ANNOUNCE`]: an interface named by the class is down or has no MAC.
+    pub const REASON_INTERFACE_DOWN: &str = "InterfaceDown";
     /// On a class: whether every pool entry parsed and the pool is not empty.
     pub const POOL_VALID: &str = "PoolValid";
     /// Reason of [`POOL_VALID`] when true.

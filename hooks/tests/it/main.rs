@@ -12,6 +12,7 @@ use testkit::{Framework, Scenario};
 mod bgp;
 mod bgp_serving;
 mod failback;
+mod foreign_conditions;
 mod refused;
 mod upgrade;
 

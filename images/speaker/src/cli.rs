@@ -15,6 +15,7 @@ use crate::gossip::{Gossip, GossipConfig, Liveness};
 use crate::interfaces::{DEFAULT_EXCLUDE, Pattern};
 use crate::metrics::Metrics;
 use crate::source::file::FileSource;
+use crate::source::kubernetes::condition::{self, ConditionFeed};
 use crate::source::kubernetes::{KubernetesSource, PeerFeed};
 use crate::source::{Source, SourceError, SourceSpec, Updates};
 use crate::speaker::{self, Config, Error};
@@ -201,7 +202,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
             (watch::channel(Arc::new(Liveness::everyone())).1, None)
         }
     };
-    let config = Config {
+    let mut config = Config {
         node_name: args.node_name,
         announce: AnnounceConfig {
             count: args.announce_count,
@@ -216,6 +217,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
             .collect(),
         rescan_interval: args.interface_rescan_interval,
         sys_class_net: PathBuf::from("/sys/class/net"),
+        problems: None,
     };
     let (source, gossip) = match args.source {
         SourceSpec::File(path) => {
@@ -233,7 +235,22 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 }
                 None => (None, None),
             };
-            (AnySource::Kubernetes(KubernetesSource::new(client, namespace, feed)), gossip)
+            // The children's NodeCanAnnounce condition: its own task, fed by the source (the
+            // children of this node) and the data plane (the interface problems).
+            let (children_tx, children) = watch::channel(None);
+            let (problems_tx, problems) = watch::channel(None);
+            config.problems = Some(Arc::new(problems_tx));
+            let node = config.node_name.clone();
+            tokio::spawn(condition::write(
+                client.clone(),
+                node.clone(),
+                children,
+                problems,
+                metrics.clone(),
+            ));
+            let source = KubernetesSource::new(client, namespace, feed)
+                .with_conditions(ConditionFeed { node, updates: children_tx });
+            (AnySource::Kubernetes(source), gossip)
         }
     };
     let (stop, stopped) = oneshot::channel();

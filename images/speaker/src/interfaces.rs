@@ -148,6 +148,47 @@ pub struct Plan {
     pub unusable: BTreeSet<String>,
 }
 
+/// How the interfaces a class names fare on this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassInterfaces {
+    /// Named interfaces that do not exist here.
+    pub missing: BTreeSet<String>,
+    /// Named interfaces that exist but are down or have no MAC.
+    pub down: BTreeSet<String>,
+    /// Named interfaces answered on.
+    pub usable: BTreeSet<String>,
+}
+
+/// By class, the classes this node may announce for that name an interface it cannot use.
+pub type InterfaceProblems = BTreeMap<String, ClassInterfaces>;
+
+impl Plan {
+    /// How the interfaces of each class in `classes` fare under this plan; only classes with a
+    /// missing or down interface are listed (an automatic class never is).
+    pub fn problems<'a>(
+        &self,
+        classes: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) -> InterfaceProblems {
+        let mut out = InterfaceProblems::new();
+        for (class, named) in classes {
+            let mut state = ClassInterfaces::default();
+            for name in named {
+                if self.missing.contains(name) {
+                    state.missing.insert(name.clone());
+                } else if self.unusable.contains(name) {
+                    state.down.insert(name.clone());
+                } else if self.ifaces.contains_key(name) {
+                    state.usable.insert(name.clone());
+                }
+            }
+            if !state.missing.is_empty() || !state.down.is_empty() {
+                out.insert(class.to_owned(), state);
+            }
+        }
+        out
+    }
+}
+
 /// Plans the interfaces: the automatic choice plus every name in `explicit` (class
 /// interface lists).
 pub fn plan(infos: &[InterfaceInfo], exclude: &[Pattern], explicit: &BTreeSet<String>) -> Plan {
@@ -256,5 +297,29 @@ mod tests {
         assert!(!plan.ifaces["veth9"].automatic, "named but excluded: only for its class");
         assert_eq!(plan.missing, BTreeSet::from(["eth9".to_string()]));
         assert_eq!(plan.unusable, BTreeSet::from(["eth3".to_string()]));
+
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (front, back, fine) =
+            (names(&["eth9", "eth3", "veth9"]), names(&["eth3"]), names(&["veth9"]));
+        let problems = plan.problems([
+            ("front", front.as_slice()),
+            ("back", back.as_slice()),
+            ("fine", fine.as_slice()),
+            ("auto", &[][..]),
+        ]);
+        let set = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(problems.keys().collect::<Vec<_>>(), ["back", "front"], "only troubled classes");
+        assert_eq!(
+            problems["front"],
+            ClassInterfaces {
+                missing: set(&["eth9"]),
+                down: set(&["eth3"]),
+                usable: set(&["veth9"])
+            }
+        );
+        assert_eq!(
+            problems["back"],
+            ClassInterfaces { missing: set(&[]), down: set(&["eth3"]), usable: set(&[]) }
+        );
     }
 }

@@ -26,6 +26,7 @@ pub mod packet;
 pub mod responder;
 pub mod source;
 pub mod speaker;
+pub mod status_apply;
 
 /// An error with its causes, `: `-separated, for one log field.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -116,6 +116,13 @@ pub struct Metrics {
     pub missing_interfaces: Family<ClassIface, Gauge>,
     /// Addresses this node owns but answers on no interface.
     pub unanswered: Gauge,
+    /// Children placed on this node whose class names an interface it lacks or has down
+    /// (each carries the condition `NodeCanAnnounce=False`).
+    pub cannot_announce: Gauge,
+    /// `NodeCanAnnounce` conditions written or removed on children (server-side apply).
+    pub condition_writes: Counter,
+    /// `NodeCanAnnounce` writes refused by the API server or timed out.
+    pub condition_errors: Counter,
     /// Speakers this one reaches in gossip, itself included.
     pub gossip_reached: Gauge,
     /// Speakers this one knows of (members not left, and peers not heard from yet).
@@ -159,6 +166,9 @@ impl Metrics {
         let ignored_children = Family::<ReasonLabel, Gauge>::default();
         let missing_interfaces = Family::<ClassIface, Gauge>::default();
         let unanswered = Gauge::default();
+        let cannot_announce = Gauge::default();
+        let condition_writes = Counter::default();
+        let condition_errors = Counter::default();
         let gossip_reached = Gauge::default();
         let gossip_known = Gauge::default();
         let http_refused = Counter::default();
@@ -230,6 +240,22 @@ impl Metrics {
             unanswered.clone(),
         );
         registry.register(
+            "children_cannot_announce",
+            "Children placed on this node whose class names an interface it lacks or has down; \
+             each carries the condition NodeCanAnnounce=False",
+            cannot_announce.clone(),
+        );
+        registry.register(
+            "child_condition_writes",
+            "NodeCanAnnounce conditions written or removed on children",
+            condition_writes.clone(),
+        );
+        registry.register(
+            "child_condition_errors",
+            "NodeCanAnnounce condition writes refused by the API server or timed out; retried",
+            condition_errors.clone(),
+        );
+        registry.register(
             "gossip_reached_members",
             "Speakers this one reaches in gossip (alive or suspect), itself included",
             gossip_reached.clone(),
@@ -273,6 +299,9 @@ impl Metrics {
             ignored_children,
             missing_interfaces,
             unanswered,
+            cannot_announce,
+            condition_writes,
+            condition_errors,
             gossip_reached,
             gossip_known,
             http_refused,

@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::announce::{AnnounceConfig, Announcer, Target};
 use crate::error_chain;
 use crate::gossip::Liveness;
-use crate::interfaces::{self, InterfaceInfo, Pattern};
+use crate::interfaces::{self, InterfaceInfo, InterfaceProblems, Pattern};
 use crate::link::{self, LinkError, LinkRx, LinkTx, Memberships};
 use crate::metrics::{ClassIface, FamilyLabel, IfaceLabel, Metrics};
 use crate::packet;
@@ -49,6 +49,10 @@ pub struct Config {
     pub rescan_interval: Duration,
     /// The sysfs `class/net` directory.
     pub sys_class_net: PathBuf,
+    /// Receives, after every interface scan, the classes this node may announce for whose
+    /// named interfaces are missing or down here (the Kubernetes source turns them into the
+    /// children's `NodeCanAnnounce` condition); `None` until the first scan.
+    pub problems: Option<Arc<watch::Sender<Option<InterfaceProblems>>>>,
 }
 
 /// Why the speaker stopped.
@@ -338,6 +342,18 @@ impl Dataplane {
                 .set(1);
         }
         self.missing = missing;
+        if let Some(sink) = &self.config.problems {
+            let problems = plan.problems(
+                self.state.classes_of(me).into_iter().map(|(c, s)| (c, s.interfaces.as_slice())),
+            );
+            sink.send_if_modified(|current| {
+                let changed = current.as_ref() != Some(&problems);
+                if changed {
+                    *current = Some(problems);
+                }
+                changed
+            });
+        }
         for name in &plan.unusable {
             self.report(
                 &format!("unusable:{name}"),

@@ -132,6 +132,8 @@ fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
+/// Reads its objects; writes nothing but the `NodeCanAnnounce` condition of the children, by
+/// patching their status subresource (server-side apply), never the children themselves.
 #[test]
 fn the_speaker_reads_exactly_what_it_needs() {
     let objects = scenario("two-classes").objects();
@@ -144,6 +146,11 @@ fn the_speaker_reads_exactly_what_it_needs() {
                 "internal.network.deckhouse.io".into(),
                 "sdninternall2lbservices".into(),
                 read.clone()
+            ),
+            (
+                "internal.network.deckhouse.io".into(),
+                "sdninternall2lbservices/status".into(),
+                "patch".into()
             ),
             ("network.deckhouse.io".into(), "metalloadbalancerclasses".into(), read.clone()),
         ]

@@ -607,6 +607,36 @@ fn only_children_of_a_lost_node_move() {
     }
 }
 
+/// The speakers' `NodeCanAnnounce` on a child is not the planner's: kept in place, byte for
+/// byte, whether the child stays (no change to write) or moves to another node.
+#[test]
+fn a_speakers_condition_on_a_child_is_kept_as_is() {
+    let (_, mut applied) =
+        converge(&input(vec![default_class("a", &["10.0.0.0/24"])], nodes(3), vec![svc("web")]));
+    let speaker = metallb_planner::Condition {
+        type_: cond::NODE_CAN_ANNOUNCE.into(),
+        status: ConditionStatus::False,
+        reason: cond::REASON_INTERFACE_MISSING.into(),
+        message: "node node-0 lacks interface eth9 named by class a".into(),
+        last_transition_time: Timestamp("2026-01-01T00:00:09Z".into()),
+        observed_generation: None,
+    };
+    applied.children[0].status.conditions.push(speaker.clone());
+    let was = applied.children[0].status.clone();
+    let stays = metallb_planner::plan(&applied);
+    assert_eq!(stays.children[0].status, was, "nothing else changed: the same status");
+
+    let node = was.node.clone().expect("placed");
+    applied.nodes.retain(|n| n.name != node);
+    let moved = metallb_planner::plan(&applied);
+    let status = &moved.children[0].status;
+    assert_ne!(status.node, was.node);
+    assert_eq!(condition(&status.conditions, cond::NODE_CAN_ANNOUNCE), &speaker);
+    let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+    let before: Vec<&str> = was.conditions.iter().map(|c| c.type_.as_str()).collect();
+    assert_eq!(types, before, "in place");
+}
+
 /// A failed node's IP moved away; when the node comes back it is held down: the IP stays where
 /// it went, also as a backup the node is avoided, and only after the hold-down does the
 /// distinct-node rule move an IP back to it.

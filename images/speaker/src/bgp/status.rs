@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource};
 use metallb_api::bgp::{BgpSessionStatus, MetalLoadBalancerBGPPeer};
@@ -27,14 +26,12 @@ use tokio::time::Instant;
 use super::kubernetes::PeerView;
 use crate::error_chain;
 use crate::metrics::Metrics;
+use crate::status_apply;
 
 /// The shortest time between two writes of one peer's entry without a state change: a
 /// session's prefix count moves on every route change, and a churning cluster must not turn
 /// that into one write per second per node and peer.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Bound of one write: a hung request must not hold the writer's later entries forever.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a node's entry says about one session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +85,7 @@ pub fn entry(node: &str, session: &Session) -> BgpSessionStatus {
     BgpSessionStatus {
         node: node.to_owned(),
         state: state_name(session.state).to_owned(),
-        since: rfc3339(session.since),
+        since: status_apply::rfc3339(session.since),
         prefixes_sent: Some(i64::try_from(session.prefixes_sent).unwrap_or(i64::MAX)),
         bfd_state: session.bfd.map(|s| bfd_label(s).to_owned()),
         last_error: session.last_error.clone(),
@@ -117,23 +114,9 @@ fn bfd_label(state: metallb_bfd::State) -> &'static str {
     }
 }
 
-/// Whole seconds, UTC (`2026-12-07T00:12:03Z`), as Kubernetes writes times.
-fn rfc3339(time: SystemTime) -> Option<String> {
-    let seconds = time.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
-    let stamp = Timestamp::from_second(i64::try_from(seconds).ok()?).ok()?;
-    Some(stamp.to_string())
-}
-
-/// The field manager of `node`'s entries. Kubernetes limits a manager name to 128 bytes; a
-/// longer node name is cut (on a character boundary), still one manager per node in practice.
+/// The field manager of `node`'s entries (bounded, see [`status_apply::field_manager`]).
 pub fn field_manager(node: &str) -> String {
-    let mut manager = format!("metallb-bgp-speaker/{node}");
-    let mut end = manager.len().min(128);
-    while !manager.is_char_boundary(end) {
-        end -= 1;
-    }
-    manager.truncate(end);
-    manager
+    status_apply::field_manager("metallb-bgp-speaker", node)
 }
 
 /// The apply configuration of `node`'s entry on `peer`; without an entry it releases the
@@ -252,7 +235,7 @@ pub async fn write(
         for due in limiter.due(now, &current, &seen) {
             let body = apply_body(&due.0, due.1.as_ref().map(|s| entry(&node, s)).as_ref());
             let sent = tokio::time::timeout(
-                WRITE_TIMEOUT,
+                status_apply::WRITE_TIMEOUT,
                 api.patch_status(&due.0, &params, &Patch::Apply(&body)),
             )
             .await;

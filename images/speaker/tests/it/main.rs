@@ -5,6 +5,7 @@ mod bgp_common;
 mod bgp_kubernetes;
 mod bgp_restart;
 mod bgp_session;
+mod child_condition;
 mod failover;
 mod gossip;
 mod kubernetes;

@@ -18,6 +18,7 @@
 //! return (kube's default grows to 30 s during an outage, which a killed and restarted API
 //! server showed as a 35 s delay).
 
+pub mod condition;
 pub mod view;
 
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +34,7 @@ use kube::{Api, Client};
 use metallb_api::names;
 use tokio::sync::watch;
 
+use self::condition::{Child, ConditionFeed};
 use self::view::{
     Applied, ChildEntry, ChildView, ClassEntry, ClassView, Conflict, IgnoreReason, Ignored, Mirror,
     PeerPodView, Project,
@@ -61,6 +63,7 @@ pub struct KubernetesSource {
     client: Client,
     namespace: String,
     peers: Option<Arc<PeerFeed>>,
+    conditions: Option<Arc<ConditionFeed>>,
 }
 
 impl std::fmt::Debug for KubernetesSource {
@@ -68,6 +71,7 @@ impl std::fmt::Debug for KubernetesSource {
         f.debug_struct("KubernetesSource")
             .field("namespace", &self.namespace)
             .field("peers", &self.peers)
+            .field("conditions", &self.conditions)
             .finish_non_exhaustive()
     }
 }
@@ -76,7 +80,15 @@ impl KubernetesSource {
     /// A source reading through `client`; speaker pods are looked up in `namespace` when
     /// `peers` is given.
     pub fn new(client: Client, namespace: impl Into<String>, peers: Option<PeerFeed>) -> Self {
-        Self { client, namespace: namespace.into(), peers: peers.map(Arc::new) }
+        Self { client, namespace: namespace.into(), peers: peers.map(Arc::new), conditions: None }
+    }
+
+    /// Also sends the children that concern `feed.node` to `feed`, for the condition writer
+    /// ([`condition::write`]).
+    #[must_use]
+    pub fn with_conditions(mut self, feed: ConditionFeed) -> Self {
+        self.conditions = Some(Arc::new(feed));
+        self
     }
 }
 
@@ -238,6 +250,9 @@ impl Source for KubernetesSource {
             }
             if touched.state && cluster.children.is_synced() && cluster.classes.is_synced() {
                 publish(&mut cluster, &updates, &metrics);
+                if let Some(feed) = &self.conditions {
+                    send_children(&cluster, feed);
+                }
             }
             if touched.peers
                 && let Some(feed) = &self.peers
@@ -300,6 +315,35 @@ fn publish(cluster: &mut Cluster, updates: &Updates, metrics: &Metrics) {
     );
     metrics.source_loads.inc();
     updates.send_replace(Some(Arc::new(state)));
+}
+
+/// Sends the children that concern the feed's node, if they changed.
+fn send_children(cluster: &Cluster, feed: &ConditionFeed) {
+    let ignored: std::collections::BTreeSet<&str> =
+        cluster.ignored.iter().map(|i| i.key.as_str()).collect();
+    let manager = condition::manager(&feed.node);
+    let children: Vec<Child> = cluster
+        .children
+        .entries()
+        .iter()
+        .filter(|(_, e)| e.address.node == feed.node || e.status_managers.contains(&manager))
+        .map(|(key, entry)| {
+            let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+            Child {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                entry: entry.clone(),
+                announced: !ignored.contains(key.as_str()),
+            }
+        })
+        .collect();
+    feed.updates.send_if_modified(|current| {
+        let changed = current.as_deref() != Some(&children);
+        if changed {
+            *current = Some(Arc::new(children));
+        }
+        changed
+    });
 }
 
 #[cfg(test)]

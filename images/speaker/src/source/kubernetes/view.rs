@@ -15,6 +15,7 @@ use kube::Resource;
 use kube::runtime::watcher::Event;
 use metallb_api::child::SDNInternalL2LBService;
 use metallb_api::class::MetalLoadBalancerClass;
+use metallb_api::names::conditions::NODE_CAN_ANNOUNCE;
 use metallb_api::names::{labels, module};
 use metallb_planner::pool::{Addr, Pool};
 use serde::Deserialize;
@@ -57,6 +58,10 @@ pub struct ChildStatusView {
     /// Take-over order.
     #[serde(default)]
     pub backup_nodes: Vec<String>,
+    /// Every condition, kept raw: only the speakers' `NodeCanAnnounce` is read from it, and a
+    /// malformed list written by someone else must not make the child unreadable.
+    #[serde(default)]
+    pub conditions: serde_json::Value,
 }
 
 /// The fields of a `MetalLoadBalancerClass` the speaker reads.
@@ -143,13 +148,69 @@ pub trait Project: Resource {
 }
 
 /// What the mirror keeps of a child: its address and whether it carries the module's labels
-/// (checked when the state is built, so that an unlabelled child is counted, not forgotten).
+/// (checked when the state is built, so that an unlabelled child is counted, not forgotten),
+/// and what the speakers wrote into its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildEntry {
     /// The placement.
     pub address: AddressSpec,
     /// `heritage: deckhouse` and `module: metallb` are both present.
     pub labelled: bool,
+    /// Its `NodeCanAnnounce` condition, if any.
+    pub condition: Option<ObservedCondition>,
+    /// The speakers' field managers (`metallb-speaker/<node>`) owning part of its status by
+    /// server-side apply: who may release a condition.
+    pub status_managers: Vec<String>,
+}
+
+/// A speaker's condition on a child as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedCondition {
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// The reason.
+    pub reason: String,
+    /// The message.
+    pub message: String,
+    /// When it last changed status.
+    pub last_transition_time: String,
+    /// Its position in `status.conditions`, for a guarded removal.
+    pub index: usize,
+}
+
+/// The `NodeCanAnnounce` condition in a raw `status.conditions`, read leniently: a member of
+/// the wrong type reads as empty.
+fn node_condition(conditions: &serde_json::Value) -> Option<ObservedCondition> {
+    let list = conditions.as_array()?;
+    let index = list.iter().position(|c| {
+        c.get("type").and_then(serde_json::Value::as_str) == Some(NODE_CAN_ANNOUNCE)
+    })?;
+    let item = &list[index];
+    let text = |key: &str| item.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
+    Some(ObservedCondition {
+        status: text("status").to_owned(),
+        reason: text("reason").to_owned(),
+        message: text("message").to_owned(),
+        last_transition_time: text("lastTransitionTime").to_owned(),
+        index,
+    })
+}
+
+/// The speakers' managers of the status subresource, applied (not updated), sorted.
+fn status_managers(meta: &ObjectMeta) -> Vec<String> {
+    let prefix = format!("{}/", module::SPEAKER_STATUS_MANAGER);
+    let mut managers: Vec<String> = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.subresource.as_deref() == Some("status"))
+        .filter(|m| m.operation.as_deref() == Some("Apply"))
+        .filter_map(|m| m.manager.clone())
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    managers.sort_unstable();
+    managers.dedup();
+    managers
 }
 
 /// What the mirror keeps of a class: its interface list and its parsed pool.
@@ -191,6 +252,8 @@ impl Project for ChildView {
                 backups: status.backup_nodes.iter().filter(|b| !b.is_empty()).cloned().collect(),
             },
             labelled: module_labelled(&self.metadata),
+            condition: node_condition(&status.conditions),
+            status_managers: status_managers(&self.metadata),
         })
     }
 }

@@ -32,6 +32,8 @@ fn address(ip: &str, node: &str, backups: &[&str]) -> ChildEntry {
             backups: backups.iter().map(|b| b.to_string()).collect(),
         },
         labelled: true,
+        condition: None,
+        status_managers: Vec::new(),
     }
 }
 
@@ -73,6 +75,41 @@ fn child_projection() {
     let no_status: ChildView =
         serde_json::from_value(json!({"metadata": {"name": "c"}, "spec": {}})).expect("child");
     assert_eq!(no_status.project(), Extracted::Pending);
+}
+
+#[test]
+fn a_child_projects_the_speakers_condition_and_status_managers() {
+    let mut view = child(
+        "c",
+        json!({"ip": "192.0.2.10", "node": "a", "conditions": [
+            {"type": "Announced", "status": "True", "reason": "NodeAssigned", "message": "m"},
+            {"type": "NodeCanAnnounce", "status": "False", "reason": "InterfaceMissing",
+             "message": "node a lacks interface eth9", "lastTransitionTime": 7}]}),
+    );
+    view.metadata.managed_fields = serde_json::from_value(json!([
+        {"manager": "metallb-hooks", "operation": "Update", "subresource": "status"},
+        {"manager": "metallb-speaker/b", "operation": "Apply", "subresource": "status"},
+        {"manager": "metallb-speaker/a", "operation": "Apply", "subresource": "status"},
+        {"manager": "metallb-speaker/c", "operation": "Apply"},
+        {"manager": "metallb-speaker/d", "operation": "Update", "subresource": "status"},
+    ]))
+    .expect("managed fields");
+    let Extracted::Entry(entry) = view.project() else { panic!("placed") };
+    assert_eq!(
+        entry.condition,
+        Some(ObservedCondition {
+            status: "False".into(),
+            reason: "InterfaceMissing".into(),
+            message: "node a lacks interface eth9".into(),
+            last_transition_time: String::new(),
+            index: 1,
+        }),
+        "a member of the wrong type reads as empty"
+    );
+    assert_eq!(entry.status_managers, ["metallb-speaker/a", "metallb-speaker/b"]);
+    // A malformed list written by someone else never makes the child unreadable.
+    let odd = child("c", json!({"ip": "192.0.2.10", "node": "a", "conditions": "weird"}));
+    assert_eq!(odd.project(), Extracted::Entry(address("192.0.2.10", "a", &[])));
 }
 
 #[test]
