@@ -21,9 +21,10 @@
 //! emitting something: a watch that lags that much is an outage of its own, and then the cost of
 //! a wrong verdict is one write held back that had in fact been made.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use addon::{KubeOperation, KubeOutput, RawJson};
+use addon::{KubeOperation, KubeOutput, ObjectRef, RawJson};
 use metallb_api::names::{labels, module};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -95,28 +96,66 @@ struct Target {
 }
 
 impl Target {
-    /// From the operation's JSON: the object's metadata for creates, the target fields else.
-    fn of(op: &Value) -> Self {
-        fn s(v: &Value, pointer: &str) -> String {
-            v.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned()
+    /// The target of an operation and the hash of its content, from its fields: the object's
+    /// metadata for creates (read without building a tree), the target fields else. Neither
+    /// serializes the operation: a first run over a large cluster emits hundreds of thousands.
+    fn of(op: &KubeOperation) -> serde_json::Result<(Self, u64)> {
+        #[derive(Deserialize, Default)]
+        struct Meta<'a> {
+            #[serde(borrow, default)]
+            namespace: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            name: Option<Cow<'a, str>>,
         }
-        let operation = s(op, "/operation");
-        match op.get("object") {
-            Some(object) => Self {
-                operation,
-                kind: s(object, "/kind"),
-                namespace: s(object, "/metadata/namespace"),
-                name: s(object, "/metadata/name"),
-                subresource: String::new(),
-            },
-            None => Self {
-                operation,
-                kind: s(op, "/kind"),
-                namespace: s(op, "/namespace"),
-                name: s(op, "/name"),
-                subresource: s(op, "/subresource"),
-            },
+        #[derive(Deserialize)]
+        struct Object<'a> {
+            #[serde(borrow, default)]
+            kind: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            metadata: Option<Meta<'a>>,
         }
+        let at = |operation: &str, t: &ObjectRef, subresource: Option<&String>| Self {
+            operation: operation.to_owned(),
+            kind: t.kind.clone(),
+            namespace: t.namespace.clone().unwrap_or_default(),
+            name: t.name.clone(),
+            subresource: subresource.cloned().unwrap_or_default(),
+        };
+        let (target, content): (Self, Cow<'_, str>) = match op {
+            KubeOperation::Create { object }
+            | KubeOperation::CreateOrUpdate { object }
+            | KubeOperation::CreateIfNotExists { object } => {
+                let o: Object<'_> = object.parse()?;
+                let meta = o.metadata.unwrap_or_default();
+                let target = Self {
+                    operation: operation_name(op).to_owned(),
+                    kind: o.kind.unwrap_or_default().into_owned(),
+                    namespace: meta.namespace.unwrap_or_default().into_owned(),
+                    name: meta.name.unwrap_or_default().into_owned(),
+                    subresource: String::new(),
+                };
+                (target, Cow::Borrowed(object.get()))
+            }
+            KubeOperation::Delete(t)
+            | KubeOperation::DeleteInBackground(t)
+            | KubeOperation::DeleteNonCascading(t) => {
+                (at(operation_name(op), t, None), Cow::Borrowed(""))
+            }
+            KubeOperation::MergePatch { target, merge_patch, options } => (
+                at(operation_name(op), target, options.subresource.as_ref()),
+                Cow::Borrowed(merge_patch.get()),
+            ),
+            KubeOperation::JsonPatch { target, json_patch, options } => (
+                at(operation_name(op), target, options.subresource.as_ref()),
+                Cow::Owned(serde_json::to_string(json_patch)?),
+            ),
+            KubeOperation::JqPatch { target, jq_filter, options } => (
+                at(operation_name(op), target, options.subresource.as_ref()),
+                Cow::Borrowed(jq_filter.as_str()),
+            ),
+        };
+        let hash = fnv1a(content.as_bytes(), fnv1a(target.key().as_bytes(), FNV_OFFSET));
+        Ok((target, hash))
     }
 
     fn key(&self) -> String {
@@ -166,12 +205,17 @@ impl<'o> WriteGuard<'o> {
 
     /// Emits `op` unless the ledger shows the server refuses it.
     pub(crate) fn push(&mut self, op: KubeOperation) -> serde_json::Result<Admission> {
-        let text = serde_json::to_string(&op)?;
-        let target = Target::of(&serde_json::from_str(&text)?);
-        if self.held_objects.contains(&target.object()) {
+        // Nothing to compare with and the ledger full: the common case of a large first run.
+        if self.previous.is_empty() && self.next.len() >= LEDGER_CAP {
+            self.emitted += 1;
+            self.out.push(op);
+            return Ok(Admission::Written);
+        }
+        let (target, hash) = Target::of(&op)?;
+        if !self.held_objects.is_empty() && self.held_objects.contains(&target.object()) {
             return Ok(Admission::HeldBack);
         }
-        let (key, hash) = (target.key(), format!("{:016x}", fnv1a(text.as_bytes())));
+        let (key, hash) = (target.key(), format!("{hash:016x}"));
         let before = self.previous.get(&key).filter(|e| e.hash == hash);
         let attempts = before.map_or(0, |e| e.attempts);
         let last = before.map_or(i64::MIN, |e| e.last);
@@ -227,12 +271,29 @@ impl<'o> WriteGuard<'o> {
     }
 }
 
-/// 64-bit FNV-1a: stable across builds and platforms, unlike the standard library's hasher,
-/// so an upgrade of the hook binary does not reset the ledger's counts.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// The framework's name of an operation (`operation` in its JSON).
+fn operation_name(op: &KubeOperation) -> &'static str {
+    match op {
+        KubeOperation::Create { .. } => "Create",
+        KubeOperation::CreateOrUpdate { .. } => "CreateOrUpdate",
+        KubeOperation::CreateIfNotExists { .. } => "CreateIfNotExists",
+        KubeOperation::Delete(_) => "Delete",
+        KubeOperation::DeleteInBackground(_) => "DeleteInBackground",
+        KubeOperation::DeleteNonCascading(_) => "DeleteNonCascading",
+        KubeOperation::MergePatch { .. } => "MergePatch",
+        KubeOperation::JsonPatch { .. } => "JSONPatch",
+        KubeOperation::JqPatch { .. } => "JQPatch",
+    }
+}
+
+/// FNV-1a's 64-bit offset basis.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// 64-bit FNV-1a continued from `hash`: stable across builds and platforms, unlike the
+/// standard library's hasher, so an upgrade of the hook binary does not reset the ledger.
+fn fnv1a(bytes: &[u8], hash: u64) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+    bytes.iter().fold(hash, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 #[cfg(test)]

@@ -37,11 +37,12 @@ fn run(
     let mut emitted = Vec::new();
     let mut stored = None;
     for op in out.held() {
-        let v = serde_json::to_value(op).unwrap();
-        if v.pointer("/object/metadata/name") == Some(&json!(LEDGER_NAME)) {
+        let (target, _) = Target::of(op).unwrap();
+        if target.name == LEDGER_NAME {
+            let v = serde_json::to_value(op).unwrap();
             stored = Some(json!({"writes": v["object"]["data"]["writes"].clone()}));
         } else {
-            emitted.push(Target::of(&v).key());
+            emitted.push(target.key());
         }
     }
     (admissions, emitted, stored, refused)
@@ -134,7 +135,27 @@ fn the_ledger_is_capped() {
 #[test]
 fn fnv1a_is_the_published_function() {
     // Test vectors of the FNV reference (draft-eastlake-fnv).
-    assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-    assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-    assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    assert_eq!(fnv1a(b"", FNV_OFFSET), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a(b"a", FNV_OFFSET), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(fnv1a(b"foobar", FNV_OFFSET), 0x8594_4171_f739_67e8);
+    assert_eq!(fnv1a(b"bar", fnv1a(b"foo", FNV_OFFSET)), fnv1a(b"foobar", FNV_OFFSET));
+}
+
+/// Every kind of operation names its target, and its content changes its hash.
+#[test]
+fn targets_and_hashes_of_every_operation() {
+    let t = || ObjectRef::namespaced("v1", "Service", "web", "web");
+    let ops = [
+        (child("192.0.2.1"), "CreateOrUpdate Child web/web-0 "),
+        (KubeOperation::DeleteInBackground(t()), "DeleteInBackground Service web/web "),
+        (service_status(), "MergePatch Service web/web status"),
+        (KubeOperation::json_patch(t(), vec![]).status(), "JSONPatch Service web/web status"),
+        (KubeOperation::jq_patch(t(), ".a = 1"), "JQPatch Service web/web "),
+    ];
+    for (op, key) in &ops {
+        assert_eq!(Target::of(op).unwrap().0.key(), *key);
+    }
+    let hash = |op: &KubeOperation| Target::of(op).unwrap().1;
+    assert_ne!(hash(&child("192.0.2.1")), hash(&child("192.0.2.2")));
+    assert_eq!(hash(&child("192.0.2.1")), hash(&child("192.0.2.1")));
 }
