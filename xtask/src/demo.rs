@@ -88,7 +88,7 @@ impl Options {
     }
 }
 
-/// Fetches of one IP by the watching client, from the failure of the node to the end.
+/// Fetches by the watching client over some span (of one IP, or of one step of a story).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fetches {
     /// Fetches made.

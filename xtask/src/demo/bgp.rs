@@ -472,7 +472,7 @@ fn scenario(
     ));
     story.line("router: ip route show ".to_owned() + &route_prefix.to_string());
     for line in net.route_text(&route_prefix)?.lines() {
-        story.line(format!("  {line}"));
+        story.line(format!("  {}", line.trim_end()));
     }
     story.line(format!("next hops: {}", next_hops.join(", ")));
 
@@ -524,7 +524,7 @@ fn scenario(
         next_hops_after_failure.join(", ")
     ));
     for line in net.route_text(&route_prefix)?.lines() {
-        story.line(format!("  {line}"));
+        story.line(format!("  {}", line.trim_end()));
     }
     std::thread::sleep(WATCH_AFTER);
     let samples = watch.samples();
@@ -532,11 +532,12 @@ fn scenario(
     let (_, answers_now) = tally(&samples, |s| s.started() > t_drop);
     let failed_after = samples.iter().filter(|s| s.started() > t_drop && s.answer.is_err()).count();
     story.line(format!(
-        "client: {} of {} fetches since the failure failed, every one started before the router \
-         dropped {failed_node} (fetches hashed to it, and connections in flight); {failed_after} \
-         failed after; since then answered by: {}",
+        "client: {} of {} fetches since the failure failed: {} started before the router \
+         dropped {failed_node} (hashed to it, or in flight when the route changed), \
+         {failed_after} after; since then answered by: {}",
         so_far.failed,
         so_far.total,
+        so_far.failed.saturating_sub(failed_after),
         per_node(&answers_now)
     ));
 
