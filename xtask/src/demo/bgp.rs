@@ -472,7 +472,7 @@ fn scenario(
     ));
     story.line("router: ip route show ".to_owned() + &route_prefix.to_string());
     for line in net.route_text(&route_prefix)?.lines() {
-        story.line(format!("  {}", line.trim_end()));
+        story.line(format!("  {}", line.trim_end().replace('\t', "    ")));
     }
     story.line(format!("next hops: {}", next_hops.join(", ")));
 
@@ -524,7 +524,7 @@ fn scenario(
         next_hops_after_failure.join(", ")
     ));
     for line in net.route_text(&route_prefix)?.lines() {
-        story.line(format!("  {}", line.trim_end()));
+        story.line(format!("  {}", line.trim_end().replace('\t', "    ")));
     }
     std::thread::sleep(WATCH_AFTER);
     let samples = watch.samples();
