@@ -125,12 +125,16 @@ fn demo_bgp_spreads_over_three_nodes_survives_a_death_and_a_drain() {
     assert!(report.answers_after_return.contains_key("front-0"), "{report:#?}");
 
     // front-1 is drained with SIGTERM: the router takes it out of the route while its session
-    // is still up, and no fetch fails.
+    // is still up, and no fetch that started after that fails. The route change itself
+    // re-hashes the flows (ECMP without resilient hashing), so a connection in flight at that
+    // instant may be cut: at most one per client loop, as each loop has one fetch in flight.
+    // Usually none is, and the demo prints each one that was.
     assert_eq!(report.drained_node, "front-1");
     assert!(report.session_up_when_route_left, "{report:#?}");
     assert_eq!(report.next_hops_after_drain, ["front-0", "front-2"]);
     assert!(report.drain.total > 0);
-    assert_eq!(report.drain.failed, 0, "no fetch fails during a drain: {report:#?}");
+    assert_eq!(report.drain_failed_after_route_change, 0, "{report:#?}");
+    assert!(report.drain.failed <= report.client_loops, "{report:#?}");
     assert!(!report.answers_while_draining.is_empty());
 
     // Nothing left behind.

@@ -89,6 +89,8 @@ const FIRST_FETCHES: usize = 60;
 pub struct BgpReport {
     /// The prefix of the demo's namespaces.
     pub prefix: String,
+    /// The client's fetch loops: at most this many fetches are in flight at any instant.
+    pub client_loops: usize,
     /// The Service's IP (its `status.loadBalancer.ingress`).
     pub service_ip: IpAddr,
     /// The pool it came from (the announcement's `spec.pool`).
@@ -133,6 +135,12 @@ pub struct BgpReport {
     pub next_hops_after_drain: Vec<String>,
     /// Fetches from SIGTERM to the end.
     pub drain: Fetches,
+    /// Of those, the failed fetches that started after the router's route left the drained
+    /// node (the others were in flight when the route changed).
+    pub drain_failed_after_route_change: usize,
+    /// Every failed fetch of the drain: when it started relative to SIGTERM, how long it
+    /// took, why.
+    pub drain_failures: Vec<String>,
     /// Answers per node then.
     pub answers_while_draining: BTreeMap<String, usize>,
     /// Namespaces with the demo's prefix left after cleanup (none, unless cleanup failed).
@@ -605,6 +613,7 @@ fn scenario(
         Ok(true)
     })?;
     let drain_left_route_after = term.elapsed();
+    let t_left = agent::unix_ms();
     let next_hops_after_drain = net.names(&router.kernel_next_hops(&route_prefix)?);
     story.line(format!(
         "router: {drained_node} left the route {} after SIGTERM, its session {} (LOCAL_PREF 0 \
@@ -631,12 +640,27 @@ fn scenario(
     std::thread::sleep(WATCH_AFTER);
     let samples = wire::stop_watch(&mut net.lab, watch)?;
     let (drain, answers_while_draining) = tally(&samples, |s| s.at >= t_term);
+    let drain_failed = || samples.iter().filter(|s| s.at >= t_term && s.answer.is_err());
+    let drain_failed_after_route_change = drain_failed().filter(|s| s.started() > t_left).count();
+    let drain_failures: Vec<String> = drain_failed()
+        .map(|s| {
+            let started = i128::try_from(s.started()).unwrap_or_default()
+                - i128::try_from(t_term).unwrap_or_default();
+            let error = s.answer.as_ref().err().cloned().unwrap_or_default();
+            format!("started {started:+} ms after SIGTERM, {} ms: {error}", s.took)
+        })
+        .collect();
     story.line(format!(
-        "client: {} of {} fetches failed since SIGTERM; answered by: {}",
+        "client: {} of {} fetches failed since SIGTERM ({} of them in flight when the route \
+         changed, {drain_failed_after_route_change} started after); answered by: {}",
         drain.failed,
         drain.total,
+        drain.failed - drain_failed_after_route_change,
         per_node(&answers_while_draining)
     ));
+    for failure in &drain_failures {
+        story.line(format!("  failed: {failure}"));
+    }
     let (total, _) = tally(&samples, |_| true);
     story.step(format!(
         "client: {} fetches in all; failed: {} while {failed_node} was down ({failed_after_drop} \
@@ -648,6 +672,7 @@ fn scenario(
     drop(net);
     Ok(BgpReport {
         prefix,
+        client_loops: WATCH_LOOPS,
         service_ip,
         pool,
         announced_by,
@@ -670,6 +695,8 @@ fn scenario(
         session_closed_after,
         next_hops_after_drain,
         drain,
+        drain_failed_after_route_change,
+        drain_failures,
         answers_while_draining,
         leftover_namespaces: Vec::new(),
         took: Duration::ZERO,
