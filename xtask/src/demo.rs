@@ -14,6 +14,8 @@
 //! the IP in the cluster; front-0 comes back, is held down, then takes an IP again. Every step is printed with its timing, and
 //! [`run`] returns a [`Report`] that the CI test (`xtask/tests/demo.rs`) asserts on.
 //!
+//! `--mode bgp` tells the BGP story instead, with FRR as the router: see [`bgp`].
+//!
 //! Cleanup: the network and every process live in namespaces named `mlbdemo-<pid>-<tag>-*`,
 //! removed when the demo ends, fails, or is interrupted (SIGINT/SIGTERM/SIGHUP); leftovers of a
 //! run killed with SIGKILL are removed by the next run.
