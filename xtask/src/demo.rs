@@ -14,11 +14,14 @@
 //! the IP in the cluster; front-0 comes back, is held down, then takes an IP again. Every step is printed with its timing, and
 //! [`run`] returns a [`Report`] that the CI test (`xtask/tests/demo.rs`) asserts on.
 //!
+//! `--mode bgp` tells the BGP story instead, with FRR as the router: see [`bgp`].
+//!
 //! Cleanup: the network and every process live in namespaces named `mlbdemo-<pid>-<tag>-*`,
 //! removed when the demo ends, fails, or is interrupted (SIGINT/SIGTERM/SIGHUP); leftovers of a
 //! run killed with SIGKILL are removed by the next run.
 
 pub mod agent;
+pub mod bgp;
 mod control;
 mod wire;
 
@@ -87,7 +90,7 @@ impl Options {
     }
 }
 
-/// Fetches of one IP by the watching client, from the failure of the node to the end.
+/// Fetches by the watching client over some span (of one IP, or of one step of a story).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fetches {
     /// Fetches made.
@@ -189,9 +192,26 @@ fn runs(s: Settled) -> String {
 
 /// Runs the demo from the repository at `root`.
 pub fn run(root: &Path, options: &Options) -> Result<Report> {
+    let (story, bins, slot) =
+        prepare(root, options, "metallb demo: the seed scenario on one machine", &[])?;
+    let mut report = scenario(root, options, &bins, &story, &slot)?;
+    report.leftover_namespaces = finish(&story, &report.prefix)?;
+    report.took = story.started.elapsed();
+    Ok(report)
+}
+
+/// What every mode does first: checks the machine (root, iproute2, `programs`), installs the
+/// signal handler, builds the binaries and removes what a killed run left.
+fn prepare(
+    root: &Path,
+    options: &Options,
+    title: &str,
+    programs: &[&str],
+) -> Result<(Story, Binaries, Arc<Mutex<Running>>)> {
     let story = Story { quiet: options.quiet, started: Instant::now() };
-    netlab::preflight(&[]).context(
-        "`cargo xtask demo` builds network namespaces: run it as root on Linux with iproute2",
+    netlab::preflight(programs).context(
+        "`cargo xtask demo` builds network namespaces: run it as root on Linux with iproute2 \
+         (and FRR for --mode bgp: apt-get install frr)",
     )?;
     let slot: Arc<Mutex<Running>> = Arc::default();
     if options.handle_signals {
@@ -211,23 +231,24 @@ pub fn run(root: &Path, options: &Options) -> Result<Report> {
         })
         .context("install the signal handler")?;
     }
-    story.step("metallb demo: the seed scenario on one machine");
+    story.step(title);
     let bins = build(root, options.profile, &story, &slot)?;
     let removed = netlab::sweep_stale(wire::FAMILY)?;
     if !removed.is_empty() {
         story.step(format!("removed leftovers of an earlier run: {}", removed.join(" ")));
     }
-    let mut report = scenario(root, options, &bins, &story, &slot)?;
-    // The lab is gone here (dropped inside `scenario`): check nothing is left.
-    report.leftover_namespaces = netlab::namespaces_with_prefix(&report.prefix)?;
-    report.took = story.started.elapsed();
-    if report.leftover_namespaces.is_empty() {
-        story
-            .step(format!("cleaned up: no namespace {}* left, every process ended", report.prefix));
-    } else {
-        bail!("namespaces left after cleanup: {}", report.leftover_namespaces.join(" "));
+    Ok((story, bins, slot))
+}
+
+/// After the scenario dropped its lab: the namespaces with `prefix` still there (an error
+/// unless none).
+fn finish(story: &Story, prefix: &str) -> Result<Vec<String>> {
+    let left = netlab::namespaces_with_prefix(prefix)?;
+    if !left.is_empty() {
+        bail!("namespaces left after cleanup: {}", left.join(" "));
     }
-    Ok(report)
+    story.step(format!("cleaned up: no namespace {prefix}* left, every process ended"));
+    Ok(left)
 }
 
 /// `cargo build [--release] -j2 -p metallb-hooks -p metallb-speaker`, with the binaries' paths
@@ -297,7 +318,7 @@ fn scenario(
     slot: &Mutex<Running>,
 ) -> Result<Report> {
     // === control plane ===
-    let (mut control, started) = ControlPlane::start(root, &bins.hooks)?;
+    let (mut control, started) = ControlPlane::start(root, &bins.hooks, "demo")?;
     story.step(format!(
         "control plane: the test kit's framework emulation runs the real metallb-hooks over a \
          fake cluster from examples/demo/ ({} hooks; start: {})",

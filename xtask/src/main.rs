@@ -14,6 +14,15 @@ struct Cli {
     task: Task,
 }
 
+/// The demo's story.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DemoMode {
+    /// Layer 2: the speakers answer ARP; gossip moves an IP off a failed node.
+    L2,
+    /// BGP: the speakers announce to a router, which spreads connections over the nodes.
+    Bgp,
+}
+
 #[derive(Subcommand)]
 enum Task {
     /// Write the generated files (CRDs) from the Rust types.
@@ -32,6 +41,10 @@ enum Task {
         /// Print only a summary line.
         #[arg(long)]
         quiet: bool,
+        /// `l2` (ARP, three IPs, a failover) or `bgp` (a router with ECMP, BFD, a node dying
+        /// and one drained; needs FRR).
+        #[arg(long, value_enum, default_value_t = DemoMode::L2)]
+        mode: DemoMode,
     },
     /// Measure the hooks and the speaker and write docs/BENCHMARKS.md (+ the Russian twin);
     /// network parts need root and iproute2.
@@ -84,10 +97,14 @@ fn main() -> Result<()> {
             lint::report(&findings)
         }
         Task::Test => test::run(&root),
-        Task::Demo { quiet } => {
-            let report = demo::run(&root, &demo::Options::for_cli(quiet)?)?;
+        Task::Demo { quiet, mode } => {
+            let options = demo::Options::for_cli(quiet)?;
+            let summary = match mode {
+                DemoMode::L2 => demo::run(&root, &options)?.summary(),
+                DemoMode::Bgp => demo::bgp::run(&root, &options)?.summary(),
+            };
             if quiet {
-                println!("{}", report.summary());
+                println!("{summary}");
             }
             Ok(())
         }

@@ -8,7 +8,8 @@
 //! - `demo-get`: one plain HTTP/1.0 GET, the body on stdout (the speakers' `/readyz`,
 //!   `/metrics`, a first fetch of each Service IP).
 //! - `demo-watch`: the client during the failover, fetching every target in a loop, one line
-//!   per fetch on stdout: `<unix ms> <ip> ok <node>` or `<unix ms> <ip> fail <error>`.
+//!   per fetch on stdout: `<unix ms> <ip> <ms taken> ok <node>` or
+//!   `<unix ms> <ip> <ms taken> fail <error>` (the time is the fetch's end).
 //!
 //! Both long-running helpers stop when their stdin closes: the demo holds the other end, so
 //! they end with it even when it is killed with SIGKILL and cannot clean up.
@@ -32,7 +33,7 @@ pub(crate) const STRICT_ARP: [(&str, &str); 2] =
 /// failover measurement fine-grained.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 /// Bound of reading one answer: the server is a process that may wait for a busy CPU.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest response read; ours are a few bytes, metrics pages a few KiB.
 const MAX_RESPONSE: u64 = 1 << 20;
 /// Largest request head the node server reads.
@@ -141,13 +142,19 @@ pub fn watch(targets: &[SocketAddr], every: Duration, max: Duration) -> Result<(
             let stop = stop.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) && started.elapsed() < max {
+                    let fetch_started = Instant::now();
                     let line = match fetch(target, "/") {
                         Ok((200, body)) => format!("ok {}", body.trim()),
                         Ok((status, _)) => format!("fail status {status}"),
                         Err(error) => format!("fail {}", crate::demo::chain(&error)),
                     };
-                    let printed =
-                        writeln!(std::io::stdout().lock(), "{} {} {line}", unix_ms(), target.ip());
+                    let took = fetch_started.elapsed().as_millis();
+                    let printed = writeln!(
+                        std::io::stdout().lock(),
+                        "{} {} {took} {line}",
+                        unix_ms(),
+                        target.ip()
+                    );
                     // Nobody reads any more (the demo is gone): stop.
                     if printed.is_err() {
                         break;
@@ -174,6 +181,8 @@ pub(crate) fn unix_ms() -> u128 {
 pub(crate) struct Sample {
     /// When the fetch ended, Unix milliseconds.
     pub at: u128,
+    /// How long it took, milliseconds.
+    pub took: u128,
     /// The target.
     pub ip: std::net::IpAddr,
     /// The answering node, or why there was no answer.
@@ -183,9 +192,10 @@ pub(crate) struct Sample {
 impl Sample {
     /// Parses a `demo-watch` line.
     pub(crate) fn parse(line: &str) -> Option<Sample> {
-        let mut parts = line.splitn(4, ' ');
+        let mut parts = line.splitn(5, ' ');
         let at = parts.next()?.parse().ok()?;
         let ip = parts.next()?.parse().ok()?;
+        let took = parts.next()?.parse().ok()?;
         let rest = parts.next()?;
         let detail = parts.next().unwrap_or_default().to_owned();
         let answer = match rest {
@@ -193,7 +203,12 @@ impl Sample {
             "fail" => Err(detail),
             _ => return None,
         };
-        Some(Sample { at, ip, answer })
+        Some(Sample { at, took, ip, answer })
+    }
+
+    /// When the fetch started, Unix milliseconds.
+    pub(crate) fn started(&self) -> u128 {
+        self.at.saturating_sub(self.took)
     }
 }
 
@@ -213,15 +228,18 @@ mod tests {
 
     #[test]
     fn samples_round_trip() {
-        let ok = Sample::parse("1700000000123 198.51.100.10 ok front-1").expect("ok line");
+        let ok = Sample::parse("1700000000123 198.51.100.10 3 ok front-1").expect("ok line");
         assert_eq!(ok.at, 1_700_000_000_123);
+        assert_eq!((ok.took, ok.started()), (3, 1_700_000_000_120));
         assert_eq!(ok.ip.to_string(), "198.51.100.10");
         assert_eq!(ok.answer, Ok("front-1".to_owned()));
-        let fail = Sample::parse("5 198.51.100.11 fail connect 198.51.100.11:80: timed out")
+        let fail = Sample::parse("5 198.51.100.11 250 fail connect 198.51.100.11:80: timed out")
             .expect("fail line");
         assert_eq!(fail.answer, Err("connect 198.51.100.11:80: timed out".to_owned()));
         assert_eq!(Sample::parse("garbage"), None);
-        assert_eq!(Sample::parse("5 198.51.100.11 maybe x"), None);
+        assert_eq!(fail.started(), 0);
+        assert_eq!(Sample::parse("5 198.51.100.11 1 maybe x"), None);
+        assert_eq!(Sample::parse("5 198.51.100.11 ok front-1"), None);
     }
 
     #[test]

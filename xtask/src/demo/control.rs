@@ -44,9 +44,9 @@ pub(crate) struct ControlPlane {
 
 impl ControlPlane {
     /// Registers the hooks of `hooks_bin`, loads the module's CRDs as kinds, the cluster and
-    /// the ModuleConfig from `examples/demo/`, and starts the module (every startup hook, the
-    /// Synchronization runs, a module run, then until quiet).
-    pub(crate) fn start(root: &Path, hooks_bin: &Path) -> Result<(Self, Settled)> {
+    /// the ModuleConfig from `examples/<examples>/` (`demo` or `demo-bgp`), and starts the
+    /// module (every startup hook, the Synchronization runs, a module run, then until quiet).
+    pub(crate) fn start(root: &Path, hooks_bin: &Path, examples: &str) -> Result<(Self, Settled)> {
         let started = Instant::now();
         let mut fw = Framework::new(hooks_bin, module::NAME)
             .with_context(|| format!("register the hooks of {}", hooks_bin.display()))?
@@ -54,7 +54,7 @@ impl ControlPlane {
         for kind in crd_kinds(&root.join("crds"))? {
             fw.cluster_mut().register_kind(kind);
         }
-        let examples = root.join("examples/demo");
+        let examples = root.join("examples").join(examples);
         let mut plane = Self { fw, examples };
         plane.insert_file("cluster.yaml")?;
         let module_config = plane.insert_file("module-config.yaml")?;
@@ -69,7 +69,7 @@ impl ControlPlane {
         Ok((plane, Settled { runs, took: started.elapsed() }))
     }
 
-    /// Inserts every object of `examples/demo/<file>` as `kubectl apply` would leave it;
+    /// Inserts every object of `examples/<examples>/<file>` as `kubectl apply` would leave it;
     /// returns them.
     pub(crate) fn insert_file(&mut self, file: &str) -> Result<Vec<Value>> {
         let path = self.examples.join(file);
@@ -94,7 +94,8 @@ impl ControlPlane {
         self.fw.hooks().len()
     }
 
-    fn objects_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    /// Every object of `kind` in the fake cluster.
+    pub(crate) fn objects_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.fw.cluster().objects().filter(move |(k, _)| k.kind == kind).map(|(_, o)| o)
     }
 
@@ -120,10 +121,13 @@ impl ControlPlane {
 
     /// Nodes the hooks labelled as members of some class: the speaker DaemonSet runs there.
     pub(crate) fn members(&self) -> Vec<String> {
+        self.labelled(labels::MEMBER)
+    }
+
+    /// Nodes carrying `label`, in name order.
+    pub(crate) fn labelled(&self, label: &str) -> Vec<String> {
         self.objects_of("Node")
-            .filter(|n| {
-                n.pointer("/metadata/labels").is_some_and(|l| l.get(labels::MEMBER).is_some())
-            })
+            .filter(|n| n.pointer("/metadata/labels").is_some_and(|l| l.get(label).is_some()))
             .map(|n| str_at(n, "/metadata/name").to_owned())
             .collect()
     }

@@ -38,7 +38,7 @@ pub(crate) const UPLINK: &str = "eth0";
 /// kube-proxy's IPVS dummy interface, holding every Service IP on every node.
 const IPVS_DEVICE: &str = "kube-ipvs0";
 /// The Service's port, served by each node's HTTP server.
-const HTTP_PORT: u16 = 80;
+pub(crate) const HTTP_PORT: u16 = 80;
 /// Gossip port of the speakers: the chart's (templates/l2lb/speaker/daemonset.yaml).
 const GOSSIP_PORT: u16 = 4226;
 /// The speaker's metrics/health endpoint (its default, on each namespace's own loopback).
@@ -311,36 +311,54 @@ impl DataPlane {
 
     /// Starts the watching client on every IP.
     pub(crate) fn watch(&mut self, ips: &[IpAddr]) -> Result<Watch> {
-        let mut spawn = Spawn::new(CLIENT, "watch", &self.helper)
-            .args(["demo-watch", "--max-seconds", WATCH_MAX_SECONDS])
-            .args(["--every-ms".to_owned(), WATCH_EVERY.as_millis().to_string()])
-            .piped_stdout();
-        for ip in ips {
-            spawn =
-                spawn.args(["--target".to_owned(), SocketAddr::new(*ip, HTTP_PORT).to_string()]);
-        }
-        self.lab.spawn(spawn)?;
-        let stdout = self.lab.take_stdout("watch")?;
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let sink = samples.clone();
-        let reader = std::thread::spawn(move || {
-            agent::read_samples(stdout, |s| {
-                sink.lock().unwrap_or_else(PoisonError::into_inner).push(s);
-            });
-        });
-        Ok(Watch { samples, reader: Some(reader) })
+        let targets: Vec<SocketAddr> =
+            ips.iter().map(|ip| SocketAddr::new(*ip, HTTP_PORT)).collect();
+        start_watch(&mut self.lab, CLIENT, &self.helper, &targets, WATCH_EVERY)
     }
 
     /// Stops the watching client; the final samples.
-    pub(crate) fn stop_watch(&mut self, mut watch: Watch) -> Result<Vec<Sample>> {
-        self.lab.kill("watch")?;
-        if let Some(reader) = watch.reader.take()
-            && reader.join().is_err()
-        {
-            bail!("the watch reader panicked");
-        }
-        Ok(watch.samples())
+    pub(crate) fn stop_watch(&mut self, watch: Watch) -> Result<Vec<Sample>> {
+        stop_watch(&mut self.lab, watch)
     }
+}
+
+/// Starts `demo-watch` in namespace `ns` of `lab` (process label `watch`) on `targets`, one
+/// fetch loop per target (a target given twice gets two loops), `every` apart.
+pub(crate) fn start_watch(
+    lab: &mut Lab,
+    ns: &str,
+    helper: &Path,
+    targets: &[SocketAddr],
+    every: Duration,
+) -> Result<Watch> {
+    let mut spawn = Spawn::new(ns, "watch", helper)
+        .args(["demo-watch", "--max-seconds", WATCH_MAX_SECONDS])
+        .args(["--every-ms".to_owned(), every.as_millis().to_string()])
+        .piped_stdout();
+    for target in targets {
+        spawn = spawn.args(["--target".to_owned(), target.to_string()]);
+    }
+    lab.spawn(spawn)?;
+    let stdout = lab.take_stdout("watch")?;
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let sink = samples.clone();
+    let reader = std::thread::spawn(move || {
+        agent::read_samples(stdout, |s| {
+            sink.lock().unwrap_or_else(PoisonError::into_inner).push(s);
+        });
+    });
+    Ok(Watch { samples, reader: Some(reader) })
+}
+
+/// Stops the watching client started by [`start_watch`]; the final samples.
+pub(crate) fn stop_watch(lab: &mut Lab, mut watch: Watch) -> Result<Vec<Sample>> {
+    lab.kill("watch")?;
+    if let Some(reader) = watch.reader.take()
+        && reader.join().is_err()
+    {
+        bail!("the watch reader panicked");
+    }
+    Ok(watch.samples())
 }
 
 fn speaker_label(node: &str) -> String {
