@@ -364,6 +364,33 @@ fn service_status_op(
     Ok(())
 }
 
+/// Deletes an object of ours (`kind` of the module's internal API) the planner no longer
+/// wants, if it carries the module's labels; another's object is never deleted, only reported
+/// (`reason="foreign_child"`).
+fn delete_if_ours(
+    kind: &'static str,
+    (namespace, name): (&str, &str),
+    ours: bool,
+    reason: &str,
+    ops: &mut WriteGuard<'_>,
+    skipped: &mut Vec<Skipped>,
+) -> serde_json::Result<()> {
+    if !ours {
+        skipped.push(Skipped::new(
+            kind,
+            namespace,
+            name,
+            SkipReason::ForeignChild,
+            format!("not deleted ({reason}): not labelled heritage=deckhouse, module=metallb"),
+        ));
+        return Ok(());
+    }
+    tracing::info!(kind, namespace, name, reason, "deleting");
+    let target = ObjectRef::namespaced(api::CHILD_API_VERSION, kind, namespace, name);
+    ops.push(KubeOperation::DeleteInBackground(target))?;
+    Ok(())
+}
+
 /// Puts on a Service's status whether the server refuses writing some of its children (held
 /// back by the write guard), and takes it off once they are written.
 fn report_held_children(sp: &mut ServiceStatusPlan, held: &[CompactString], now: &Timestamp) {
@@ -430,31 +457,8 @@ pub(crate) fn handle(
                     .unwrap_or_default(),
             )
         });
-        if ours {
-            tracing::info!(
-                namespace = d.namespace.as_str(),
-                name = d.name.as_str(),
-                reason = d.reason.label(),
-                "deleting child"
-            );
-            ops.push(KubeOperation::DeleteInBackground(ObjectRef::namespaced(
-                api::CHILD_API_VERSION,
-                api::CHILD_KIND,
-                d.namespace.as_str(),
-                d.name.as_str(),
-            )))?;
-        } else {
-            skipped.push(Skipped::new(
-                api::CHILD_KIND,
-                &d.namespace,
-                &d.name,
-                SkipReason::ForeignChild,
-                format!(
-                    "not deleted ({}): not labelled heritage=deckhouse, module=metallb",
-                    d.reason.label()
-                ),
-            ));
-        }
+        let at = (d.namespace.as_str(), d.name.as_str());
+        delete_if_ours(api::CHILD_KIND, at, ours, d.reason.label(), ops, &mut skipped)?;
     }
 
     // A Service's status follows its children, and each child's status patch its object: the

@@ -80,6 +80,44 @@ struct Slot {
     backups: place::Backups,
 }
 
+/// How many IPs a Service asks for, got, and has announced.
+#[derive(Clone, Copy)]
+pub(super) struct IpCounts {
+    pub(super) count: u32,
+    pub(super) assigned: u32,
+    pub(super) announced: u32,
+}
+
+/// `AllPublicIPsAssigned` (with the allocation's notes) and `AllPublicIPsAnnounced` (with why
+/// some are not, from `unannounced`) of a bound Service, in either mode.
+pub(super) fn ip_conditions(
+    n: IpCounts,
+    notes: &[String],
+    unannounced: impl FnOnce() -> String,
+) -> [Wanted; 2] {
+    let IpCounts { count, assigned, announced } = n;
+    let mut assigned_msg = format!("{assigned} of {count} public IPs were assigned");
+    for note in notes {
+        assigned_msg.push_str("; ");
+        assigned_msg.push_str(note);
+    }
+    let (status, reason) = if assigned == count {
+        (True, cond::REASON_ALL_IPS_ASSIGNED)
+    } else {
+        (False, cond::REASON_NOT_ALL_IPS_ASSIGNED)
+    };
+    let assigned_cond = Wanted::new(cond::ALL_PUBLIC_IPS_ASSIGNED, status, reason, assigned_msg);
+    let mut announced_msg = format!("{announced} of {assigned} assigned public IPs are announced");
+    let (status, reason) = if announced == assigned {
+        (True, cond::REASON_ALL_IPS_ANNOUNCED)
+    } else {
+        announced_msg.push_str("; ");
+        announced_msg.push_str(&unannounced());
+        (False, cond::REASON_NOT_ALL_IPS_ANNOUNCED)
+    };
+    [assigned_cond, Wanted::new(cond::ALL_PUBLIC_IPS_ANNOUNCED, status, reason, announced_msg)]
+}
+
 /// Whether a placement honours the failback hold-down.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum HoldDownRule {
@@ -1066,30 +1104,9 @@ impl<'a> Planner<'a> {
                 ingress.push(ip);
             }
         }
-        let count = svc.count;
-        let mut assigned_msg = format!("{assigned} of {count} public IPs were assigned");
-        for note in &svc.assign_notes {
-            assigned_msg.push_str("; ");
-            assigned_msg.push_str(note);
-        }
-        let (status, reason) = if assigned == count {
-            (True, cond::REASON_ALL_IPS_ASSIGNED)
-        } else {
-            (False, cond::REASON_NOT_ALL_IPS_ASSIGNED)
-        };
-        let assigned_cond =
-            Wanted::new(cond::ALL_PUBLIC_IPS_ASSIGNED, status, reason, assigned_msg);
-        let mut announced_msg =
-            format!("{announced} of {assigned} assigned public IPs are announced");
-        let (status, reason) = if announced == assigned {
-            (True, cond::REASON_ALL_IPS_ANNOUNCED)
-        } else {
-            announced_msg.push_str("; ");
-            announced_msg.push_str(&no_candidate_text(svc));
-            (False, cond::REASON_NOT_ALL_IPS_ANNOUNCED)
-        };
-        let announced_cond =
-            Wanted::new(cond::ALL_PUBLIC_IPS_ANNOUNCED, status, reason, announced_msg);
+        let counts = IpCounts { count: svc.count, assigned, announced };
+        let [assigned_cond, announced_cond] =
+            ip_conditions(counts, &svc.assign_notes, || no_candidate_text(svc));
         let annotations_cond = annotations_condition(&svc.issues);
         let class_name = self.classes[svc.class].input.name.clone();
         let wanted = vec![

@@ -265,33 +265,9 @@ pub(super) fn deletion_op(
     ops: &mut WriteGuard<'_>,
     skipped: &mut Vec<Skipped>,
 ) -> serde_json::Result<()> {
-    let key = (d.namespace.to_string(), d.name.to_string());
-    if !stored.ours.contains(&key) {
-        skipped.push(Skipped::new(
-            api::BGP_ANNOUNCEMENT_KIND,
-            &d.namespace,
-            &d.name,
-            SkipReason::ForeignChild,
-            format!(
-                "not deleted ({}): not labelled heritage=deckhouse, module=metallb",
-                d.reason.label()
-            ),
-        ));
-        return Ok(());
-    }
-    tracing::info!(
-        namespace = d.namespace.as_str(),
-        name = d.name.as_str(),
-        reason = d.reason.label(),
-        "deleting announcement"
-    );
-    ops.push(KubeOperation::DeleteInBackground(ObjectRef::namespaced(
-        api::CHILD_API_VERSION,
-        api::BGP_ANNOUNCEMENT_KIND,
-        d.namespace.as_str(),
-        d.name.as_str(),
-    )))?;
-    Ok(())
+    let ours = stored.ours.contains(&(d.namespace.to_string(), d.name.to_string()));
+    let at = (d.namespace.as_str(), d.name.as_str());
+    super::delete_if_ours(api::BGP_ANNOUNCEMENT_KIND, at, ours, d.reason.label(), ops, skipped)
 }
 
 /// A pool's status patch where it differs from the stored, and the pool's metrics.

@@ -27,7 +27,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond};
 
-use super::{Planner, annotations_condition, merged_status_without, update_action};
+use super::{
+    IpCounts, Planner, annotations_condition, ip_conditions, merged_status_without, update_action,
+};
 use crate::allocate::{Claim, Claimant, Owner, Source, SourceKind, Stage};
 use crate::annotations::parse_requested;
 use crate::bgp::Topology;
@@ -642,30 +644,9 @@ impl<'a> Planner<'a> {
             }
         }
         let pool = self.bgp.pools[svc.pool].input.name.as_str();
-        let count = svc.count;
-        let mut assigned_msg = format!("{assigned} of {count} public IPs were assigned");
-        for note in &svc.assign_notes {
-            assigned_msg.push_str("; ");
-            assigned_msg.push_str(note);
-        }
-        let (status, reason) = if assigned == count {
-            (True, cond::REASON_ALL_IPS_ASSIGNED)
-        } else {
-            (False, cond::REASON_NOT_ALL_IPS_ASSIGNED)
-        };
-        let assigned_cond =
-            Wanted::new(cond::ALL_PUBLIC_IPS_ASSIGNED, status, reason, assigned_msg);
-        let mut announced_msg =
-            format!("{announced} of {assigned} assigned public IPs are announced");
-        let (status, reason) = if announced == assigned {
-            (True, cond::REASON_ALL_IPS_ANNOUNCED)
-        } else {
-            announced_msg.push_str("; ");
-            announced_msg.push_str(&no_route_text(svc, pool));
-            (False, cond::REASON_NOT_ALL_IPS_ANNOUNCED)
-        };
-        let announced_cond =
-            Wanted::new(cond::ALL_PUBLIC_IPS_ANNOUNCED, status, reason, announced_msg);
+        let counts = IpCounts { count: svc.count, assigned, announced };
+        let [assigned_cond, announced_cond] =
+            ip_conditions(counts, &svc.assign_notes, || no_route_text(svc, pool));
         let annotations_cond = annotations_condition(&svc.issues);
         let wanted = vec![
             Wanted::new(cond::LOAD_BALANCER_POOL, True, svc.reason, pool),
