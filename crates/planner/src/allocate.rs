@@ -75,28 +75,45 @@ pub(crate) enum Owner {
 
 /// One Service as the allocator sees it.
 pub(crate) struct Claimant<'a> {
+    /// The Service's entry; its claims' slots are of the same mode.
     pub(crate) owner: Owner,
     pub(crate) input: &'a ServiceInput,
     /// Index into [`Stage::sources`].
-    pub(crate) source: usize,
+    pub(crate) source: u32,
     pub(crate) sharing_key: Option<&'a str>,
     /// Its claims in [`Stage::claims`], by index.
-    pub(crate) claims: Range<usize>,
+    pub(crate) claims: Range<u32>,
 }
 
-/// One IP a Service wants.
+impl Claimant<'_> {
+    /// Its claims' ids.
+    pub(crate) fn claim_ids(&self) -> Range<usize> {
+        self.claims.start as usize..self.claims.end as usize
+    }
+}
+
+/// One IP a Service wants. There is one per public IP of a large cluster, so its fields are
+/// as narrow as their ranges allow (20 bytes): ids fit in 32 bits, as the planner's vectors
+/// could not hold 2^32 entries in memory anyway.
 pub(crate) struct Claim {
-    pub(crate) owner: Owner,
     /// Index into [`Stage::claimants`].
-    pub(crate) claimant: usize,
+    pub(crate) claimant: u32,
+    /// The planner's slot, of the claimant's mode (see [`Stage::owner`]).
+    pub(crate) slot: u32,
     /// Which of the Service's IPs (0-based), for messages.
     pub(crate) index: u32,
     /// IPs are shared only between claims of one lane: L2 shares by index, BGP by family.
     pub(crate) lane: u32,
     /// Families this claim may get, in preference order; empty allows both.
     pub(crate) families: Families,
-    /// The IP its existing object holds, parsed.
-    pub(crate) kept: Option<Addr>,
+}
+
+const _: () = assert!(std::mem::size_of::<Claim>() == 20);
+
+/// The IP a claim's existing object holds.
+pub(crate) struct Kept {
+    pub(crate) claim: u32,
+    pub(crate) ip: Addr,
 }
 
 /// The stage's input.
@@ -105,17 +122,54 @@ pub(crate) struct Stage<'a> {
     /// Sorted by namespace and name; their claims are contiguous and in this order.
     pub(crate) claimants: Vec<Claimant<'a>>,
     pub(crate) claims: Vec<Claim>,
+    /// The IPs existing objects hold, by claim id, ascending. Apart from the claims because a
+    /// first run has none: a claim is then 20 bytes instead of 48 at the run's peak.
+    pub(crate) kept: Vec<Kept>,
     /// The validated request of a claim, by claim id. Apart from the claims because few
     /// Services request IPs and a request is larger than the rest of a claim.
     pub(crate) requests: BTreeMap<usize, Result<Addr, RequestRejection>>,
 }
 
+impl Stage<'_> {
+    /// The planner's slot `claim` stands for.
+    pub(crate) fn owner(&self, claim: usize) -> Owner {
+        let c = &self.claims[claim];
+        let slot = c.slot as usize;
+        match self.claimants[c.claimant as usize].owner {
+            Owner::L2(_) => Owner::L2(slot),
+            Owner::Bgp(_) => Owner::Bgp(slot),
+        }
+    }
+}
+
+/// A 32-bit id of an entry of a planner vector (see [`Claim`]).
+pub(crate) fn id32(id: usize) -> u32 {
+    u32::try_from(id).expect("a planner vector holds fewer than 2^32 entries")
+}
+
 /// What happened to one claim.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Grant {
-    pub(crate) ip: Option<Addr>,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// No IP yet (or none left).
+    #[default]
+    Pending,
+    /// This IP.
+    Ip(Addr),
     /// Its request was refused: it stays without IP.
-    pub(crate) rejected: bool,
+    Rejected,
+}
+
+// As small as the address: one per public IP.
+const _: () = assert!(std::mem::size_of::<Grant>() == std::mem::size_of::<Addr>());
+
+impl Grant {
+    /// The IP granted, if any.
+    pub(crate) fn ip(self) -> Option<Addr> {
+        match self {
+            Grant::Ip(ip) => Some(ip),
+            Grant::Pending | Grant::Rejected => None,
+        }
+    }
 }
 
 /// Something the status and the diagnostics must say, in the order it was found.
@@ -134,11 +188,11 @@ pub(crate) enum Event {
 #[derive(Default)]
 pub(crate) struct Alloc {
     /// IP → the first of the claims holding it in claim order (the leader, which announces it).
-    /// An entry per allocated IP; the other holders of the few shared IPs are apart, so that
-    /// each entry is two words.
-    pub(crate) leaders: BTreeMap<Addr, usize>,
+    /// An entry per allocated IP, the largest map of a run; the other holders of the few
+    /// shared IPs are apart, and ids are 32-bit (see [`Claim`]), so that each entry is 28 bytes.
+    pub(crate) leaders: BTreeMap<Addr, u32>,
     /// IP → the other claims holding it, in claim order: shared IPs only.
-    pub(crate) followers: BTreeMap<Addr, Vec<usize>>,
+    pub(crate) followers: BTreeMap<Addr, Vec<u32>>,
 }
 
 impl Alloc {
@@ -148,12 +202,13 @@ impl Alloc {
 
     /// The claims holding `ip`, in claim order.
     fn holders(&self, ip: Addr) -> impl Iterator<Item = usize> + '_ {
-        let rest = self.followers.get(&ip).into_iter().flatten().copied();
-        self.leaders.get(&ip).copied().into_iter().chain(rest)
+        let rest = self.followers.get(&ip).into_iter().flatten();
+        self.leaders.get(&ip).into_iter().chain(rest).map(|&c| c as usize)
     }
 
     /// Adds `claim` to the holders of `ip`; true when it is the first.
     fn add(&mut self, claim: usize, ip: Addr) -> bool {
+        let claim = id32(claim);
         match self.leaders.entry(ip) {
             Entry::Vacant(e) => {
                 e.insert(claim);
@@ -169,19 +224,14 @@ impl Alloc {
         }
     }
 
-    /// The same ownership with claim ids mapped by `f`; holders `f` drops are left out. `f`
-    /// must keep the order of the claims it keeps, and an IP's holders must be all kept or all
-    /// dropped (IPs are shared within one source only).
-    pub(crate) fn map(&self, f: impl Fn(usize) -> Option<usize>) -> Alloc {
-        let leaders = self.leaders.iter().filter_map(|(&ip, &c)| Some((ip, f(c)?))).collect();
-        let followers = self
-            .followers
-            .iter()
-            .filter_map(|(&ip, rest)| {
-                Some((ip, rest.iter().map(|&c| f(c)).collect::<Option<_>>()?))
-            })
-            .collect();
-        Alloc { leaders, followers }
+    /// Maps claim ids by `f` in place (a copy would double the largest map of a run at its
+    /// peak); holders `f` drops are left out. `f` must keep the order of the claims it keeps,
+    /// and an IP's holders must be all kept or all dropped (IPs are shared within one source
+    /// only).
+    pub(crate) fn map_in_place(&mut self, f: impl Fn(usize) -> Option<usize>) {
+        let remap = |c: &mut u32| f(*c as usize).map(|to| *c = id32(to)).is_some();
+        self.leaders.retain(|_, c| remap(c));
+        self.followers.retain(|_, rest| rest.iter_mut().all(remap));
     }
 }
 
@@ -198,7 +248,7 @@ pub(crate) fn allocate(stage: &Stage<'_>) -> Allocation {
     let mut run = Run {
         stage,
         free: FreeSet::new(stage.sources.iter().map(|s| &s.pool)),
-        grants: vec![Grant::default(); stage.claims.len()],
+        grants: vec![Grant::Pending; stage.claims.len()],
         alloc: Alloc::default(),
         shareable: BTreeMap::new(),
         events: Vec::new(),
@@ -229,17 +279,25 @@ struct Run<'s, 'a> {
     alloc: Alloc,
     /// `(source, sharing key, lane)` → IPs other Services with that key may join.
     /// A set, so that the order (lowest IP first) does not depend on which pass assigned it.
-    shareable: BTreeMap<(usize, String, u32), BTreeSet<Addr>>,
+    shareable: BTreeMap<(u32, String, u32), BTreeSet<Addr>>,
     events: Vec<Event>,
 }
 
 impl Run<'_, '_> {
+    fn claimant_id(&self, claim: usize) -> usize {
+        self.stage.claims[claim].claimant as usize
+    }
+
     fn claimant_of(&self, claim: usize) -> &Claimant<'_> {
-        &self.stage.claimants[self.stage.claims[claim].claimant]
+        &self.stage.claimants[self.claimant_id(claim)]
     }
 
     fn source_of(&self, claim: usize) -> &Source<'_> {
-        &self.stage.sources[self.claimant_of(claim).source]
+        &self.stage.sources[self.claimant_of(claim).source as usize]
+    }
+
+    fn ip_of(&self, claim: usize) -> Option<Addr> {
+        self.grants[claim].ip()
     }
 
     /// Whether `claim` may hold `ip` at all: in its source and of an allowed family.
@@ -249,7 +307,7 @@ impl Run<'_, '_> {
     }
 
     fn assign(&mut self, claim: usize, ip: Addr) {
-        self.grants[claim].ip = Some(ip);
+        self.grants[claim] = Grant::Ip(ip);
         let first = self.alloc.add(claim, ip);
         let claimant = self.claimant_of(claim);
         if let (Some(key), true) = (claimant.sharing_key, first) {
@@ -272,14 +330,14 @@ impl Run<'_, '_> {
         }
         let (claims, claimants) = (&self.stage.claims, &self.stage.claimants);
         let mine = &claims[claim];
-        let me = &claimants[mine.claimant];
+        let me = &claimants[mine.claimant as usize];
         // The first incompatible holder in Service order, not holder order (which depends on
         // the pass that assigned the IP), so messages are the same on every re-plan.
         let mut refused: Option<usize> = None;
         for h in self.alloc.holders(ip) {
-            let other_index = claims[h].claimant;
+            let other_index = claims[h].claimant as usize;
             let other = &claimants[other_index];
-            let legal = other_index != mine.claimant
+            let legal = other_index != mine.claimant as usize
                 && other.source == me.source
                 && claims[h].lane == mine.lane
                 && me.sharing_key.is_some()
@@ -296,8 +354,8 @@ impl Run<'_, '_> {
     /// agrees with the request for its index, and is not held by a Service it may not share
     /// with.
     fn keep_ips(&mut self) {
-        for claim in 0..self.stage.claims.len() {
-            let Some(ip) = self.stage.claims[claim].kept else { continue };
+        for kept in &self.stage.kept {
+            let (claim, ip) = (kept.claim as usize, kept.ip);
             let matches_request = match self.stage.requests.get(&claim) {
                 None => true,
                 Some(Ok(addr)) => *addr == ip,
@@ -329,7 +387,7 @@ impl Run<'_, '_> {
     /// IPs other claims of the Service request are left to them.
     fn keep_published(&mut self) {
         for claimant in 0..self.stage.claimants.len() {
-            let range = self.stage.claimants[claimant].claims.clone();
+            let range = self.stage.claimants[claimant].claim_ids();
             let mut published = self.published(claimant);
             if published.is_empty() {
                 continue;
@@ -339,7 +397,7 @@ impl Run<'_, '_> {
                 .filter_map(|c| self.stage.requests.get(&c).and_then(|r| r.as_ref().ok()).copied())
                 .collect();
             for claim in range {
-                if self.grants[claim].ip.is_some() || published.is_empty() {
+                if self.ip_of(claim).is_some() || published.is_empty() {
                     continue;
                 }
                 let families = self.stage.claims[claim].families;
@@ -366,8 +424,8 @@ impl Run<'_, '_> {
         let c = &self.stage.claimants[claimant];
         let mut out: Vec<Addr> = Vec::new();
         for ip in c.input.ingress.iter().filter_map(|t| Addr::parse(t.trim())) {
-            let held = c.claims.clone().any(|claim| self.grants[claim].ip == Some(ip));
-            if !held && !out.contains(&ip) && c.claims.clone().any(|claim| self.fits(claim, ip)) {
+            let held = c.claim_ids().any(|claim| self.ip_of(claim) == Some(ip));
+            if !held && !out.contains(&ip) && c.claim_ids().any(|claim| self.fits(claim, ip)) {
                 out.push(ip);
             }
         }
@@ -380,13 +438,13 @@ impl Run<'_, '_> {
     fn grant_requests(&mut self) -> Vec<(usize, Refusal)> {
         let mut refused = Vec::new();
         for (&claim, request) in &self.stage.requests {
-            if self.grants[claim].ip.is_some() {
+            if self.ip_of(claim).is_some() {
                 continue;
             }
             match request {
                 Ok(ip) if self.try_take(claim, *ip) => self.assign(claim, *ip),
                 outcome => {
-                    self.grants[claim].rejected = true;
+                    self.grants[claim] = Grant::Rejected;
                     let refusal = match outcome {
                         Ok(ip) => Refusal::Taken(*ip),
                         Err(why) => Refusal::Invalid(why.clone()),
@@ -403,7 +461,7 @@ impl Run<'_, '_> {
     fn allocate_rest(&mut self) -> BTreeSet<usize> {
         let mut exhausted = BTreeSet::new();
         for claim in 0..self.stage.claims.len() {
-            if self.grants[claim].ip.is_some() || self.grants[claim].rejected {
+            if self.grants[claim] != Grant::Pending {
                 continue;
             }
             if let Some(ip) =
@@ -420,7 +478,7 @@ impl Run<'_, '_> {
                     self.assign(claim, ip);
                 }
                 None => {
-                    exhausted.insert(self.stage.claims[claim].claimant);
+                    exhausted.insert(self.claimant_id(claim));
                 }
             }
         }
@@ -446,8 +504,7 @@ impl Run<'_, '_> {
             let why = match refusal {
                 Refusal::Invalid(why) => why,
                 Refusal::Taken(ip) => {
-                    let holder =
-                        self.alloc.holders(ip).map(|x| self.stage.claims[x].claimant).min();
+                    let holder = self.alloc.holders(ip).map(|x| self.claimant_id(x)).min();
                     match holder {
                         Some(h) => {
                             RequestRejection::Taken { by: self.stage.claimants[h].input.key() }
@@ -466,8 +523,7 @@ impl Run<'_, '_> {
     /// re-planning (where the IP is simply kept) reports the same thing.
     fn report_sharing(&mut self) {
         for claim in 0..self.stage.claims.len() {
-            let (Some(key), Some(ip)) =
-                (self.claimant_of(claim).sharing_key, self.grants[claim].ip)
+            let (Some(key), Some(ip)) = (self.claimant_of(claim).sharing_key, self.ip_of(claim))
             else {
                 continue;
             };

@@ -19,7 +19,8 @@ use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond, labels};
 
 use crate::allocate::{
-    self, Alloc, Claim, Claimant, Event, Owner, Source, SourceKind, Stage, family_ok,
+    self, Alloc, Allocation, Claim, Claimant, Event, Kept, Owner, Source, SourceKind, Stage,
+    family_ok, id32,
 };
 use crate::annotations::{parse_count, parse_requested};
 use crate::conditions::{Wanted, find, merge};
@@ -55,8 +56,8 @@ struct Class<'a> {
 
 /// A Service bound to one of our classes.
 struct Svc<'a> {
+    /// Its namespace and name are the Service's key (not copied: one per Service).
     input: &'a ServiceInput,
-    key: ServiceRef,
     class: usize,
     class_reason: &'static str,
     count: u32,
@@ -70,14 +71,37 @@ struct Svc<'a> {
     first_slot: usize,
 }
 
-/// One public IP of one Service.
+impl Svc<'_> {
+    fn key(&self) -> ServiceRef {
+        self.input.key()
+    }
+}
+
+/// One public IP of one Service. There is one per public IP of a large cluster, so ids are
+/// 32-bit (see [`id32`]): 64 bytes in all.
 struct Slot {
-    svc: usize,
+    svc: u32,
     index: u32,
-    existing: Option<usize>,
+    existing: Option<u32>,
     ip: Option<Addr>,
-    node: Option<usize>,
+    node: Option<u32>,
     backups: place::Backups,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
+impl Slot {
+    fn svc(&self) -> usize {
+        self.svc as usize
+    }
+
+    fn existing(&self) -> Option<usize> {
+        self.existing.map(|e| e as usize)
+    }
+
+    fn node(&self) -> Option<usize> {
+        self.node.map(|n| n as usize)
+    }
 }
 
 /// How many IPs a Service asks for, got, and has announced.
@@ -457,7 +481,7 @@ impl<'a> Planner<'a> {
                     self.requests.insert(slots.len(), request);
                 }
                 slots.push(Slot {
-                    svc: id,
+                    svc: id32(id),
                     index,
                     existing: None,
                     ip: None,
@@ -491,15 +515,19 @@ impl<'a> Planner<'a> {
         self.existing = existing;
         // Lookup only, never iterated: a hash map keeps the output deterministic and avoids
         // a log factor of string comparisons at 30k Services.
-        let svc_id: HashMap<&ServiceRef, usize> =
-            self.svcs.iter().enumerate().map(|(i, s)| (&s.key, i)).collect();
+        let svc_id: HashMap<(&str, &str), usize> = self
+            .svcs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.input.namespace.as_str(), s.input.name.as_str()), i))
+            .collect();
         let mut per_slot: Vec<Vec<usize>> = vec![Vec::new(); self.slots.len()];
         for (id, child) in self.existing.iter().enumerate() {
             let parent = ServiceRef {
                 namespace: child.namespace.clone(),
                 name: child.spec.service_ref.name.clone(),
             };
-            let Some(&sid) = svc_id.get(&parent) else {
+            let Some(&sid) = svc_id.get(&(parent.namespace.as_str(), parent.name.as_str())) else {
                 let reason = if self.unmanaged.contains(&parent) {
                     DeleteReason::ParentNotManaged
                 } else {
@@ -530,8 +558,8 @@ impl<'a> Planner<'a> {
         }
         for (slot_id, ids) in per_slot.into_iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
             let slot = &self.slots[slot_id];
-            let svc = &self.svcs[slot.svc];
-            let want = child_name(&svc.key.name, &self.classes[svc.class].input.name, slot.index);
+            let svc = &self.svcs[slot.svc()];
+            let want = child_name(&svc.input.name, &self.classes[svc.class].input.name, slot.index);
             let chosen =
                 ids.iter().copied().find(|&id| self.existing[id].name == want).unwrap_or(ids[0]);
             // The chosen child hands its IP and node on; under another name it is replaced
@@ -539,28 +567,29 @@ impl<'a> Planner<'a> {
             for &id in ids.iter().filter(|&&id| id != chosen || self.existing[id].name != want) {
                 self.deletions.push((id, DeleteReason::Superseded));
             }
-            self.slots[slot_id].existing = Some(chosen);
+            self.slots[slot_id].existing = Some(id32(chosen));
         }
     }
 
     /// Gives IPs through the allocation stage shared with BGP pools (see [`allocate`]).
     fn allocate(&mut self) {
         let stage = self.stage();
-        let out = allocate::allocate(&stage);
-        for (claim, grant) in stage.claims.iter().zip(&out.grants) {
-            match claim.owner {
-                Owner::L2(sid) => self.slots[sid].ip = grant.ip,
-                Owner::Bgp(sid) => self.bgp.slots[sid].ip = grant.ip,
+        let Allocation { grants, mut alloc, events } = allocate::allocate(&stage);
+        // Consumed here, so that the grants are gone before the ownership is remapped.
+        for (claim, grant) in grants.into_iter().enumerate() {
+            match stage.owner(claim) {
+                Owner::L2(sid) => self.slots[sid].ip = grant.ip(),
+                Owner::Bgp(sid) => self.bgp.slots[sid].ip = grant.ip(),
             }
         }
-        for event in out.events {
+        for event in events {
             self.record(&stage, event);
         }
-        let slot_of = |claim: usize| match stage.claims[claim].owner {
+        alloc.map_in_place(|claim| match stage.owner(claim) {
             Owner::L2(sid) => Some(sid),
             Owner::Bgp(_) => None,
-        };
-        self.alloc = out.alloc.map(slot_of);
+        });
+        self.alloc = alloc;
     }
 
     /// The allocation stage's input: every class and BGP pool as a source, every bound
@@ -577,9 +606,15 @@ impl<'a> Planner<'a> {
             })
             .collect();
         sources.extend(self.pool_sources());
-        let mut stage =
-            Stage { sources, claimants: Vec::new(), claims: Vec::new(), requests: BTreeMap::new() };
+        let mut stage = Stage {
+            sources,
+            claimants: Vec::new(),
+            claims: Vec::new(),
+            kept: Vec::new(),
+            requests: BTreeMap::new(),
+        };
         stage.claims.reserve_exact(self.slots.len() + self.bgp.slots.len());
+        stage.claimants.reserve_exact(self.svcs.len() + self.bgp.svcs.len());
         for owner in self.claimant_order() {
             match owner {
                 Owner::L2(id) => self.push_claimant(&mut stage, id),
@@ -594,7 +629,7 @@ impl<'a> Planner<'a> {
         let mut order = Vec::with_capacity(self.svcs.len() + self.bgp.svcs.len());
         let mut bgp = self.bgp.svcs.iter().enumerate().peekable();
         for (id, svc) in self.svcs.iter().enumerate() {
-            while let Some((b, _)) = bgp.next_if(|(_, s)| s.key < svc.key) {
+            while let Some((b, _)) = bgp.next_if(|(_, s)| s.key() < svc.key()) {
                 order.push(Owner::Bgp(b));
             }
             order.push(Owner::L2(id));
@@ -612,25 +647,27 @@ impl<'a> Planner<'a> {
                 stage.requests.insert(stage.claims.len(), request.clone());
             }
             let kept = self.slots[sid]
-                .existing
+                .existing()
                 .and_then(|ex| self.existing[ex].status.ip.as_deref())
                 .and_then(|t| Addr::parse(t.trim()));
+            if let Some(ip) = kept {
+                stage.kept.push(Kept { claim: id32(stage.claims.len()), ip });
+            }
             let index = self.slots[sid].index;
             stage.claims.push(Claim {
-                owner: Owner::L2(sid),
-                claimant: stage.claimants.len(),
+                claimant: id32(stage.claimants.len()),
+                slot: id32(sid),
                 index,
                 lane: index,
                 families: svc.families,
-                kept,
             });
         }
         stage.claimants.push(Claimant {
             owner: Owner::L2(id),
             input: svc.input,
-            source: svc.class,
+            source: id32(svc.class),
             sharing_key: svc.sharing_key,
-            claims: first..stage.claims.len(),
+            claims: id32(first)..id32(stage.claims.len()),
         });
     }
 
@@ -641,7 +678,7 @@ impl<'a> Planner<'a> {
             Event::Conflict { claim, ip, holder } => {
                 let c = &stage.claims[claim];
                 self.diags.push(Diagnostic::IpConflict {
-                    service: key_of(c.claimant),
+                    service: key_of(c.claimant as usize),
                     index: c.index,
                     ip: ip.to_string(),
                     holder: key_of(holder),
@@ -650,13 +687,13 @@ impl<'a> Planner<'a> {
             Event::Refused { claim, why } => {
                 let c = &stage.claims[claim];
                 let index = c.index;
-                let svc = self.notes_of(stage.claimants[c.claimant].owner);
+                let svc = self.notes_of(stage.claimants[c.claimant as usize].owner);
                 let entry = svc.requested[index as usize].clone().unwrap_or_default();
                 let text = format!("index {index}: requested IP {entry:?} {why}");
                 svc.issues.push((cond::REASON_REQUESTED_IPS_REJECTED, text.clone()));
                 svc.assign_notes.push(text);
                 self.diags.push(Diagnostic::RequestedIpRejected {
-                    service: key_of(c.claimant),
+                    service: key_of(c.claimant as usize),
                     index,
                     entry,
                     why,
@@ -665,7 +702,7 @@ impl<'a> Planner<'a> {
             Event::SharingRefused { claim, key, with } => {
                 let c = &stage.claims[claim];
                 let (index, with) = (c.index, key_of(with));
-                let svc = self.notes_of(stage.claimants[c.claimant].owner);
+                let svc = self.notes_of(stage.claimants[c.claimant as usize].owner);
                 svc.issues.push((
                     cond::REASON_SHARING_REJECTED,
                     format!(
@@ -673,7 +710,7 @@ impl<'a> Planner<'a> {
                     ),
                 ));
                 self.diags.push(Diagnostic::SharingRejected {
-                    service: key_of(c.claimant),
+                    service: key_of(c.claimant as usize),
                     index,
                     key,
                     with,
@@ -716,7 +753,7 @@ impl<'a> Planner<'a> {
         let class = self.classes[svc.class].input.name.clone();
         svc.assign_notes.push(format!("the pool of class {class} is exhausted"));
         self.diags.push(Diagnostic::PoolExhausted {
-            service: svc.key.clone(),
+            service: svc.key(),
             class,
             // At most 64 per Service (the count's upper bound), so it fits.
             assigned: u32::try_from(assigned).unwrap_or(u32::MAX),
@@ -731,9 +768,10 @@ impl<'a> Planner<'a> {
         // that a re-plan (where passes assign in another order) picks the same. The allocation's
         // indexes are not needed past this point and go before placement allocates its own.
         let mut leads = vec![false; self.slots.len()];
-        let mut followers: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut followers: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
         let Alloc { leaders, followers: mut shared, .. } = std::mem::take(&mut self.alloc);
         for (ip, leader) in leaders {
+            let leader = leader as usize;
             leads[leader] = true;
             if let Some(rest) = shared.remove(&ip) {
                 followers.insert(leader, rest);
@@ -741,14 +779,15 @@ impl<'a> Planner<'a> {
         }
         let units = || (0..leads.len()).filter(|&sid| leads[sid]);
         let holders_of = |leader: usize| {
-            std::iter::once(leader).chain(followers.get(&leader).into_iter().flatten().copied())
+            let rest = followers.get(&leader).into_iter().flatten().map(|&f| f as usize);
+            std::iter::once(leader).chain(rest)
         };
         let (slots, svcs, classes) = (&mut self.slots, &self.svcs, &self.classes);
         let mut ips_per_class = vec![0usize; classes.len()];
         let mut led = vec![0usize; svcs.len()];
         for leader in units() {
-            ips_per_class[svcs[slots[leader].svc].class] += 1;
-            led[slots[leader].svc] += 1;
+            ips_per_class[svcs[slots[leader].svc()].class] += 1;
+            led[slots[leader].svc()] += 1;
         }
         let caps: Vec<u32> = classes
             .iter()
@@ -781,7 +820,7 @@ impl<'a> Planner<'a> {
         let candidates_of = |svc: &Svc<'_>| eligible_of(svc, HoldDownRule::Avoid);
         let full_order = |svc: &Svc<'_>| {
             let candidates = candidates_of(svc);
-            place::rendezvous(&svc.key.to_string(), &candidates, &self.node_names, usize::MAX)
+            place::rendezvous(&svc.key().to_string(), &candidates, &self.node_names, usize::MAX)
         };
         let mut candidate_count = vec![0usize; svcs.len()];
         let heads: Vec<Vec<usize>> = svcs
@@ -794,7 +833,7 @@ impl<'a> Planner<'a> {
                 }
                 let candidates = candidates_of(svc);
                 *candidate_count = candidates.len();
-                let key = svc.key.to_string();
+                let key = svc.key().to_string();
                 place::rendezvous(&key, &candidates, &self.node_names, place::head_len(count))
             })
             .collect();
@@ -808,17 +847,17 @@ impl<'a> Planner<'a> {
         // candidates a node may carry up to ceil(N / candidates) siblings: what
         // `place::choose` produces, so a re-plan keeps it.
         for leader in units() {
-            let s = slots[leader].svc;
+            let s = slots[leader].svc();
             let per_node = led[s].div_ceil(candidate_count[s].max(1));
             let kept = holders_of(leader).find_map(|sid| {
-                let ex = self.existing[slots[sid].existing?];
+                let ex = self.existing[slots[sid].existing()?];
                 let name = ex.status.node.as_deref().or(ex.preferred_node.as_deref())?;
                 let node = *self.node_id.get(name)?;
                 let siblings = used[s].iter().filter(|&&n| n == node).count();
                 (is_candidate(s, node) && siblings < per_node).then_some(node)
             });
             if let Some(node) = kept {
-                slots[leader].node = Some(node);
+                slots[leader].node = Some(id32(node));
                 used[s].push(node);
                 load[svcs[s].class][node] += 1;
             }
@@ -827,18 +866,18 @@ impl<'a> Planner<'a> {
             if slots[leader].node.is_some() {
                 continue;
             }
-            let s = slots[leader].svc;
+            let s = slots[leader].svc();
             let class = svcs[s].class;
             let (head, class_load, cap) = (&heads[s], &load[class], caps[class]);
             let had_node = holders_of(leader).any(|sid| {
-                slots[sid].existing.is_some_and(|e| {
+                slots[sid].existing().is_some_and(|e| {
                     self.existing[e].status.node.is_some()
                         || self.existing[e].preferred_node.is_some()
                 })
             });
             let chosen = if any_held && !had_node {
                 let order = place::rendezvous(
-                    &svcs[s].key.to_string(),
+                    &svcs[s].key().to_string(),
                     &eligible_of(&svcs[s], HoldDownRule::Ignore),
                     &self.node_names,
                     usize::MAX,
@@ -855,17 +894,17 @@ impl<'a> Planner<'a> {
                 })
             };
             if let Some(node) = chosen {
-                slots[leader].node = Some(node);
+                slots[leader].node = Some(id32(node));
                 used[s].push(node);
                 load[class][node] += 1;
             }
         }
         for leader in units() {
-            let Some(node) = slots[leader].node else { continue };
-            let s = slots[leader].svc;
+            let Some(node) = slots[leader].node() else { continue };
+            let s = slots[leader].svc();
             let backups = place::backups(&heads[s], node, &used[s]);
             for sid in holders_of(leader) {
-                slots[sid].node = Some(node);
+                slots[sid].node = Some(id32(node));
                 slots[sid].backups = backups;
             }
         }
@@ -878,7 +917,7 @@ impl<'a> Planner<'a> {
         for slot in &self.slots {
             if slot.ip.is_some() && slot.node.is_none() {
                 self.diags.push(Diagnostic::NoCandidateNode {
-                    service: self.svcs[slot.svc].key.clone(),
+                    service: self.svcs[slot.svc()].key(),
                     index: slot.index,
                 });
             }
@@ -936,10 +975,10 @@ impl<'a> Planner<'a> {
         } else {
             let mut desired = HashSet::with_capacity(self.slots.len());
             for slot in &self.slots {
-                let svc = &self.svcs[slot.svc];
+                let svc = &self.svcs[slot.svc()];
                 let class = &self.classes[svc.class].input.name;
-                let name = child_name(&svc.key.name, class, slot.index);
-                desired.insert((svc.key.namespace.as_str(), CompactString::from(name)));
+                let name = child_name(&svc.input.name, class, slot.index);
+                desired.insert((svc.input.namespace.as_str(), CompactString::from(name)));
             }
             desired
         };
@@ -1022,9 +1061,9 @@ impl<'a> Planner<'a> {
     /// One desired child with its action.
     fn child(&self, svc: &Svc<'_>, slot: &Slot) -> DesiredChild {
         let class = &self.classes[svc.class];
-        let name = child_name(&svc.key.name, &class.input.name, slot.index);
+        let name = child_name(&svc.input.name, &class.input.name, slot.index);
         let ip_text = slot.ip.map(|ip| ip.to_compact_string());
-        let announced = match (&ip_text, slot.node) {
+        let announced = match (&ip_text, slot.node()) {
             (None, _) => Wanted::new(
                 cond::ANNOUNCED,
                 False,
@@ -1044,16 +1083,16 @@ impl<'a> Planner<'a> {
                 format!("{ip} is announced by node {}", self.node_names[node]),
             ),
         };
-        let same_name = self.existing_named(&svc.key.namespace, &name);
+        let same_name = self.existing_named(&svc.input.namespace, &name);
         let old_conditions = same_name.map(|c| c.status.conditions.as_slice()).unwrap_or_default();
         let status = ChildStatus {
             ip: ip_text,
-            node: slot.node.map(|n| self.node_names[n].into()),
+            node: slot.node().map(|n| self.node_names[n].into()),
             backups: slot.backups.iter().map(|n| self.node_names[n].into()).collect(),
             conditions: merge(old_conditions, vec![announced], &self.input.now, None),
         };
         let spec = ChildSpec {
-            service_ref: svc.key.clone(),
+            service_ref: svc.key(),
             class: class.input.name.as_str().into(),
             index: Some(slot.index),
             desired_ip: svc
@@ -1074,7 +1113,7 @@ impl<'a> Planner<'a> {
             update_action(old.spec != spec || owner_changed, old.status != status)
         });
         DesiredChild {
-            namespace: svc.key.namespace.clone(),
+            namespace: svc.input.namespace.clone(),
             name: name.into(),
             owner_uid: svc.input.uid.clone(),
             action,
@@ -1391,7 +1430,6 @@ fn new_svc<'a>(
     }
     Svc {
         input: s,
-        key,
         class,
         class_reason,
         count,

@@ -22,7 +22,7 @@
 //! when none does, the Service gets `LoadBalancerPoolNotFound`. A Service naming a class (1, 2)
 //! and an existing pool is told in `AnnotationsValid` that the class won.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond};
@@ -30,7 +30,7 @@ use metallb_api::names::{annotations, conditions as cond};
 use super::{
     IpCounts, Planner, annotations_condition, ip_conditions, merged_status_without, update_action,
 };
-use crate::allocate::{Claim, Claimant, Owner, Source, SourceKind, Stage};
+use crate::allocate::{Claim, Claimant, Kept, Owner, Source, SourceKind, Stage, id32};
 use crate::annotations::parse_requested;
 use crate::bgp::Topology;
 use crate::conditions::{Wanted, find, merge};
@@ -65,8 +65,8 @@ pub(super) struct BgpPool<'a> {
 
 /// A Service bound to a BGP pool.
 pub(super) struct BgpSvc<'a> {
+    /// Its namespace and name are the Service's key (not copied: one per Service).
     pub(super) input: &'a ServiceInput,
-    pub(super) key: ServiceRef,
     pub(super) pool: usize,
     reason: &'static str,
     /// The requested IP of each slot, verbatim.
@@ -79,6 +79,12 @@ pub(super) struct BgpSvc<'a> {
     first_slot: usize,
     /// One IP per family the Service asks for (one of either family when it names none).
     pub(super) count: u32,
+}
+
+impl BgpSvc<'_> {
+    pub(super) fn key(&self) -> ServiceRef {
+        self.input.key()
+    }
 }
 
 /// One IP of a BGP-bound Service.
@@ -332,7 +338,6 @@ impl<'a> Planner<'a> {
         }
         self.bgp.svcs.push(BgpSvc {
             input: s,
-            key: s.key(),
             pool,
             reason,
             requested,
@@ -381,17 +386,18 @@ impl<'a> Planner<'a> {
             self.bgp.input.announcements.iter().collect();
         existing.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         existing.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
-        let svc_id: HashMap<&ServiceRef, usize> =
-            self.bgp.svcs.iter().enumerate().map(|(i, s)| (&s.key, i)).collect();
-        let l2: HashMap<&ServiceRef, usize> =
-            self.svcs.iter().enumerate().map(|(i, s)| (&s.key, i)).collect();
+        let by_name = |s: &'a ServiceInput| (s.namespace.as_str(), s.name.as_str());
+        let svc_id: HashMap<(&str, &str), usize> =
+            self.bgp.svcs.iter().enumerate().map(|(i, s)| (by_name(s.input), i)).collect();
+        let l2: HashSet<(&str, &str)> = self.svcs.iter().map(|s| by_name(s.input)).collect();
         for (id, a) in existing.iter().enumerate() {
             let parent = ServiceRef {
                 namespace: a.namespace.clone(),
                 name: a.spec.service_ref.name.clone(),
             };
-            let Some(&sid) = svc_id.get(&parent) else {
-                let reason = if self.unmanaged.contains(&parent) || l2.contains_key(&parent) {
+            let name = (parent.namespace.as_str(), parent.name.as_str());
+            let Some(&sid) = svc_id.get(&name) else {
+                let reason = if self.unmanaged.contains(&parent) || l2.contains(&name) {
                     DeleteReason::ParentNotManaged
                 } else {
                     DeleteReason::ParentGone
@@ -405,7 +411,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let index =
-                (0..svc.count).find(|&i| child_name(&svc.key.name, NAME_INFIX, i) == a.name);
+                (0..svc.count).find(|&i| child_name(&svc.input.name, NAME_INFIX, i) == a.name);
             match index {
                 Some(i) => self.bgp.slots[svc.first_slot + i as usize].existing = Some(id),
                 None => self.bgp.deletions.push((id, DeleteReason::IndexUnused)),
@@ -429,22 +435,24 @@ impl<'a> Planner<'a> {
                 stage.requests.insert(stage.claims.len(), request.clone());
             }
             let kept = slot.existing.and_then(|a| Addr::parse(self.bgp.existing[a].spec.ip.trim()));
+            if let Some(ip) = kept {
+                stage.kept.push(Kept { claim: id32(stage.claims.len()), ip });
+            }
             stage.claims.push(Claim {
-                owner: Owner::Bgp(sid),
-                claimant: stage.claimants.len(),
+                claimant: id32(stage.claimants.len()),
+                slot: id32(sid),
                 index: slot.index,
                 // Dual-stack Services share per family, whatever order they list them in.
                 lane: u32::from(slot.family == Some(Family::V6)),
                 families: slot.family.map_or_else(Families::default, |f| Families::new(&[f])),
-                kept,
             });
         }
         stage.claimants.push(Claimant {
             owner: Owner::Bgp(id),
             input: svc.input,
-            source: self.classes.len() + svc.pool,
+            source: id32(self.classes.len() + svc.pool),
             sharing_key: svc.sharing_key,
-            claims: first..stage.claims.len(),
+            claims: id32(first)..id32(stage.claims.len()),
         });
     }
 
@@ -457,7 +465,7 @@ impl<'a> Planner<'a> {
         let pool = self.bgp.pools[svc.pool].input.name.clone();
         svc.assign_notes.push(format!("MetalLoadBalancerPool {pool} is exhausted"));
         self.diags.push(Diagnostic::BgpPoolExhausted {
-            service: svc.key.clone(),
+            service: svc.key(),
             pool,
             // At most two, one per family.
             assigned: u32::try_from(assigned).unwrap_or(u32::MAX),
@@ -566,10 +574,10 @@ impl<'a> Planner<'a> {
         slot: &BgpSlot,
     ) -> Option<DesiredAnnouncement> {
         let ip = slot.ip?;
-        let name = child_name(&svc.key.name, NAME_INFIX, slot.index);
-        let old = self.existing_announcement(&svc.key.namespace, &name);
+        let name = child_name(&svc.input.name, NAME_INFIX, slot.index);
+        let old = self.existing_announcement(&svc.input.namespace, &name);
         let spec = AnnouncementSpec {
-            service_ref: svc.key.clone(),
+            service_ref: svc.key(),
             pool: self.bgp.pools[svc.pool].input.name.as_str().into(),
             ip: ip.to_compact_string(),
             routes: self.routes(svc, ip),
@@ -580,7 +588,7 @@ impl<'a> Planner<'a> {
             update_action(old.spec != spec || owner_changed, old.status != status)
         });
         Some(DesiredAnnouncement {
-            namespace: svc.key.namespace.clone(),
+            namespace: svc.input.namespace.clone(),
             name: name.into(),
             owner_uid: svc.input.uid.clone(),
             action,
