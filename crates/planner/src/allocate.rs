@@ -19,6 +19,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
+use crate::annotations::sharing_key;
 use crate::diag::RequestRejection;
 use crate::model::{ServiceInput, TrafficPolicy};
 use crate::pool::{Addr, Families, Family, FreeSet, Interval, Pool};
@@ -80,7 +81,6 @@ pub(crate) struct Claimant<'a> {
     pub(crate) input: &'a ServiceInput,
     /// Index into [`Stage::sources`].
     pub(crate) source: u32,
-    pub(crate) sharing_key: Option<&'a str>,
     /// Its claims in [`Stage::claims`], by index.
     pub(crate) claims: Range<u32>,
 }
@@ -310,7 +310,7 @@ impl Run<'_, '_> {
         self.grants[claim] = Grant::Ip(ip);
         let first = self.alloc.add(claim, ip);
         let claimant = self.claimant_of(claim);
-        if let (Some(key), true) = (claimant.sharing_key, first) {
+        if let (Some(key), true) = (sharing_key(claimant.input), first) {
             let lane = self.stage.claims[claim].lane;
             self.shareable.entry((claimant.source, key.to_owned(), lane)).or_default().insert(ip);
         }
@@ -331,6 +331,7 @@ impl Run<'_, '_> {
         let (claims, claimants) = (&self.stage.claims, &self.stage.claimants);
         let mine = &claims[claim];
         let me = &claimants[mine.claimant as usize];
+        let key = sharing_key(me.input);
         // The first incompatible holder in Service order, not holder order (which depends on
         // the pass that assigned the IP), so messages are the same on every re-plan.
         let mut refused: Option<usize> = None;
@@ -340,8 +341,8 @@ impl Run<'_, '_> {
             let legal = other_index != mine.claimant as usize
                 && other.source == me.source
                 && claims[h].lane == mine.lane
-                && me.sharing_key.is_some()
-                && other.sharing_key == me.sharing_key
+                && key.is_some()
+                && sharing_key(other.input) == key
                 && compatible(me.input, other.input);
             if !legal {
                 refused = Some(refused.map_or(other_index, |r| r.min(other_index)));
@@ -490,7 +491,7 @@ impl Run<'_, '_> {
     /// came before an IPv4 holder's would join its IPv4 address on the next plan.)
     fn offers(&self, claim: usize) -> BTreeSet<Addr> {
         let claimant = self.claimant_of(claim);
-        let Some(key) = claimant.sharing_key else { return BTreeSet::new() };
+        let Some(key) = sharing_key(claimant.input) else { return BTreeSet::new() };
         let (lane, families) = (self.stage.claims[claim].lane, self.stage.claims[claim].families);
         let Some(offers) = self.shareable.get(&(claimant.source, key.to_owned(), lane)) else {
             return BTreeSet::new();
@@ -523,7 +524,8 @@ impl Run<'_, '_> {
     /// re-planning (where the IP is simply kept) reports the same thing.
     fn report_sharing(&mut self) {
         for claim in 0..self.stage.claims.len() {
-            let (Some(key), Some(ip)) = (self.claimant_of(claim).sharing_key, self.ip_of(claim))
+            let (Some(key), Some(ip)) =
+                (sharing_key(self.claimant_of(claim).input), self.ip_of(claim))
             else {
                 continue;
             };

@@ -1,9 +1,21 @@
-//! Parsing of the Service annotations that take free text: the IP count and requested IPs.
-//! Nothing here can fail: bad text becomes the nearest valid value plus a reason.
+//! Parsing of the Service annotations that take free text: the IP count, requested IPs and
+//! the sharing key. Nothing here can fail: bad text becomes the nearest valid value plus a
+//! reason.
+
+use metallb_api::names::annotations;
+
+use crate::model::ServiceInput;
 
 /// Upper bound of the IP count: a typo like "300" must not create 300 objects (§11.9 of the
 /// reference), and 64 is far above any real need of L2 announcing nodes.
 pub const MAX_EXTERNAL_IPS: u32 = 64;
+
+/// The Service's IP sharing key: the annotation trimmed, if not blank. Read where needed rather
+/// than stored: a pointer pair per Service and per allocation claimant is not worth saving a
+/// lookup in a handful of annotations.
+pub(crate) fn sharing_key(s: &ServiceInput) -> Option<&str> {
+    s.annotations.get(annotations::SHARED_IP_KEY).map(str::trim).filter(|k| !k.is_empty())
+}
 
 /// Why a count annotation was not used verbatim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use crate::allocate::{
     self, Alloc, Allocation, Claim, Claimant, Event, Kept, Owner, Source, SourceKind, Stage,
     family_ok, id32,
 };
-use crate::annotations::{parse_count, parse_requested};
+use crate::annotations::{parse_count, parse_requested, sharing_key};
 use crate::conditions::{Wanted, find, merge};
 use crate::diag::{Diagnostic, RequestRejection};
 use crate::hold_down::HoldDown;
@@ -62,7 +62,6 @@ struct Svc<'a> {
     class_reason: &'static str,
     count: u32,
     requested: Vec<Option<String>>,
-    sharing_key: Option<&'a str>,
     families: Families,
     /// `(reason, message)` for `AnnotationsValid`, first one gives the reason.
     issues: Vec<(&'static str, String)>,
@@ -666,7 +665,6 @@ impl<'a> Planner<'a> {
             owner: Owner::L2(id),
             input: svc.input,
             source: id32(svc.class),
-            sharing_key: svc.sharing_key,
             claims: id32(first)..id32(stage.claims.len()),
         });
     }
@@ -1100,7 +1098,7 @@ impl<'a> Planner<'a> {
                 .get(slot.index as usize)
                 .and_then(Option::as_deref)
                 .map(Into::into),
-            sharing_key: svc.sharing_key.map(Into::into),
+            sharing_key: sharing_key(svc.input).map(Into::into),
             ports: svc.input.ports.clone(),
             selector: svc.input.selector.clone(),
             external_traffic_policy: svc.input.external_traffic_policy,
@@ -1434,11 +1432,6 @@ fn new_svc<'a>(
         class_reason,
         count,
         requested,
-        sharing_key: s
-            .annotations
-            .get(annotations::SHARED_IP_KEY)
-            .map(|k| k.trim())
-            .filter(|k| !k.is_empty()),
         families: s.ip_families,
         issues,
         assign_notes: Vec::new(),

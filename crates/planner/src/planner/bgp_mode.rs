@@ -71,7 +71,6 @@ pub(super) struct BgpSvc<'a> {
     reason: &'static str,
     /// The requested IP of each slot, verbatim.
     pub(super) requested: Vec<Option<String>>,
-    sharing_key: Option<&'a str>,
     /// `(reason, message)` for `AnnotationsValid`, first one gives the reason.
     pub(super) issues: Vec<(&'static str, String)>,
     /// Extra text for `AllPublicIPsAssigned`.
@@ -341,11 +340,6 @@ impl<'a> Planner<'a> {
             pool,
             reason,
             requested,
-            sharing_key: s
-                .annotations
-                .get(annotations::SHARED_IP_KEY)
-                .map(str::trim)
-                .filter(|k| !k.is_empty()),
             issues,
             assign_notes: Vec::new(),
             first_slot,
@@ -451,7 +445,6 @@ impl<'a> Planner<'a> {
             owner: Owner::Bgp(id),
             input: svc.input,
             source: id32(self.classes.len() + svc.pool),
-            sharing_key: svc.sharing_key,
             claims: id32(first)..id32(stage.claims.len()),
         });
     }
