@@ -277,6 +277,8 @@ impl Topology {
     }
 }
 
+/// A configuration as the routes need it: its peers and pools that exist, its member nodes,
+/// and what is wrong with it (a condition on the object, never a failure).
 fn resolve(
     input: &ConfigurationInput,
     peers: &BTreeSet<String>,
@@ -295,60 +297,15 @@ fn resolve(
     if found.is_empty() {
         issues.insert(ConfigurationIssue::NoPeers);
     }
-    let mut advertisements = Vec::new();
-    for (index, adv) in input.advertisements.iter().enumerate() {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        let mut standard = BTreeSet::new();
-        let mut large = BTreeSet::new();
-        for text in &adv.communities {
-            match Community::parse(text) {
-                Some(c @ Community::Standard(..)) => {
-                    standard.insert(c);
-                }
-                Some(c @ Community::Large(..)) => {
-                    large.insert(c);
-                }
-                Some(Community::None) => {}
-                None => {
-                    let community = text.clone();
-                    issues.insert(ConfigurationIssue::InvalidCommunity {
-                        advertisement: index,
-                        community,
-                    });
-                }
-            }
-        }
-        let ipv4_length = match adv.aggregation_length {
-            None => IPV4_HOST,
-            Some(length) if length <= IPV4_HOST => length,
-            Some(length) => {
-                issues.insert(ConfigurationIssue::AggregationTooLong {
-                    advertisement: index,
-                    length,
-                });
-                IPV4_HOST
-            }
-        };
-        let mut named = BTreeSet::new();
-        for pool in &adv.pool_names {
-            if pools.contains(pool) {
-                named.insert(pool.clone());
-            } else {
-                issues.insert(ConfigurationIssue::MissingPool {
-                    advertisement: index,
-                    pool: pool.clone(),
-                });
-            }
-        }
-        advertisements.push(Advertisement {
-            index,
-            pools: named,
-            communities: standard.iter().map(ToString::to_string).collect(),
-            large_communities: large.iter().map(ToString::to_string).collect(),
-            local_pref: adv.local_pref,
-            ipv4_length,
-        });
-    }
+    let advertisements = input
+        .advertisements
+        .iter()
+        .enumerate()
+        .map(|(index, adv)| {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            advertisement(index, adv, pools, &mut issues)
+        })
+        .collect();
     let mut members: Vec<String> = nodes
         .iter()
         .filter(|n| eligible(n, &input.node_selector))
@@ -362,6 +319,61 @@ fn resolve(
         peers: found.into_iter().collect(),
         issues: issues.into_iter().collect(),
         advertisements,
+    }
+}
+
+/// One advertisement of a configuration: its communities parsed and sorted, its aggregation
+/// length bounded, the pools it names that exist. What is wrong goes to `issues`.
+fn advertisement(
+    index: u32,
+    adv: &AdvertisementInput,
+    pools: &BTreeSet<String>,
+    issues: &mut BTreeSet<ConfigurationIssue>,
+) -> Advertisement {
+    let mut standard = BTreeSet::new();
+    let mut large = BTreeSet::new();
+    for text in &adv.communities {
+        match Community::parse(text) {
+            Some(c @ Community::Standard(..)) => {
+                standard.insert(c);
+            }
+            Some(c @ Community::Large(..)) => {
+                large.insert(c);
+            }
+            Some(Community::None) => {}
+            None => {
+                let community = text.clone();
+                issues.insert(ConfigurationIssue::InvalidCommunity {
+                    advertisement: index,
+                    community,
+                });
+            }
+        }
+    }
+    let ipv4_length = match adv.aggregation_length {
+        None => IPV4_HOST,
+        Some(length) if length <= IPV4_HOST => length,
+        Some(length) => {
+            issues.insert(ConfigurationIssue::AggregationTooLong { advertisement: index, length });
+            IPV4_HOST
+        }
+    };
+    let mut named = BTreeSet::new();
+    for pool in &adv.pool_names {
+        if pools.contains(pool) {
+            named.insert(pool.clone());
+        } else {
+            let pool = pool.clone();
+            issues.insert(ConfigurationIssue::MissingPool { advertisement: index, pool });
+        }
+    }
+    Advertisement {
+        index,
+        pools: named,
+        communities: standard.iter().map(ToString::to_string).collect(),
+        large_communities: large.iter().map(ToString::to_string).collect(),
+        local_pref: adv.local_pref,
+        ipv4_length,
     }
 }
 

@@ -7,7 +7,8 @@
 //!                                                                    announcements (kept IP)
 //!  slots of both modes ─► allocation stage (crate::allocate): pass A kept IPs ─► pass P
 //!        published IPs ─► pass B requested IPs ─► pass C shared or lowest free IPs
-//!  L2 IPs ─► keep node ─► place new (rendezvous + load cap) ─► backups ─► children + statuses
+//!  L2 IPs ─► keep node ─► place new (rendezvous + load cap) ─► backups (placement)
+//!        ─► children + statuses
 //!  BGP IPs ─► bgp::Topology routes ─► announcements + statuses
 //! ```
 //!
@@ -39,8 +40,10 @@ use crate::pool::{Addr, Families, Pool};
 use ConditionStatus::{False, True};
 
 mod bgp_mode;
+mod placement;
 
 use bgp_mode::{BgpState, PoolChoice};
+use placement::Placement;
 
 /// A class with its parsed pool and nodes.
 struct Class<'a> {
@@ -343,53 +346,9 @@ impl<'a> Planner<'a> {
             nodes.iter().zip(&excluded).map(|(n, ex)| n.ready && n.speaker_ready && !ex).collect();
         let held = nodes.iter().map(|n| HoldDown::of(input, n).is_held()).collect();
 
-        let mut class_inputs: Vec<&ClassInput> = input.classes.iter().collect();
-        class_inputs.sort_by(|a, b| a.name.cmp(&b.name));
-        class_inputs.dedup_by(|a, b| a.name == b.name);
-        let mut classes: Vec<Class<'_>> = class_inputs
-            .iter()
-            .map(|c| {
-                let members: Vec<usize> = (0..nodes.len())
-                    .filter(|&n| {
-                        !excluded[n]
-                            && c.node_selector
-                                .iter()
-                                .all(|(k, v)| nodes[n].labels.get(k) == Some(v))
-                    })
-                    .collect();
-                let candidates = members.iter().copied().filter(|&n| eligible[n]).collect();
-                Class {
-                    input: c,
-                    pool: Pool::parse(&c.address_pool),
-                    members,
-                    candidates,
-                    overlaps: Vec::new(),
-                }
-            })
-            .collect();
-        for class in &classes {
-            for err in class.pool.errors() {
-                diags.push(Diagnostic::InvalidPoolEntry {
-                    class: class.input.name.clone(),
-                    error: err.to_string(),
-                });
-            }
-        }
-        for a in 0..classes.len() {
-            for b in a + 1..classes.len() {
-                if classes[a].pool.overlaps(&classes[b].pool) {
-                    let (name_a, name_b) =
-                        (classes[a].input.name.clone(), classes[b].input.name.clone());
-                    diags.push(Diagnostic::PoolOverlap {
-                        class: name_a.clone(),
-                        other: name_b.clone(),
-                    });
-                    classes[a].overlaps.push(name_b);
-                    classes[b].overlaps.push(name_a);
-                }
-            }
-        }
-        let class_id = class_inputs.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+        let mut classes = classes_of(input, &nodes, &excluded, &eligible, &mut diags);
+        let class_id =
+            classes.iter().enumerate().map(|(i, c)| (c.input.name.as_str(), i)).collect();
         let defaults: Vec<usize> =
             (0..classes.len()).filter(|&i| classes[i].input.is_default).collect();
         for &shadowed in defaults.iter().skip(1) {
@@ -759,154 +718,15 @@ impl<'a> Planner<'a> {
         });
     }
 
-    /// Places every distinct IP on a node (see [`place`] for the algorithm and its bound).
+    /// Places every distinct IP on a node (see [`placement`]).
     fn place(&mut self) {
-        // One unit per distinct IP, in the order of its leader: sharers follow the first holder
-        // (an IP has one announcer). The leader is the first slot, not the first assigned, so
-        // that a re-plan (where passes assign in another order) picks the same. The allocation's
-        // indexes are not needed past this point and go before placement allocates its own.
-        let mut leads = vec![false; self.slots.len()];
-        let mut followers: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-        let Alloc { leaders, followers: mut shared, .. } = std::mem::take(&mut self.alloc);
-        for (ip, leader) in leaders {
-            let leader = leader as usize;
-            leads[leader] = true;
-            if let Some(rest) = shared.remove(&ip) {
-                followers.insert(leader, rest);
-            }
-        }
-        let units = || (0..leads.len()).filter(|&sid| leads[sid]);
-        let holders_of = |leader: usize| {
-            let rest = followers.get(&leader).into_iter().flatten().map(|&f| f as usize);
-            std::iter::once(leader).chain(rest)
-        };
-        let (slots, svcs, classes) = (&mut self.slots, &self.svcs, &self.classes);
-        let mut ips_per_class = vec![0usize; classes.len()];
-        let mut led = vec![0usize; svcs.len()];
-        for leader in units() {
-            ips_per_class[svcs[slots[leader].svc()].class] += 1;
-            led[slots[leader].svc()] += 1;
-        }
-        let caps: Vec<u32> = classes
-            .iter()
-            .zip(&ips_per_class)
-            .map(|(c, &ips)| place::load_cap(ips, c.candidates.len()))
-            .collect();
-        let mut load = vec![vec![0u32; self.nodes.len()]; classes.len()];
-        let mut used: Vec<Vec<usize>> = vec![Vec::new(); svcs.len()];
-        // Each leading Service's candidates, and the head of their rendezvous order (see
-        // `place::head_len`), computed once. Nodes in their failback hold-down are left out
-        // while another candidate exists: an IP that moves (and every backup) avoids them. They
-        // keep what they hold (below), and an IP that never had a node may still go there.
-        let held = &self.held;
-        let any_held = held.contains(&true);
-        let eligible_of = |svc: &Svc<'_>, hold_down: HoldDownRule| -> Vec<usize> {
-            let base = &classes[svc.class].candidates;
-            let all: Vec<usize> = match svc.input.external_traffic_policy {
-                TrafficPolicy::Cluster => base.clone(),
-                TrafficPolicy::Local => base
-                    .iter()
-                    .copied()
-                    .filter(|&n| svc.input.ready_endpoint_nodes.contains(self.node_names[n]))
-                    .collect(),
-            };
-            if hold_down == HoldDownRule::Ignore || all.iter().all(|&n| held[n]) {
-                return all;
-            }
-            all.into_iter().filter(|&n| !held[n]).collect()
-        };
-        let candidates_of = |svc: &Svc<'_>| eligible_of(svc, HoldDownRule::Avoid);
-        let full_order = |svc: &Svc<'_>| {
-            let candidates = candidates_of(svc);
-            place::rendezvous(&svc.key().to_string(), &candidates, &self.node_names, usize::MAX)
-        };
-        let mut candidate_count = vec![0usize; svcs.len()];
-        let heads: Vec<Vec<usize>> = svcs
-            .iter()
-            .zip(&led)
-            .zip(&mut candidate_count)
-            .map(|((svc, &count), candidate_count)| {
-                if count == 0 {
-                    return Vec::new();
-                }
-                let candidates = candidates_of(svc);
-                *candidate_count = candidates.len();
-                let key = svc.key().to_string();
-                place::rendezvous(&key, &candidates, &self.node_names, place::head_len(count))
-            })
-            .collect();
-        let is_candidate = |s: usize, node: usize| {
-            let svc = &svcs[s];
-            classes[svc.class].candidates.binary_search(&node).is_ok()
-                && (svc.input.external_traffic_policy == TrafficPolicy::Cluster
-                    || svc.input.ready_endpoint_nodes.contains(self.node_names[node]))
-        };
-        // Keep nodes that are still eligible and not taken by a sibling. With more IPs than
-        // candidates a node may carry up to ceil(N / candidates) siblings: what
-        // `place::choose` produces, so a re-plan keeps it.
-        for leader in units() {
-            let s = slots[leader].svc();
-            let per_node = led[s].div_ceil(candidate_count[s].max(1));
-            let kept = holders_of(leader).find_map(|sid| {
-                let ex = self.existing[slots[sid].existing()?];
-                let name = ex.status.node.as_deref().or(ex.preferred_node.as_deref())?;
-                let node = *self.node_id.get(name)?;
-                let siblings = used[s].iter().filter(|&&n| n == node).count();
-                (is_candidate(s, node) && siblings < per_node).then_some(node)
-            });
-            if let Some(node) = kept {
-                slots[leader].node = Some(id32(node));
-                used[s].push(node);
-                load[svcs[s].class][node] += 1;
-            }
-        }
-        for leader in units() {
-            if slots[leader].node.is_some() {
-                continue;
-            }
-            let s = slots[leader].svc();
-            let class = svcs[s].class;
-            let (head, class_load, cap) = (&heads[s], &load[class], caps[class]);
-            let had_node = holders_of(leader).any(|sid| {
-                slots[sid].existing().is_some_and(|e| {
-                    self.existing[e].status.node.is_some()
-                        || self.existing[e].preferred_node.is_some()
-                })
-            });
-            let chosen = if any_held && !had_node {
-                let order = place::rendezvous(
-                    &svcs[s].key().to_string(),
-                    &eligible_of(&svcs[s], HoldDownRule::Ignore),
-                    &self.node_names,
-                    usize::MAX,
-                );
-                place::first_fit(&order, &used[s], class_load, cap)
-                    .or_else(|| place::choose(&order, &used[s], class_load, cap))
-            } else {
-                place::first_fit(head, &used[s], class_load, cap).or_else(|| {
-                    if head.len() == candidate_count[s] {
-                        place::choose(head, &used[s], class_load, cap)
-                    } else {
-                        place::choose(&full_order(&svcs[s]), &used[s], class_load, cap)
-                    }
-                })
-            };
-            if let Some(node) = chosen {
-                slots[leader].node = Some(id32(node));
-                used[s].push(node);
-                load[class][node] += 1;
-            }
-        }
-        for leader in units() {
-            let Some(node) = slots[leader].node() else { continue };
-            let s = slots[leader].svc();
-            let backups = place::backups(&heads[s], node, &used[s]);
-            for sid in holders_of(leader) {
-                slots[sid].node = Some(id32(node));
-                slots[sid].backups = backups;
-            }
-        }
-        self.ips_per_class = ips_per_class;
+        let (mut slots, alloc) = (std::mem::take(&mut self.slots), std::mem::take(&mut self.alloc));
+        let mut placement = Placement::new(self, &slots, alloc);
+        placement.keep_nodes(self, &mut slots);
+        placement.choose_nodes(self, &mut slots);
+        placement.spread(&mut slots);
+        self.ips_per_class = placement.ips_per_class;
+        self.slots = slots;
     }
 
     /// Settles everything but the children and Service statuses, which [`Decisions::render`]
@@ -1160,48 +980,34 @@ impl<'a> Planner<'a> {
     fn class_status(&self, i: usize, allocated: u64) -> ClassStatusPlan {
         let c = &self.classes[i];
         let size = c.pool.size();
-        let pool_cond = if !c.pool.errors().is_empty() {
-            let errors: Vec<String> = c.pool.errors().iter().map(ToString::to_string).collect();
-            Wanted::new(
-                cond::POOL_VALID,
-                False,
-                cond::REASON_INVALID_POOL_ENTRIES,
-                errors.join("; "),
-            )
-        } else if c.pool.intervals().is_empty() {
-            Wanted::new(
-                cond::POOL_VALID,
-                False,
-                cond::REASON_EMPTY_POOL,
-                "the address pool has no address",
-            )
-        } else {
-            Wanted::new(
-                cond::POOL_VALID,
-                True,
-                cond::REASON_POOL_PARSED,
-                format!("{} addresses", size.to_decimal()),
-            )
-        };
-        let overlap_cond = if c.overlaps.is_empty() {
-            Wanted::new(
-                cond::POOL_DISJOINT,
-                True,
-                cond::REASON_NO_OVERLAP,
-                "no other class uses these addresses",
-            )
-        } else {
-            Wanted::new(
-                cond::POOL_DISJOINT,
-                False,
-                cond::REASON_POOL_OVERLAP,
-                format!(
-                    "the pool overlaps the pool of {}; each address is still given out once",
-                    c.overlaps.join(", ")
-                ),
-            )
-        };
-        let default_cond = match self.defaults.first() {
+        let pool_cond = pool_valid(&c.pool, "the address pool has no address");
+        let overlap_cond = pool_disjoint(
+            &c.overlaps,
+            "no other class uses these addresses",
+            "the pool overlaps the pool of",
+        );
+        let default_cond = self.default_condition(i);
+        let conditions = merge(
+            &c.input.conditions,
+            vec![pool_cond, overlap_cond, default_cond],
+            &self.input.now,
+            Some(c.input.generation),
+        );
+        ClassStatusPlan {
+            name: c.input.name.clone(),
+            conditions_changed: conditions != c.input.conditions,
+            conditions,
+            pool_size: size.to_decimal(),
+            allocated,
+            member_nodes: c.members.iter().map(|&n| self.node_names[n].to_owned()).collect(),
+            candidate_nodes: c.candidates.iter().map(|&n| self.node_names[n].to_owned()).collect(),
+        }
+    }
+
+    /// `DefaultClass` of class `i`.
+    fn default_condition(&self, i: usize) -> Wanted {
+        let c = &self.classes[i];
+        match self.defaults.first() {
             Some(&winner) if c.input.is_default => {
                 let (status, reason) = if winner == i {
                     (True, cond::REASON_DEFAULT_CLASS_ACTIVE)
@@ -1230,21 +1036,6 @@ impl<'a> Planner<'a> {
                 cond::REASON_NOT_DEFAULT,
                 "isDefault is not set",
             ),
-        };
-        let conditions = merge(
-            &c.input.conditions,
-            vec![pool_cond, overlap_cond, default_cond],
-            &self.input.now,
-            Some(c.input.generation),
-        );
-        ClassStatusPlan {
-            name: c.input.name.clone(),
-            conditions_changed: conditions != c.input.conditions,
-            conditions,
-            pool_size: size.to_decimal(),
-            allocated,
-            member_nodes: c.members.iter().map(|&n| self.node_names[n].to_owned()).collect(),
-            candidate_nodes: c.candidates.iter().map(|&n| self.node_names[n].to_owned()).collect(),
         }
     }
 
@@ -1275,6 +1066,83 @@ impl<'a> Planner<'a> {
 }
 
 /// Syntax, pool and family checks of a requested IP; whether it is free is decided later.
+/// The classes by name, with their pools, members and candidates; invalid pool entries and
+/// overlaps between classes are reported.
+fn classes_of<'a>(
+    input: &'a Input,
+    nodes: &[&NodeInput],
+    excluded: &[bool],
+    eligible: &[bool],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Class<'a>> {
+    let mut class_inputs: Vec<&ClassInput> = input.classes.iter().collect();
+    class_inputs.sort_by(|a, b| a.name.cmp(&b.name));
+    class_inputs.dedup_by(|a, b| a.name == b.name);
+    let mut classes: Vec<Class<'_>> = class_inputs
+        .iter()
+        .map(|c| {
+            let members: Vec<usize> = (0..nodes.len())
+                .filter(|&n| {
+                    !excluded[n]
+                        && c.node_selector.iter().all(|(k, v)| nodes[n].labels.get(k) == Some(v))
+                })
+                .collect();
+            let candidates = members.iter().copied().filter(|&n| eligible[n]).collect();
+            Class {
+                input: c,
+                pool: Pool::parse(&c.address_pool),
+                members,
+                candidates,
+                overlaps: Vec::new(),
+            }
+        })
+        .collect();
+    for class in &classes {
+        for err in class.pool.errors() {
+            diags.push(Diagnostic::InvalidPoolEntry {
+                class: class.input.name.clone(),
+                error: err.to_string(),
+            });
+        }
+    }
+    for a in 0..classes.len() {
+        for b in a + 1..classes.len() {
+            if classes[a].pool.overlaps(&classes[b].pool) {
+                let (name_a, name_b) =
+                    (classes[a].input.name.clone(), classes[b].input.name.clone());
+                diags
+                    .push(Diagnostic::PoolOverlap { class: name_a.clone(), other: name_b.clone() });
+                classes[a].overlaps.push(name_b);
+                classes[b].overlaps.push(name_a);
+            }
+        }
+    }
+    classes
+}
+
+/// `PoolValid` of a class's or a BGP pool's addresses; `empty` says that there are none.
+fn pool_valid(pool: &Pool, empty: &'static str) -> Wanted {
+    if !pool.errors().is_empty() {
+        let errors: Vec<String> = pool.errors().iter().map(ToString::to_string).collect();
+        Wanted::new(cond::POOL_VALID, False, cond::REASON_INVALID_POOL_ENTRIES, errors.join("; "))
+    } else if pool.intervals().is_empty() {
+        Wanted::new(cond::POOL_VALID, False, cond::REASON_EMPTY_POOL, empty)
+    } else {
+        let text = format!("{} addresses", pool.size().to_decimal());
+        Wanted::new(cond::POOL_VALID, True, cond::REASON_POOL_PARSED, text)
+    }
+}
+
+/// `PoolDisjoint` given the sources sharing an address with this one: `none` says there are
+/// none, `overlap` starts the list.
+fn pool_disjoint(overlaps: &[String], none: &'static str, overlap: &str) -> Wanted {
+    if overlaps.is_empty() {
+        return Wanted::new(cond::POOL_DISJOINT, True, cond::REASON_NO_OVERLAP, none);
+    }
+    let text = format!("{overlap} {}; each address is still given out once", overlaps.join(", "));
+    Wanted::new(cond::POOL_DISJOINT, False, cond::REASON_POOL_OVERLAP, text)
+}
+
 fn validate_request(
     text: &str,
     svc: &Svc<'_>,

@@ -28,7 +28,8 @@ use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond};
 
 use super::{
-    IpCounts, Planner, annotations_condition, ip_conditions, merged_status_without, update_action,
+    IpCounts, Planner, annotations_condition, ip_conditions, merged_status_without, pool_disjoint,
+    pool_valid, update_action,
 };
 use crate::allocate::{Claim, Claimant, Kept, Owner, Source, SourceKind, Stage, id32};
 use crate::annotations::parse_requested;
@@ -509,31 +510,12 @@ impl<'a> Planner<'a> {
 
     fn pool_status(&self, p: &BgpPool<'_>, allocated: u64) -> PoolStatusPlan {
         let size = p.pool.size();
-        let valid = if !p.pool.errors().is_empty() {
-            let errors: Vec<String> = p.pool.errors().iter().map(ToString::to_string).collect();
-            Wanted::new(
-                cond::POOL_VALID,
-                False,
-                cond::REASON_INVALID_POOL_ENTRIES,
-                errors.join("; "),
-            )
-        } else if p.pool.intervals().is_empty() {
-            let text = "the pool has no address";
-            Wanted::new(cond::POOL_VALID, False, cond::REASON_EMPTY_POOL, text)
-        } else {
-            let text = format!("{} addresses", size.to_decimal());
-            Wanted::new(cond::POOL_VALID, True, cond::REASON_POOL_PARSED, text)
-        };
-        let disjoint = if p.overlaps.is_empty() {
-            let text = "no class or other pool uses these addresses";
-            Wanted::new(cond::POOL_DISJOINT, True, cond::REASON_NO_OVERLAP, text)
-        } else {
-            let text = format!(
-                "the addresses overlap {}; each address is still given out once",
-                p.overlaps.join(", ")
-            );
-            Wanted::new(cond::POOL_DISJOINT, False, cond::REASON_POOL_OVERLAP, text)
-        };
+        let valid = pool_valid(&p.pool, "the pool has no address");
+        let disjoint = pool_disjoint(
+            &p.overlaps,
+            "no class or other pool uses these addresses",
+            "the addresses overlap",
+        );
         let now = &self.input.now;
         let conditions =
             merge(&p.input.conditions, vec![valid, disjoint], now, Some(p.input.generation));
