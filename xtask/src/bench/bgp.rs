@@ -21,12 +21,13 @@
 //! - **churn**: with 10 000 prefixes up, every 100 ms for ten seconds 50 are withdrawn and
 //!   50 new ones announced (1 000 changes a second), then in the same session 100 and 100
 //!   (2 000 a second, the margin); measured: the throughput the router's kernel table follows
-//!   at (the latency of the first step and of the last one: a constant latency cancels, a
-//!   speaker falling behind shows as growth), and whether the session was ever reset.
+//!   at (the mean latency of the first ten steps and of the last ten: a constant latency
+//!   cancels, a speaker falling behind shows as growth), and whether the session was ever
+//!   reset.
 //!
 //! Each figure comes from a fresh lab, so the runs are independent; every wait is bounded.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -73,6 +74,10 @@ const COUNT_POLL: Duration = Duration::from_millis(20);
 const PREFIX_POLL: Duration = Duration::from_millis(10);
 /// One churn step every 100 ms: ten a second, as fast as the speaker polls its file.
 const CHURN_STEP: Duration = Duration::from_millis(100);
+/// Steps whose latency is measured at each end of a churn row (the first second and the last
+/// one): one step's latency varies by tens of milliseconds (FRR's and zebra's batching, which
+/// poll of the speaker picks a write up), and the mean of ten varies about three times less.
+const CHURN_ENDS: usize = 10;
 /// The speakers' HTTP endpoint inside each node namespace.
 const METRICS_ADDR: &str = "127.0.0.1:7472";
 
@@ -167,13 +172,14 @@ pub struct Churn {
     pub offered_per_s: f64,
     /// Changes made in all.
     pub changes: usize,
-    /// From the first step's file write until its first new prefix was in the router's kernel.
+    /// Latency of each of the first steps: from the step's file write until its first new
+    /// prefix was in the router's kernel.
     #[serde(default)]
-    pub first_lag_s: f64,
-    /// From the last step's file write until its first new prefix was in the router's kernel
-    /// (measured as the first step's, so a constant latency cancels in the rate).
+    pub first_lags_s: Vec<f64>,
+    /// The same for as many last steps (measured alike, so a constant latency cancels in the
+    /// rate).
     #[serde(default)]
-    pub last_lag_s: f64,
+    pub last_lags_s: Vec<f64>,
     /// From the last step's file write until the router's kernel table was exactly the desired
     /// set: every withdrawal applied too.
     #[serde(default)]
@@ -603,8 +609,8 @@ fn churn(lab: &mut Lab, tools: &Tools, settings: &Settings) -> Result<Vec<Churn>
                 || s.uptime.is_none_or(|up| up + Duration::from_secs(1) < session_since.elapsed())
         });
         eprintln!(
-            "    bgp churn: offered {:.0}/s, first step after {:.3} s, last after {:.3} s",
-            row.offered_per_s, row.first_lag_s, row.last_lag_s
+            "    bgp churn: offered {:.0}/s, first steps after {:.3?} s, last after {:.3?} s",
+            row.offered_per_s, row.first_lags_s, row.last_lags_s
         );
         rows.push(row);
     }
@@ -636,54 +642,45 @@ impl Churner<'_> {
             let first = index(window + (step - 1) * n + self.count)?;
             prefixes(first, 1).next().context("a prefix")
         };
-        let (first_new, last_new) = (new_of(1)?, new_of(steps)?);
-        let (mut first_lag, mut last_lag) = (None, None);
+        if steps < 2 {
+            bail!("a churn row needs a first and a last step, not {steps} step");
+        }
+        // The latency of the first and of the last steps, each step watched from its write.
+        let ends = CHURN_ENDS.min(steps / 2);
+        let mut watched = BTreeMap::new();
+        for step in (1..=ends).chain(steps + 1 - ends..=steps) {
+            watched.insert(step, Watched { prefix: new_of(step)?, written: None, lag: None });
+        }
         let started = Instant::now();
-        // Both latencies count from the end of their step's write, so writing (and formatting
-        // 10 000 routes) is in neither.
-        let (mut first_write, mut last_write) = (started, started);
+        let mut last_write = started;
         for step in 1..=steps {
             replace_file(self.file, &file_at(step)?)?;
+            // Latencies count from the end of their step's write, so writing (and formatting
+            // 10 000 routes) is in none of them.
             last_write = Instant::now();
-            if step == 1 {
-                first_write = last_write;
+            if let Some(w) = watched.get_mut(&step) {
+                w.written = Some(last_write);
             }
             let next = started + CHURN_STEP * index(step)?;
-            // Between the writes, the first and the last step's latencies are watched for, the
-            // same way (cheaply: one /32 each).
-            while Instant::now() + PREFIX_POLL < next {
-                let mut watching = false;
-                if first_lag.is_none() {
-                    watching = true;
-                    if self.in_kernel(first_new)? {
-                        first_lag = Some(first_write.elapsed());
-                    }
-                }
-                if step == steps && last_lag.is_none() {
-                    watching = true;
-                    if self.in_kernel(last_new)? {
-                        last_lag = Some(last_write.elapsed());
-                    }
-                }
-                if !watching {
-                    break;
-                }
+            while Instant::now() + PREFIX_POLL < next && self.poll(&mut watched)? {
                 std::thread::sleep(PREFIX_POLL);
             }
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
         let offered = started.elapsed();
-        // Either step slower than what was left of the churn is seen here, polled the same
-        // way (the first step's prefix is still announced while the window moves by at most
-        // its size, as with the sizes of `FULL` and `QUICK`).
-        let first_lag = match first_lag {
-            Some(lag) => lag,
-            None => self.wait_in_kernel(first_new, first_write)?,
-        };
-        let last_lag = match last_lag {
-            Some(lag) => lag,
-            None => self.wait_in_kernel(last_new, last_write)?,
-        };
+        // Steps slower than what was left of the row are seen here, polled the same way.
+        let deadline = last_write + DEADLINE;
+        while self.poll(&mut watched)? {
+            if Instant::now() > deadline {
+                bail!(
+                    "the churn's last steps did not reach the router's kernel within {DEADLINE:?}"
+                );
+            }
+            std::thread::sleep(PREFIX_POLL);
+        }
+        let lags: Vec<f64> =
+            watched.values().map(|w| w.lag.unwrap_or_default().as_secs_f64()).collect();
+        let (first_lags, last_lags) = lags.split_at(ends);
         let want: BTreeSet<Ipv4Addr> = prefixes(index(window + steps * n)?, self.count).collect();
         let deadline = last_write + DEADLINE;
         while kernel_prefixes(self.lab, self.router_name)? != want {
@@ -701,34 +698,50 @@ impl Churner<'_> {
             per_step: n,
             offered_per_s: changes as f64 / offered.as_secs_f64(),
             changes,
-            first_lag_s: first_lag.as_secs_f64(),
-            last_lag_s: last_lag.as_secs_f64(),
+            first_lags_s: first_lags.to_vec(),
+            last_lags_s: last_lags.to_vec(),
             exact_s: exact.as_secs_f64(),
             session_reset: false,
         };
         Ok((row, window + steps * n))
     }
 
-    /// Polls until `prefix`/32 is in the router's kernel table; the time since `since`.
-    fn wait_in_kernel(&self, prefix: Ipv4Addr, since: Instant) -> Result<Duration> {
-        let deadline = since + DEADLINE;
-        loop {
-            if self.in_kernel(prefix)? {
-                return Ok(since.elapsed());
-            }
-            if Instant::now() > deadline {
-                bail!("{prefix}/32 did not reach the router's kernel within {DEADLINE:?}");
-            }
-            std::thread::sleep(PREFIX_POLL);
+    /// One poll of the watched steps written and not seen yet (one `ip -batch` for all of
+    /// them); whether any is still outstanding.
+    fn poll(&self, watched: &mut BTreeMap<usize, Watched>) -> Result<bool> {
+        let mut batch = String::new();
+        for w in watched.values().filter(|w| w.written.is_some() && w.lag.is_none()) {
+            let _ = writeln!(batch, "route show exact {}/32", w.prefix);
         }
+        if !batch.is_empty() {
+            let file = self.lab.write_file("poll.batch", &batch)?;
+            let file = file.to_string_lossy();
+            let text = self.lab.ip(self.router_name, &["-4", "-batch", &file])?;
+            let now = Instant::now();
+            let seen: BTreeSet<Ipv4Addr> = text
+                .lines()
+                .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+                .collect();
+            for w in watched.values_mut().filter(|w| w.lag.is_none()) {
+                if let Some(written) = w.written
+                    && seen.contains(&w.prefix)
+                {
+                    w.lag = Some(now - written);
+                }
+            }
+        }
+        Ok(watched.values().any(|w| w.lag.is_none()))
     }
+}
 
-    /// Whether `prefix`/32 is in the router's kernel table.
-    fn in_kernel(&self, prefix: Ipv4Addr) -> Result<bool> {
-        let dst = format!("{prefix}/32");
-        let text = self.lab.ip(self.router_name, &["-4", "route", "show", "exact", &dst])?;
-        Ok(!text.trim().is_empty())
-    }
+/// A churn step whose latency is measured.
+struct Watched {
+    /// Its first new prefix.
+    prefix: Ipv4Addr,
+    /// When its write ended.
+    written: Option<Instant>,
+    /// From then until the prefix was in the router's kernel.
+    lag: Option<Duration>,
 }
 
 /// The IPv4 /32s zebra installed into `name`'s kernel.
