@@ -73,11 +73,13 @@ enum Task {
     /// Demo helper: one HTTP GET, the body on stdout.
     #[command(hide = true)]
     DemoGet { addr: SocketAddr, path: String },
-    /// Demo helper in the client namespace: fetch targets in a loop, one line per fetch.
+    /// Demo helper in the client namespace: ask targets in a loop, one line per request.
     #[command(hide = true)]
     DemoWatch {
         #[arg(long = "target", required = true)]
         targets: Vec<SocketAddr>,
+        #[arg(long, value_enum, default_value = "http")]
+        probe: demo::agent::Probe,
         #[arg(long)]
         every_ms: u64,
         #[arg(long)]
@@ -119,8 +121,9 @@ fn main() -> Result<()> {
         Task::BenchProbe(mode) => bench::probe::run(&mode),
         Task::DemoNode { name, listen } => demo::agent::node(&name, listen),
         Task::DemoGet { addr, path } => demo::agent::get(addr, &path),
-        Task::DemoWatch { targets, every_ms, max_seconds } => demo::agent::watch(
+        Task::DemoWatch { targets, probe, every_ms, max_seconds } => demo::agent::watch(
             &targets,
+            probe,
             Duration::from_millis(every_ms),
             Duration::from_secs(max_seconds),
         ),

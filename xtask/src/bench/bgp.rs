@@ -19,12 +19,15 @@
 //!   left out because the two programs' connect timers are settings, not speed.
 //! - **memory**: the speaker's resident memory with 10 000 IPs announced to two routers.
 //! - **churn**: with 10 000 prefixes up, every 100 ms for ten seconds 50 are withdrawn and
-//!   50 new ones announced (1 000 changes a second); measured: how far behind the router's
-//!   kernel table is at the end, and whether the session was ever reset.
+//!   50 new ones announced (1 000 changes a second), then in the same session 100 and 100
+//!   (2 000 a second, the margin); measured: the throughput the router's kernel table follows
+//!   at (the mean latency of the first ten steps and of the last ten: a constant latency
+//!   cancels, a speaker falling behind shows as growth), and whether the session was ever
+//!   reset.
 //!
 //! Each figure comes from a fresh lab, so the runs are independent; every wait is bounded.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -65,6 +68,16 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const CONVERGENCE_POLL: Duration = Duration::from_millis(10);
 /// Polling period of the route count (each poll asks bgpd for its summary).
 const COUNT_POLL: Duration = Duration::from_millis(20);
+/// Polling period of one /32 in the router's kernel (the churn's first step): one `ip route
+/// show exact` costs a few milliseconds of one core, so 10 ms leaves most of the machine to
+/// the speaker, FRR and zebra while resolving a latency of a few hundred milliseconds well.
+const PREFIX_POLL: Duration = Duration::from_millis(10);
+/// One churn step every 100 ms: ten a second, as fast as the speaker polls its file.
+const CHURN_STEP: Duration = Duration::from_millis(100);
+/// Steps whose latency is measured at each end of a churn row (the first second and the last
+/// one): one step's latency varies by tens of milliseconds (FRR's and zebra's batching, which
+/// poll of the speaker picks a write up), and the mean of ten varies about three times less.
+const CHURN_ENDS: usize = 10;
 /// The speakers' HTTP endpoint inside each node namespace.
 const METRICS_ADDR: &str = "127.0.0.1:7472";
 
@@ -77,9 +90,12 @@ pub struct Settings {
     pub prefixes: usize,
     /// Alternating rounds (ours, then the baseline) of the scale figure.
     pub scale_rounds: usize,
-    /// Churn: changes per step and steps (one every 100 ms).
+    /// Churn: prefixes withdrawn, and as many announced, per step of the target row (one
+    /// step every 100 ms).
     pub churn_per_step: usize,
-    /// Number of churn steps.
+    /// The same for the rows above the target (empty: none), run after it in the same session.
+    pub churn_margin_per_step: &'static [usize],
+    /// Number of churn steps of each row.
     pub churn_steps: usize,
 }
 
@@ -89,12 +105,19 @@ pub const FULL: Settings = Settings {
     prefixes: 10_000,
     scale_rounds: 5,
     churn_per_step: 50,
+    churn_margin_per_step: &[100],
     churn_steps: 100,
 };
 
 /// `--quick`: everything once or twice, the churn for one second.
-pub const QUICK: Settings =
-    Settings { trials: 2, prefixes: 10_000, scale_rounds: 1, churn_per_step: 50, churn_steps: 10 };
+pub const QUICK: Settings = Settings {
+    trials: 2,
+    prefixes: 10_000,
+    scale_rounds: 1,
+    churn_per_step: 50,
+    churn_margin_per_step: &[100],
+    churn_steps: 10,
+};
 
 /// How the router learned that a node died.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +161,7 @@ pub struct Memory {
     pub baseline_rss_kib: u64,
 }
 
-/// The churn figure.
+/// One row of the churn figure.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Churn {
     /// Prefixes up while the churn runs.
@@ -149,8 +172,18 @@ pub struct Churn {
     pub offered_per_s: f64,
     /// Changes made in all.
     pub changes: usize,
-    /// After the last change, until the router's kernel table was exactly the desired set.
-    pub lag_s: f64,
+    /// Latency of each of the first steps: from the step's file write until its first new
+    /// prefix was in the router's kernel.
+    #[serde(default)]
+    pub first_lags_s: Vec<f64>,
+    /// The same for as many last steps (measured alike, so a constant latency cancels in the
+    /// rate).
+    #[serde(default)]
+    pub last_lags_s: Vec<f64>,
+    /// From the last step's file write until the router's kernel table was exactly the desired
+    /// set: every withdrawal applied too.
+    #[serde(default)]
+    pub exact_s: f64,
     /// Whether the router's session with the node was ever seen not Established.
     pub session_reset: bool,
 }
@@ -166,8 +199,11 @@ pub struct Results {
     pub scale_prefixes: usize,
     /// Memory.
     pub memory: Option<Memory>,
-    /// Churn.
+    /// Churn at the target rate.
     pub churn: Option<Churn>,
+    /// Churn above the target rate, run after it in the same session: the margin.
+    #[serde(default)]
+    pub churn_margin: Vec<Churn>,
 }
 
 /// Runs part 5.
@@ -197,7 +233,9 @@ pub fn run(tools: &Tools, guard: &Guard, settings: &Settings) -> Result<Results>
         results.scale.push(ScaleRound { speaker_s, baseline_s });
     }
     results.memory = Some(in_lab(guard, "mem", |lab| memory(lab, tools, settings.prefixes))?);
-    results.churn = Some(in_lab(guard, "churn", |lab| churn(lab, tools, settings))?);
+    let mut rows = in_lab(guard, "churn", |lab| churn(lab, tools, settings))?.into_iter();
+    results.churn = rows.next();
+    results.churn_margin = rows.collect();
     Ok(results)
 }
 
@@ -535,9 +573,7 @@ fn bird_pid(bird: &Router) -> Result<u32> {
     text.trim().parse().with_context(|| format!("a pid in {}", path.display()))
 }
 
-fn churn(lab: &mut Lab, tools: &Tools, settings: &Settings) -> Result<Churn> {
-    /// One step every 100 ms: ten a second.
-    const STEP: Duration = Duration::from_millis(100);
+fn churn(lab: &mut Lab, tools: &Tools, settings: &Settings) -> Result<Vec<Churn>> {
     let (router_name, router_addr) = ROUTERS[0];
     let (node, node_addr) = NODES[0];
     lab.add_host(router_name, "eth0", &[&format!("{router_addr}/24")])?;
@@ -557,46 +593,155 @@ fn churn(lab: &mut Lab, tools: &Tools, settings: &Settings) -> Result<Churn> {
         Ok::<_, netlab::Error>(router.kernel_route_count(Family::Ipv4)? >= count)
     })?;
 
-    // A sliding window: step k announces [k·n, k·n + count) and so withdraws n, announces n.
-    let n = settings.churn_per_step;
-    let started = Instant::now();
-    for step in 1..=settings.churn_steps {
-        let first = (step * n) as u32;
-        replace_file(&file, &node_file(node, &peer, prefixes(first, count)))?;
-        let next = started + STEP * step as u32;
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    let churn = Churner { lab, router_name, node, peer: &peer, file: &file, count };
+    let session_since = Instant::now();
+    let mut window = 0;
+    let mut rows = Vec::new();
+    for &n in std::iter::once(&settings.churn_per_step).chain(settings.churn_margin_per_step) {
+        let (mut row, next) = churn.row(window, n, settings.churn_steps)?;
+        window = next;
+        // Not polled during the churn (a poll of a 10 000-route bgpd takes longer than a
+        // step): a session up for less time than the churn has run was reset meanwhile. One
+        // second of slack: FRR's uptime may count whole seconds.
+        let session = router.session(ip(node_addr))?;
+        row.session_reset = session.is_none_or(|s| {
+            s.state != SessionState::Established
+                || s.uptime.is_none_or(|up| up + Duration::from_secs(1) < session_since.elapsed())
+        });
+        eprintln!(
+            "    bgp churn: offered {:.0}/s, first steps after {:.3?} s, last after {:.3?} s",
+            row.offered_per_s, row.first_lags_s, row.last_lags_s
+        );
+        rows.push(row);
     }
-    let last_change = Instant::now();
-    let offered = started.elapsed();
-    let want: BTreeSet<Ipv4Addr> = prefixes((settings.churn_steps * n) as u32, count).collect();
-    let deadline = last_change + DEADLINE;
-    loop {
-        if kernel_prefixes(lab, router_name)? == want {
-            break;
+    Ok(rows)
+}
+
+/// The churn's lab: one node announcing a sliding window of `count` prefixes to the router.
+struct Churner<'a> {
+    lab: &'a Lab,
+    router_name: &'a str,
+    node: &'a str,
+    peer: &'a [FilePeer<'a>],
+    file: &'a Path,
+    count: usize,
+}
+
+impl Churner<'_> {
+    /// One row: `steps` steps of `n` withdrawn and `n` announced, one every [`CHURN_STEP`],
+    /// from the window starting at `window` (what the file holds); the row and the window it
+    /// leaves.
+    fn row(&self, window: usize, n: usize, steps: usize) -> Result<(Churn, usize)> {
+        // A sliding window: step k holds [window + k·n, window + k·n + count), so it withdraws
+        // the n lowest and announces n new ones from window + (k - 1)·n + count up.
+        let index = |i: usize| u32::try_from(i).context("a window inside 198.18.0.0/15");
+        let file_at = |step: usize| -> Result<String> {
+            Ok(node_file(self.node, self.peer, prefixes(index(window + step * n)?, self.count)))
+        };
+        let new_of = |step: usize| -> Result<Ipv4Addr> {
+            let first = index(window + (step - 1) * n + self.count)?;
+            prefixes(first, 1).next().context("a prefix")
+        };
+        if steps < 2 {
+            bail!("a churn row needs a first and a last step, not {steps} step");
         }
-        if Instant::now() > deadline {
-            bail!("the router's kernel table did not converge within {DEADLINE:?} of the churn");
+        // The latency of the first and of the last steps, each step watched from its write.
+        let ends = CHURN_ENDS.min(steps / 2);
+        let mut watched = BTreeMap::new();
+        for step in (1..=ends).chain(steps + 1 - ends..=steps) {
+            watched.insert(step, Watched { prefix: new_of(step)?, written: None, lag: None });
         }
-        std::thread::sleep(COUNT_POLL);
+        let started = Instant::now();
+        let mut last_write = started;
+        for step in 1..=steps {
+            replace_file(self.file, &file_at(step)?)?;
+            // Latencies count from the end of their step's write, so writing (and formatting
+            // 10 000 routes) is in none of them.
+            last_write = Instant::now();
+            if let Some(w) = watched.get_mut(&step) {
+                w.written = Some(last_write);
+            }
+            let next = started + CHURN_STEP * index(step)?;
+            while Instant::now() + PREFIX_POLL < next && self.poll(&mut watched)? {
+                std::thread::sleep(PREFIX_POLL);
+            }
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        let offered = started.elapsed();
+        // Steps slower than what was left of the row are seen here, polled the same way.
+        let deadline = last_write + DEADLINE;
+        while self.poll(&mut watched)? {
+            if Instant::now() > deadline {
+                bail!(
+                    "the churn's last steps did not reach the router's kernel within {DEADLINE:?}"
+                );
+            }
+            std::thread::sleep(PREFIX_POLL);
+        }
+        let lags: Vec<f64> =
+            watched.values().map(|w| w.lag.unwrap_or_default().as_secs_f64()).collect();
+        let (first_lags, last_lags) = lags.split_at(ends);
+        let want: BTreeSet<Ipv4Addr> = prefixes(index(window + steps * n)?, self.count).collect();
+        let deadline = last_write + DEADLINE;
+        while kernel_prefixes(self.lab, self.router_name)? != want {
+            if Instant::now() > deadline {
+                bail!(
+                    "the router's kernel table did not converge within {DEADLINE:?} of the churn"
+                );
+            }
+            std::thread::sleep(COUNT_POLL);
+        }
+        let exact = last_write.elapsed();
+        let changes = 2 * n * steps;
+        let row = Churn {
+            prefixes: self.count,
+            per_step: n,
+            offered_per_s: changes as f64 / offered.as_secs_f64(),
+            changes,
+            first_lags_s: first_lags.to_vec(),
+            last_lags_s: last_lags.to_vec(),
+            exact_s: exact.as_secs_f64(),
+            session_reset: false,
+        };
+        Ok((row, window + steps * n))
     }
-    let lag_s = last_change.elapsed().as_secs_f64();
-    // Not polled during the churn (a poll of a 10 000-route bgpd takes longer than a step):
-    // a session up for less time than the churn took was reset meanwhile. One second of slack:
-    // FRR's uptime may count whole seconds.
-    let session = router.session(ip(node_addr))?;
-    let session_reset = session.is_none_or(|s| {
-        s.state != SessionState::Established
-            || s.uptime.is_none_or(|up| up + Duration::from_secs(1) < started.elapsed())
-    });
-    let changes = 2 * n * settings.churn_steps;
-    Ok(Churn {
-        prefixes: count,
-        per_step: n,
-        offered_per_s: changes as f64 / offered.as_secs_f64(),
-        changes,
-        lag_s,
-        session_reset,
-    })
+
+    /// One poll of the watched steps written and not seen yet (one `ip -batch` for all of
+    /// them); whether any is still outstanding.
+    fn poll(&self, watched: &mut BTreeMap<usize, Watched>) -> Result<bool> {
+        let mut batch = String::new();
+        for w in watched.values().filter(|w| w.written.is_some() && w.lag.is_none()) {
+            let _ = writeln!(batch, "route show exact {}/32", w.prefix);
+        }
+        if !batch.is_empty() {
+            let file = self.lab.write_file("poll.batch", &batch)?;
+            let file = file.to_string_lossy();
+            let text = self.lab.ip(self.router_name, &["-4", "-batch", &file])?;
+            let now = Instant::now();
+            let seen: BTreeSet<Ipv4Addr> = text
+                .lines()
+                .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+                .collect();
+            for w in watched.values_mut().filter(|w| w.lag.is_none()) {
+                if let Some(written) = w.written
+                    && seen.contains(&w.prefix)
+                {
+                    w.lag = Some(now - written);
+                }
+            }
+        }
+        Ok(watched.values().any(|w| w.lag.is_none()))
+    }
+}
+
+/// A churn step whose latency is measured.
+struct Watched {
+    /// Its first new prefix.
+    prefix: Ipv4Addr,
+    /// When its write ended.
+    written: Option<Instant>,
+    /// From then until the prefix was in the router's kernel.
+    lag: Option<Duration>,
 }
 
 /// The IPv4 /32s zebra installed into `name`'s kernel.

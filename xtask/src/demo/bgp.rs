@@ -11,15 +11,25 @@
 //!   front-2 192.0.2.13 ┘              eth1 198.51.100.1 ── client 198.51.100.2
 //! ```
 //!
-//! Every node holds the Service IP on `kube-ipvs0` (kube-proxy in IPVS mode) and serves HTTP
-//! answering its name; the client fetches the IP over a new connection each time, so the
-//! router's 5-tuple hash spreads the fetches over the nodes. The story: the Service gets its IP
-//! from the pool and the hooks publish its announcement; the router installs a route with three
-//! next hops and all three nodes answer; front-0 dies (`kill -9` of its speaker, cable pulled)
-//! and BFD makes the router drop it within a second, the other two answering on; front-0 comes
-//! back; front-1's speaker is stopped with SIGTERM (a drain) and the router moves the traffic
-//! away before the session closes, so no fetch fails. [`run`] returns a [`BgpReport`] that the
-//! CI test asserts on.
+//! Every node holds the Service IP on `kube-ipvs0` (kube-proxy in IPVS mode) and answers UDP
+//! datagrams to it with its name; the client sends each request as one datagram from a new
+//! source port, so the router's 5-tuple hash spreads the requests over the nodes.
+//!
+//! Why UDP and not a new TCP connection per request: the router's ECMP is stateless, so when a
+//! next hop leaves the route the kernel re-hashes flows, and a connection whose SYN reached one
+//! node and whose next segment is routed after the change reaches another node, which answers
+//! with a reset. No stateless ECMP router keeps such a connection, however gracefully the node
+//! leaves; Linux's hash-threshold even moves some flows between the surviving next hops. A
+//! request of one datagram answered by one datagram (as DNS) is never cut by a route change, so
+//! a failed request shows a real outage: a node that got it and could not answer.
+//!
+//! The story: the Service gets its IP from the pool and the hooks publish its announcement; the
+//! router installs a route with three next hops and all three nodes answer; front-0 dies
+//! (`kill -9` of its speaker, cable pulled) and BFD makes the router drop it within a second,
+//! the other two answering on; front-0 comes back; front-1's speaker is stopped with SIGTERM (a
+//! drain), the router moves the traffic away before the session closes, and once the speaker
+//! has exited front-1 is taken off the network (as a node shut down after its drain), and no
+//! request fails. [`run`] returns a [`BgpReport`] that the CI test asserts on.
 
 mod file;
 
@@ -40,7 +50,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use super::agent::{self, Sample};
+use super::agent::{self, Probe, Sample};
 use super::control::ControlPlane;
 use super::wire::{self, HTTP_PORT};
 use super::{Binaries, Fetches, Options, Running, Story, ms, runs};
@@ -67,21 +77,21 @@ const IPVS_DEVICE: &str = "kube-ipvs0";
 const SOURCE_POLL: &str = "200ms";
 /// The speaker's health endpoint in each node namespace (its default).
 const SPEAKER_HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 7472);
-/// Pause between two fetches of one loop of the client: about 50 new connections a second
-/// per loop resolves a sub-second outage well and costs little.
+/// Pause between two requests of one loop of the client: about 50 requests a second per loop
+/// resolves a sub-second outage well and costs little.
 const WATCH_EVERY: Duration = Duration::from_millis(20);
-/// The client's fetch loops: two, so that a fetch stuck on the dead node's connect timeout
-/// leaves the other loop running.
+/// The client's request loops: two, so that a request waiting in vain for the dead node's
+/// answer leaves the other loop running.
 const WATCH_LOOPS: usize = 2;
 /// Poll period of the router's kernel route while measuring: the figure's resolution.
 const POLL: Duration = Duration::from_millis(10);
 /// Bound of every wait: sessions come up in a second or two, the drain takes the speaker's
 /// shutdown grace (5 s); the bound only turns a hang into an error.
 const STEP_DEADLINE: Duration = Duration::from_secs(30);
-/// How long the client keeps fetching after each change, to show the new state carries the
+/// How long the client keeps asking after each change, to show the new state carries the
 /// traffic.
 const WATCH_AFTER: Duration = Duration::from_secs(1);
-/// Fetches shown as the first answers.
+/// Requests shown as the first answers.
 const FIRST_FETCHES: usize = 60;
 
 /// What the BGP demo observed.
@@ -89,8 +99,6 @@ const FIRST_FETCHES: usize = 60;
 pub struct BgpReport {
     /// The prefix of the demo's namespaces.
     pub prefix: String,
-    /// The client's fetch loops: at most this many fetches are in flight at any instant.
-    pub client_loops: usize,
     /// The Service's IP (its `status.loadBalancer.ingress`).
     pub service_ip: IpAddr,
     /// The pool it came from (the announcement's `spec.pool`).
@@ -109,9 +117,9 @@ pub struct BgpReport {
     pub failed_bfd: Option<BfdState>,
     /// The route's next hops then.
     pub next_hops_after_failure: Vec<String>,
-    /// Fetches from the death until the node came back.
+    /// Requests from the death until the node came back.
     pub while_down: Fetches,
-    /// Of those, the failed fetches that started after the router dropped the node.
+    /// Of those, the failed requests that started after the router dropped the node.
     pub failed_after_drop: usize,
     /// Answers per node from the router's change until the node came back.
     pub answers_while_down: BTreeMap<String, usize>,
@@ -119,7 +127,7 @@ pub struct BgpReport {
     pub returned_after: Duration,
     /// The route's next hops then.
     pub next_hops_after_return: Vec<String>,
-    /// Fetches from the return until the drain.
+    /// Requests from the return until the drain.
     pub after_return: Fetches,
     /// Answers per node then.
     pub answers_after_return: BTreeMap<String, usize>,
@@ -133,12 +141,12 @@ pub struct BgpReport {
     pub session_closed_after: Duration,
     /// The route's next hops after the drain.
     pub next_hops_after_drain: Vec<String>,
-    /// Fetches from SIGTERM to the end.
+    /// From SIGTERM to the drained node's cable pulled (after its speaker exited).
+    pub drain_unplugged_after: Duration,
+    /// Requests from SIGTERM to the end, the last second of them with the drained node off
+    /// the network.
     pub drain: Fetches,
-    /// Of those, the failed fetches that started after the router's route left the drained
-    /// node (the others were in flight when the route changed).
-    pub drain_failed_after_route_change: usize,
-    /// Every failed fetch of the drain: when it started relative to SIGTERM, how long it
+    /// Every failed request of the drain: when it started relative to SIGTERM, how long it
     /// took, why.
     pub drain_failures: Vec<String>,
     /// Answers per node then.
@@ -249,9 +257,14 @@ impl Net {
         Ok(())
     }
 
-    /// The router's kernel route for the Service, as `ip route` prints it.
-    fn route_text(&self, prefix: &IpNet) -> Result<String> {
-        Ok(self.lab.ip(ROUTER, &["route", "show", &prefix.to_string()])?.trim_end().to_owned())
+    /// Shows the router's kernel route for the Service, as `ip route` prints it: the order
+    /// of its next hops decides which flows a change of the set moves (hash-threshold).
+    fn show_route(&self, story: &Story, prefix: &IpNet) -> Result<()> {
+        let text = self.lab.ip(ROUTER, &["route", "show", &prefix.to_string()])?;
+        for line in text.trim_end().lines() {
+            story.line(format!("  {}", line.trim_end().replace('\t', "    ")));
+        }
+        Ok(())
     }
 }
 
@@ -389,7 +402,9 @@ fn scenario(
     ));
     for (node, ip) in &nodes {
         let role = if members.contains(node) { "speaker, " } else { "" };
-        story.line(format!("{node:<10} {ip:<15} {role}HTTP on :{HTTP_PORT} answering its name"));
+        story.line(format!(
+            "{node:<10} {ip:<15} {role}HTTP and UDP on :{HTTP_PORT} answering its name"
+        ));
     }
     story.line(format!("client     {CLIENT_ADDR}, default route via the router"));
 
@@ -479,14 +494,13 @@ fn scenario(
         ms(routed)
     ));
     story.line("router: ip route show ".to_owned() + &route_prefix.to_string());
-    for line in net.route_text(&route_prefix)?.lines() {
-        story.line(format!("  {}", line.trim_end().replace('\t', "    ")));
-    }
+    net.show_route(story, &route_prefix)?;
     story.line(format!("next hops: {}", next_hops.join(", ")));
 
     let target = SocketAddr::new(service_ip, HTTP_PORT);
     let targets = vec![target; WATCH_LOOPS];
-    let watch = wire::start_watch(&mut net.lab, CLIENT, &net.helper, &targets, WATCH_EVERY)?;
+    let watch =
+        wire::start_watch(&mut net.lab, CLIENT, &net.helper, &targets, Probe::Udp, WATCH_EVERY)?;
     wait("answers from every node", || {
         let samples = watch.samples();
         let (_, answers) = tally(&samples, |_| true);
@@ -494,9 +508,11 @@ fn scenario(
     })?;
     let (first, answers) = tally(&watch.samples(), |_| true);
     story.step(format!(
-        "client: GET http://{service_ip}/ over a new connection every {} ms in {WATCH_LOOPS} \
-         loops; {} fetches so far answered by: {} ({} failed)",
+        "client: one UDP datagram to {target} from a new source port every {} ms in \
+         {WATCH_LOOPS} loops, each answered by one naming the node (lost if no answer within \
+         {} ms); {} requests so far answered by: {} ({} failed)",
         WATCH_EVERY.as_millis(),
+        agent::UDP_TIMEOUT.as_millis(),
         first.total,
         per_node(&answers),
         first.failed
@@ -531,18 +547,15 @@ fn scenario(
         ms(dropped_after),
         next_hops_after_failure.join(", ")
     ));
-    for line in net.route_text(&route_prefix)?.lines() {
-        story.line(format!("  {}", line.trim_end().replace('\t', "    ")));
-    }
+    net.show_route(story, &route_prefix)?;
     std::thread::sleep(WATCH_AFTER);
     let samples = watch.samples();
     let (so_far, _) = tally(&samples, |s| s.at >= t_kill);
     let (_, answers_now) = tally(&samples, |s| s.started() > t_drop);
     let failed_after = samples.iter().filter(|s| s.started() > t_drop && s.answer.is_err()).count();
     story.line(format!(
-        "client: {} of {} fetches since the failure failed: {} started before the router \
-         dropped {failed_node} (hashed to it, or in flight when the route changed), \
-         {failed_after} after; since then answered by: {}",
+        "client: {} of {} requests since the failure failed: {} started before the router \
+         dropped {failed_node} (hashed to it), {failed_after} after; since then answered by: {}",
         so_far.failed,
         so_far.total,
         so_far.failed.saturating_sub(failed_after),
@@ -584,8 +597,9 @@ fn scenario(
         ms(returned_after),
         next_hops_after_return.join(", ")
     ));
+    net.show_route(story, &route_prefix)?;
     story.line(format!(
-        "client: {} of {} fetches failed since; answered by: {}",
+        "client: {} of {} requests failed since; answered by: {}",
         after_return.failed,
         after_return.total,
         per_node(&answers_after_return)
@@ -613,7 +627,6 @@ fn scenario(
         Ok(true)
     })?;
     let drain_left_route_after = term.elapsed();
-    let t_left = agent::unix_ms();
     let next_hops_after_drain = net.names(&router.kernel_next_hops(&route_prefix)?);
     story.line(format!(
         "router: {drained_node} left the route {} after SIGTERM, its session {} (LOCAL_PREF 0 \
@@ -637,12 +650,25 @@ fn scenario(
          and exited",
         ms(session_closed_after)
     ));
+    // A drained node that kept serving would answer whatever still reached it, so the drain
+    // would prove nothing: the node goes away as after a shutdown, and any request the router
+    // still sent it would now be lost.
+    net.lab.set_link(&drained_node, UPLINK, false)?;
+    let drain_unplugged_after = term.elapsed();
+    let t_unplugged = agent::unix_ms();
+    story.line(format!(
+        "{drained_node} is shut down: its cable is pulled {} after SIGTERM; the client asks on \
+         for {} ms",
+        ms(drain_unplugged_after),
+        WATCH_AFTER.as_millis()
+    ));
     std::thread::sleep(WATCH_AFTER);
     let samples = wire::stop_watch(&mut net.lab, watch)?;
     let (drain, answers_while_draining) = tally(&samples, |s| s.at >= t_term);
-    let drain_failed = || samples.iter().filter(|s| s.at >= t_term && s.answer.is_err());
-    let drain_failed_after_route_change = drain_failed().filter(|s| s.started() > t_left).count();
-    let drain_failures: Vec<String> = drain_failed()
+    let (_, answers_unplugged) = tally(&samples, |s| s.started() > t_unplugged);
+    let drain_failures: Vec<String> = samples
+        .iter()
+        .filter(|s| s.at >= t_term && s.answer.is_err())
         .map(|s| {
             let started = i128::try_from(s.started()).unwrap_or_default()
                 - i128::try_from(t_term).unwrap_or_default();
@@ -651,20 +677,21 @@ fn scenario(
         })
         .collect();
     story.line(format!(
-        "client: {} of {} fetches failed since SIGTERM ({} of them in flight when the route \
-         changed, {drain_failed_after_route_change} started after); answered by: {}",
+        "client: {} of {} requests failed since SIGTERM; answered by: {}; with {drained_node} \
+         off the network: {}",
         drain.failed,
         drain.total,
-        drain.failed - drain_failed_after_route_change,
-        per_node(&answers_while_draining)
+        per_node(&answers_while_draining),
+        per_node(&answers_unplugged)
     ));
     for failure in &drain_failures {
         story.line(format!("  failed: {failure}"));
     }
     let (total, _) = tally(&samples, |_| true);
     story.step(format!(
-        "client: {} fetches in all; failed: {} while {failed_node} was down ({failed_after_drop} \
-         of them after the router dropped it), {} after it came back, {} during the drain",
+        "client: {} requests in all; failed: {} while {failed_node} was down \
+         ({failed_after_drop} of them after the router dropped it), {} after it came back, {} \
+         during the drain",
         total.total, while_down.failed, after_return.failed, drain.failed
     ));
     drop(router);
@@ -672,7 +699,6 @@ fn scenario(
     drop(net);
     Ok(BgpReport {
         prefix,
-        client_loops: WATCH_LOOPS,
         service_ip,
         pool,
         announced_by,
@@ -694,8 +720,8 @@ fn scenario(
         session_up_when_route_left,
         session_closed_after,
         next_hops_after_drain,
+        drain_unplugged_after,
         drain,
-        drain_failed_after_route_change,
         drain_failures,
         answers_while_draining,
         leftover_namespaces: Vec::new(),
@@ -728,8 +754,8 @@ impl BgpReport {
     pub fn summary(&self) -> String {
         format!(
             "metallb demo (bgp): {} from pool {} answered by {}; {} died, dropped by the router \
-             after {} ({} fetches failed, {} after the drop); back after {}; {} drained: \
-             {} of {} fetches failed; {:.1} s",
+             after {} ({} requests failed, {} after the drop); back after {}; {} drained and \
+             shut down: {} of {} requests failed; {:.1} s",
             self.service_ip,
             self.pool,
             self.answers.keys().cloned().collect::<Vec<_>>().join(", "),

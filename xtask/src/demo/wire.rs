@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use netlab::{Lab, Spawn};
 
-use super::agent::{self, Sample};
+use super::agent::{self, Probe, Sample};
 
 /// Namespace family of the demo: `mlbdemo-<pid>-<tag>-<name>`; a later run removes what a
 /// killed run left behind.
@@ -313,7 +313,7 @@ impl DataPlane {
     pub(crate) fn watch(&mut self, ips: &[IpAddr]) -> Result<Watch> {
         let targets: Vec<SocketAddr> =
             ips.iter().map(|ip| SocketAddr::new(*ip, HTTP_PORT)).collect();
-        start_watch(&mut self.lab, CLIENT, &self.helper, &targets, WATCH_EVERY)
+        start_watch(&mut self.lab, CLIENT, &self.helper, &targets, Probe::Http, WATCH_EVERY)
     }
 
     /// Stops the watching client; the final samples.
@@ -323,16 +323,18 @@ impl DataPlane {
 }
 
 /// Starts `demo-watch` in namespace `ns` of `lab` (process label `watch`) on `targets`, one
-/// fetch loop per target (a target given twice gets two loops), `every` apart.
+/// request loop per target (a target given twice gets two loops), `every` apart, each request
+/// a `probe`.
 pub(crate) fn start_watch(
     lab: &mut Lab,
     ns: &str,
     helper: &Path,
     targets: &[SocketAddr],
+    probe: Probe,
     every: Duration,
 ) -> Result<Watch> {
     let mut spawn = Spawn::new(ns, "watch", helper)
-        .args(["demo-watch", "--max-seconds", WATCH_MAX_SECONDS])
+        .args(["demo-watch", "--max-seconds", WATCH_MAX_SECONDS, "--probe", probe.arg()])
         .args(["--every-ms".to_owned(), every.as_millis().to_string()])
         .piped_stdout();
     for target in targets {
