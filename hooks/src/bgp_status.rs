@@ -12,7 +12,7 @@
 //! What a schema cannot see is reported here, never by failing a hook run: the decisions are
 //! [`metallb_planner::bgp::Topology`]'s, the hook only writes them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use addon::{
     Hook, HookConfig, HookError, HookInput, HookOutput, KubeOperation, KubernetesBinding,
@@ -20,6 +20,7 @@ use addon::{
 };
 use metallb_api::names::{api, conditions as cond, labels, metrics};
 use metallb_planner::bgp::{AdvertisementInput, ConfigurationInput, ConfigurationState, Topology};
+use metallb_planner::pool::Family;
 use metallb_planner::{NodeInput, Timestamp};
 use serde_json::{Value, json};
 
@@ -129,7 +130,9 @@ pub(crate) fn handle(
     }
     out.configurations_exist = !inputs.is_empty();
     out.labels = membership(&inputs, &nodes);
-    let topology = Topology::new(&inputs, peers, pools, &nodes);
+    // Conditions and membership do not depend on the peers' address families.
+    let peers: BTreeMap<String, Option<Family>> = peers.iter().map(|p| (p.clone(), None)).collect();
+    let topology = Topology::new(&inputs, &peers, pools, &nodes);
     for state in topology.configurations() {
         let Some((_, object)) = written.iter().find(|(name, _)| *name == state.name) else {
             continue;

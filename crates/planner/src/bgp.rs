@@ -22,6 +22,7 @@ use metallb_api::schema::WELL_KNOWN_COMMUNITIES;
 use serde::{Deserialize, Serialize};
 
 use crate::model::NodeInput;
+use crate::pool::Family;
 
 /// IPv4 routes are host routes unless an advertisement asks for a shorter prefix.
 const IPV4_HOST: u8 = 32;
@@ -204,6 +205,8 @@ pub struct ConfigurationState {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Topology {
     configurations: Vec<ConfigurationState>,
+    /// The family of every peer's address (`None`: it does not parse).
+    peer_families: BTreeMap<String, Option<Family>>,
 }
 
 impl Topology {
@@ -211,14 +214,14 @@ impl Topology {
     /// nodes.
     pub fn new(
         configurations: &[ConfigurationInput],
-        peers: &BTreeSet<String>,
+        peers: &BTreeMap<String, Option<Family>>,
         pools: &BTreeSet<String>,
         nodes: &[NodeInput],
     ) -> Self {
         let mut out: Vec<ConfigurationState> =
             configurations.iter().map(|c| resolve(c, peers, pools, nodes)).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        Self { configurations: out }
+        Self { configurations: out, peer_families: peers.clone() }
     }
 
     /// Every configuration, by name.
@@ -239,16 +242,26 @@ impl Topology {
     /// The routes of `ip`, from `pool`: one per advertisement that names the pool, announced by
     /// the configuration's members (only those in `local_nodes` when it is given: a Service with
     /// `externalTrafficPolicy: Local` is announced only where it has a ready endpoint) to its
-    /// peers. Routes without a node or a peer are left out.
+    /// peers of the IP's family: a speaker sends a prefix with its session's own address as the
+    /// next hop, so an IPv4 session never carries an IPv6 prefix, nor the other way round.
+    /// Routes without a node or a peer are left out, so an IP no session can carry is not
+    /// reported announced.
     pub fn routes(
         &self,
         ip: IpAddr,
         pool: &str,
         local_nodes: Option<&BTreeSet<&str>>,
     ) -> Vec<BgpRoute> {
+        let family = Family::of_ip(ip);
         let mut out = Vec::new();
         for c in &self.configurations {
-            if c.peers.is_empty() {
+            let peers: Vec<String> = c
+                .peers
+                .iter()
+                .filter(|p| self.peer_families.get(*p).copied().flatten() == Some(family))
+                .cloned()
+                .collect();
+            if peers.is_empty() {
                 continue;
             }
             let nodes: Vec<String> = c
@@ -268,7 +281,7 @@ impl Topology {
                     communities: a.communities.clone(),
                     large_communities: a.large_communities.clone(),
                     local_pref: a.local_pref,
-                    peers: c.peers.clone(),
+                    peers: peers.clone(),
                     nodes: nodes.clone(),
                 });
             }
@@ -281,14 +294,14 @@ impl Topology {
 /// and what is wrong with it (a condition on the object, never a failure).
 fn resolve(
     input: &ConfigurationInput,
-    peers: &BTreeSet<String>,
+    peers: &BTreeMap<String, Option<Family>>,
     pools: &BTreeSet<String>,
     nodes: &[NodeInput],
 ) -> ConfigurationState {
     let mut issues = BTreeSet::new();
     let mut found = BTreeSet::new();
     for peer in &input.peer_names {
-        if peers.contains(peer) {
+        if peers.contains_key(peer) {
             found.insert(peer.clone());
         } else {
             issues.insert(ConfigurationIssue::MissingPeer(peer.clone()));

@@ -20,7 +20,7 @@ use metallb_api::announcement::BgpRoute;
 
 use crate::bgp::ConfigurationInput;
 use crate::diag::Diagnostic;
-use crate::pool::Families;
+use crate::pool::{Families, Family};
 use crate::strings::{StringMap, StringSet};
 
 // === input ===
@@ -295,8 +295,9 @@ pub struct BgpInput {
     pub pools: Vec<PoolInput>,
     /// Every `MetalLoadBalancerConfiguration`.
     pub configurations: Vec<ConfigurationInput>,
-    /// Names of every `MetalLoadBalancerBGPPeer`.
-    pub peers: BTreeSet<String>,
+    /// Every `MetalLoadBalancerBGPPeer` by name, with the family of its `peerAddress` (`None`
+    /// when it does not parse: the speakers open no session to it).
+    pub peers: BTreeMap<String, Option<Family>>,
     /// Every `SDNInternalBGPAnnouncement`.
     pub announcements: Vec<ExistingAnnouncement>,
 }
@@ -306,7 +307,7 @@ impl BgpInput {
     pub const EMPTY: BgpInput = BgpInput {
         pools: Vec::new(),
         configurations: Vec::new(),
-        peers: BTreeSet::new(),
+        peers: BTreeMap::new(),
         announcements: Vec::new(),
     };
 }

@@ -28,6 +28,16 @@ pub enum Family {
     V6,
 }
 
+impl Family {
+    /// The family of `ip`.
+    pub fn of_ip(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
 /// Address families in preference order, each once (a Service's `spec.ipFamilies`), held in
 /// place: every Service has one, and a vector each would be a heap allocation per Service.
 /// Empty allows both.

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use addon::{KubeOperation, MetricOperation, ObjectRef, RawJson};
 use metallb_api::names::{api, labels, metrics};
+use metallb_planner::pool::Family;
 use metallb_planner::{
     AnnouncementDeletion, AnnouncementSpec, AnnouncementStatus, BgpInput, ChildAction, Condition,
     DesiredAnnouncement, ExistingAnnouncement, PoolInput, PoolStatusPlan,
@@ -28,8 +29,9 @@ pub(super) const POOL_STATUS_FILTER: &str = r#"{name: .metadata.name, status: .s
 /// Configurations: spec only, so the status that `bgp-configurations` writes runs nothing here.
 pub(super) const CONFIGURATION_FILTER: &str = r#"{name: .metadata.name, spec: .spec}"#;
 
-/// Peers: the name is all routes need; the speakers' session status runs nothing here.
-pub(super) const PEER_FILTER: &str = r#"{name: .metadata.name}"#;
+/// Peers: the name, and the address whose family decides which IPs a session can carry; the
+/// speakers' session status runs nothing here.
+pub(super) const PEER_FILTER: &str = r#"{name: .metadata.name, address: .spec.peerAddress}"#;
 
 /// Announcements: identity, labels, owner and spec.
 pub(super) const ANNOUNCEMENT_FILTER: &str = r#"{namespace: .metadata.namespace,
@@ -87,7 +89,15 @@ pub(super) fn read(s: &BgpSnapshots, skipped: &mut Vec<Skipped>) -> BgpRead {
         .iter()
         .filter_map(|v| crate::bgp_status::read(v).map_err(|e| skipped.push(e)).ok())
         .collect();
-    let peers = s.peers.iter().filter_map(|v| v.get("name")?.as_str().map(str::to_owned)).collect();
+    let peers = s
+        .peers
+        .iter()
+        .filter_map(|v| {
+            let name = v.get("name")?.as_str()?.to_owned();
+            let address = v.get("address").and_then(Value::as_str);
+            Some((name, address.and_then(|a| a.trim().parse().ok()).map(Family::of_ip)))
+        })
+        .collect();
     let status: BTreeMap<(String, String), &Value> = s
         .announcement_status
         .iter()

@@ -19,6 +19,16 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// Peers with IPv4 addresses.
+fn v4_peers(names: &[&str]) -> BTreeMap<String, Option<Family>> {
+    peers(&names.iter().map(|n| (*n, Some(Family::V4))).collect::<Vec<_>>())
+}
+
+/// Peers with the family of their address (`None`: it does not parse).
+fn peers(items: &[(&str, Option<Family>)]) -> BTreeMap<String, Option<Family>> {
+    items.iter().map(|(n, f)| ((*n).to_owned(), *f)).collect()
+}
+
 fn nodes() -> Vec<NodeInput> {
     vec![
         node("front-0", &[("role", "front")], true),
@@ -112,7 +122,7 @@ fn routes_go_from_eligible_members_to_existing_peers_with_normalised_attributes(
             &["tor-b", "tor-a"],
             vec![adv, advertise(&["private"])],
         )],
-        &set(&["tor-a", "tor-b"]),
+        &v4_peers(&["tor-a", "tor-b"]),
         &set(&["public", "private"]),
         &nodes(),
     );
@@ -140,7 +150,7 @@ fn routes_go_from_eligible_members_to_existing_peers_with_normalised_attributes(
 fn external_traffic_policy_local_announces_only_where_endpoints_are() {
     let topology = Topology::new(
         &[configuration("all", None, &["tor"], vec![advertise(&["public"])])],
-        &set(&["tor"]),
+        &peers(&[("tor", Some(Family::V6))]),
         &set(&["public"]),
         &nodes(),
     );
@@ -158,8 +168,8 @@ fn aggregation_masks_ipv4_and_never_ipv6() {
     let adv =
         |length| AdvertisementInput { aggregation_length: Some(length), ..advertise(&["public"]) };
     let topology = Topology::new(
-        &[configuration("agg", None, &["tor"], vec![adv(24), adv(0), adv(64)])],
-        &set(&["tor"]),
+        &[configuration("agg", None, &["tor", "tor6"], vec![adv(24), adv(0), adv(64)])],
+        &peers(&[("tor", Some(Family::V4)), ("tor6", Some(Family::V6))]),
         &set(&["public"]),
         &nodes(),
     );
@@ -173,6 +183,33 @@ fn aggregation_masks_ipv4_and_never_ipv6() {
         topology.configurations()[0].issues,
         [ConfigurationIssue::AggregationTooLong { advertisement: 2, length: 64 }]
     );
+}
+
+#[test]
+fn an_ip_goes_only_to_peers_of_its_family() {
+    // A speaker sends a prefix with its session's own address as the next hop: an IPv4 session
+    // cannot carry an IPv6 prefix. A peer whose address does not parse carries nothing.
+    let topology = Topology::new(
+        &[
+            configuration("dual", None, &["tor4", "tor6", "broken"], vec![advertise(&["public"])]),
+            configuration("v4-only", None, &["tor4"], vec![advertise(&["public"])]),
+        ],
+        &peers(&[("tor4", Some(Family::V4)), ("tor6", Some(Family::V6)), ("broken", None)]),
+        &set(&["public"]),
+        &nodes(),
+    );
+    let peers_of = |text: &str| -> Vec<(String, Vec<String>)> {
+        let routes = topology.routes(ip(text), "public", None);
+        routes.into_iter().map(|r| (r.configuration, r.peers)).collect()
+    };
+    assert_eq!(
+        peers_of("203.0.113.5"),
+        [("dual".into(), vec!["tor4".into()]), ("v4-only".into(), vec!["tor4".into()])]
+    );
+    // No route of v4-only: the IP is not reported announced through it.
+    assert_eq!(peers_of("2001:db8::5"), [("dual".into(), vec!["tor6".into()])]);
+    // A missing family is no configuration issue: the peers exist.
+    assert!(topology.configurations().iter().all(|c| c.issues.is_empty()));
 }
 
 #[test]
@@ -197,7 +234,7 @@ fn missing_peers_and_pools_are_issues_and_the_rest_still_works() {
                 })
                 .unwrap(),
         ],
-        &set(&["tor-a"]),
+        &v4_peers(&["tor-a"]),
         &set(&["public"]),
         &nodes(),
     );
@@ -304,7 +341,7 @@ proptest! {
         octet in any::<u8>(),
         local in prop::option::of(prop::collection::btree_set("[a-d]", 0..4)),
     ) {
-        let peers = set(&["p0", "p1"]);
+        let peers = v4_peers(&["p0", "p1"]);
         let pools = set(&["pool0", "pool1"]);
         let address = IpAddr::from([203, 0, 113, octet]);
         let local_refs: Option<BTreeSet<&str>> = local.as_ref().map(|l| l.iter().map(String::as_str).collect());
@@ -328,7 +365,7 @@ proptest! {
                 }
             }
             for p in &route.peers {
-                prop_assert!(peers.contains(p) && config.peer_names.contains(p));
+                prop_assert!(peers.contains_key(p) && config.peer_names.contains(p));
             }
             let (network, length) = route.prefix.split_once('/').unwrap();
             let (network, length): (std::net::Ipv4Addr, u32) = (network.parse().unwrap(), length.parse().unwrap());

@@ -681,7 +681,7 @@ fn no_route_text(svc: &BgpSvc<'_>, pool: &str) -> String {
     if svc.input.external_traffic_policy == TrafficPolicy::Local {
         text.push_str(", holds a ready endpoint for externalTrafficPolicy Local");
     }
-    text.push_str(") to an existing peer");
+    text.push_str(") to an existing peer of the IP's address family");
     text
 }
 

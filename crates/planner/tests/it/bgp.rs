@@ -34,7 +34,7 @@ pub(crate) fn bgp(pools: Vec<PoolInput>) -> BgpInput {
             advertisements: vec![advertise],
             ..ConfigurationInput::default()
         }],
-        peers: ["tor".to_owned()].into(),
+        peers: [("tor".to_owned(), Some(Family::V4))].into(),
         announcements: Vec::new(),
     }
 }
@@ -317,8 +317,21 @@ fn dual_stack_gets_one_ip_per_family_in_the_order_asked() {
     let mut single = svc("b");
     single.load_balancer_ip = Some("10.0.0.6".into());
     let input = input(Vec::new(), nodes(2), vec![s, single]);
-    let bgp = bgp(vec![pool("p", &["10.0.0.0/29", "2001:db8::/125"], true)]);
+    let mut bgp = bgp(vec![pool("p", &["10.0.0.0/29", "2001:db8::/125"], true)]);
+    // The only peer is IPv4: no session can carry the IPv6 address, so it has no route and the
+    // Service does not claim it announced.
     let plan = metallb_planner::plan_with_bgp(&input, &bgp);
+    assert!(plan.announcements[0].spec.routes.is_empty());
+    assert_eq!(plan.announcements[1].spec.routes[0].peers, ["tor"]);
+    let announced = svc_condition(&plan, "a", cond::ALL_PUBLIC_IPS_ANNOUNCED);
+    assert_eq!(announced.status, ConditionStatus::False, "{announced:?}");
+    assert!(announced.message.contains("peer of the IP's address family"), "{announced:?}");
+    // With an IPv6 peer in the configuration, each address goes to the peer of its family.
+    bgp.peers.insert("tor6".to_owned(), Some(Family::V6));
+    bgp.configurations[0].peer_names.push("tor6".to_owned());
+    let plan = metallb_planner::plan_with_bgp(&input, &bgp);
+    assert_eq!(plan.announcements[0].spec.routes[0].peers, ["tor6"]);
+    assert_eq!(plan.announcements[1].spec.routes[0].peers, ["tor"]);
     assert_eq!(announced_ips(&plan, "a"), ["2001:db8::7", "10.0.0.5"]);
     assert_eq!(announced_ips(&plan, "b"), ["10.0.0.6"]);
     let names: Vec<&str> = plan.announcements.iter().map(|a| a.name.as_str()).collect();
