@@ -9,6 +9,9 @@
 //! readiness), removed everywhere else, and the value `internal.bgpConfigurationsExist` the
 //! templates render the BGP speaker by. Both are written only when they differ.
 //!
+//! And every peer's `status.sessionSummary`, from the sessions its speakers report
+//! ([`sessions`]).
+//!
 //! What a schema cannot see is reported here, never by failing a hook run: the decisions are
 //! [`metallb_planner::bgp::Topology`]'s, the hook only writes them.
 
@@ -60,7 +63,7 @@ impl Hook for BgpStatus {
         HookConfig::new()
             .before_helm(order::BGP_STATUS)
             .kubernetes(binding("configurations", api::CONFIGURATION_KIND, CONFIGURATION_FILTER))
-            .kubernetes(binding("peers", api::BGP_PEER_KIND, NAME_FILTER))
+            .kubernetes(binding("peers", api::BGP_PEER_KIND, sessions::PEER_FILTER))
             .kubernetes(binding("pools", api::POOL_KIND, NAME_FILTER))
             .kubernetes(
                 KubernetesBinding::new("nodes", "v1", "Node")
@@ -76,16 +79,20 @@ impl Hook for BgpStatus {
                 .filter_map(|v| v.get("name")?.as_str().map(str::to_owned))
                 .collect())
         };
+        let nodes = items(&input, "nodes")?;
         let outcome = handle(
             &items(&input, "configurations")?,
             &names("peers")?,
             &names("pools")?,
-            &items(&input, "nodes")?,
+            &nodes,
             &now(),
         );
+        let node_names = nodes.iter().filter_map(|n| n.get("name")?.as_str()).collect();
+        let summaries = sessions::summary_patches(&items(&input, "peers")?, &node_names);
         let mut out = input.output();
         out.kubernetes.extend(outcome.ops);
         out.kubernetes.extend(outcome.labels);
+        out.kubernetes.extend(summaries);
         out.values.set(VALUE_CONFIGURATIONS_EXIST, outcome.configurations_exist)?;
         out.metric(MetricOperation::expire(GROUP));
         out.metrics.extend(outcome.metrics);
@@ -287,5 +294,6 @@ fn summary(members: &[String]) -> Option<String> {
     }
 }
 
+mod sessions;
 #[cfg(test)]
 mod tests;

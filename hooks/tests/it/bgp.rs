@@ -223,3 +223,38 @@ fn bgp_member_labels_and_the_value_follow_the_configurations() -> Result<()> {
     assert_eq!(fw.value(CONFIGURATIONS_EXIST), Some(&json!(false)));
     assert_second_run_is_a_no_op(&mut fw)
 }
+
+#[test]
+fn a_peers_session_summary_follows_what_its_speakers_report() -> Result<()> {
+    let peer = |sessions: Value| {
+        json!({"apiVersion": "network.deckhouse.io/v1alpha1", "kind": PEER, "metadata": {"name": "tor"},
+               "spec": {"peerAddress": "192.0.2.1", "peerASN": 64512, "myASN": 64513},
+               "status": {"sessions": sessions}})
+    };
+    let summary = |fw: &Framework| get(fw, PEER, "", "tor")["status"]["sessionSummary"].clone();
+    // Two speakers report; a third entry is left by a node that no longer exists.
+    let mut fw = started(|s| {
+        s.cluster.push(peer(json!([
+            {"node": "front-0", "state": "Established"},
+            {"node": "front-1", "state": "Connect"},
+            {"node": "gone", "state": "Established"}])));
+    })?;
+    assert_eq!(summary(&fw), "1/2 established");
+    assert_second_run_is_a_no_op(&mut fw)?;
+
+    // The second session comes up.
+    let mut object = get(&fw, PEER, "", "tor").clone();
+    object["status"]["sessions"][1]["state"] = json!("Established");
+    fw.cluster_mut().insert(object)?;
+    fw.run_until_quiet()?;
+    assert_eq!(summary(&fw), "2/2 established");
+    assert_second_run_is_a_no_op(&mut fw)?;
+
+    // Every speaker removed its entry: so goes the summary.
+    let mut object = get(&fw, PEER, "", "tor").clone();
+    object["status"]["sessions"] = json!([]);
+    fw.cluster_mut().insert(object)?;
+    fw.run_until_quiet()?;
+    assert_eq!(summary(&fw), Value::Null);
+    assert_second_run_is_a_no_op(&mut fw)
+}
