@@ -7,7 +7,8 @@
 //! on exactly the nodes some configuration selects and that are not excluded from external
 //! load balancers (Ready or not: a speaker pod must not come and go with the node's
 //! readiness), removed everywhere else, and the value `internal.bgpConfigurationsExist` the
-//! templates render the BGP speaker by. Both are written only when they differ.
+//! templates render the BGP speaker by. Both are written only when they differ. A member
+//! without a Ready BGP speaker pod is a series for `D8MetallbBGPSpeakerMissingOnMemberNode`.
 //!
 //! And every peer's `status.sessionSummary`, from the sessions its speakers report
 //! ([`sessions`]).
@@ -19,9 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use addon::{
     Hook, HookConfig, HookError, HookInput, HookOutput, KubeOperation, KubernetesBinding,
-    MetricOperation, ObjectRef,
+    LabelSelector, MetricOperation, ObjectRef,
 };
-use metallb_api::names::{api, conditions as cond, labels, metrics};
+use metallb_api::names::{api, conditions as cond, labels, metrics, module};
 use metallb_planner::bgp::{AdvertisementInput, ConfigurationInput, ConfigurationState, Topology};
 use metallb_planner::pool::Family;
 use metallb_planner::{NodeInput, Timestamp};
@@ -70,6 +71,13 @@ impl Hook for BgpStatus {
                     .jq_filter(node_filter)
                     .queue(order::QUEUE),
             )
+            .kubernetes(
+                KubernetesBinding::new("speakers", "v1", "Pod")
+                    .in_namespaces([module::NAMESPACE])
+                    .labels(LabelSelector::default().label(labels::APP, module::BGP_SPEAKER_APP))
+                    .jq_filter(node::speaker_filter())
+                    .queue(order::QUEUE),
+            )
     }
 
     fn run(&self, input: HookInput) -> Result<HookOutput, HookError> {
@@ -85,6 +93,7 @@ impl Hook for BgpStatus {
             &names("peers")?,
             &names("pools")?,
             &nodes,
+            &items(&input, "speakers")?,
             &now(),
         );
         let node_names = nodes.iter().filter_map(|n| n.get("name")?.as_str()).collect();
@@ -120,6 +129,7 @@ pub(crate) fn handle(
     peers: &BTreeSet<String>,
     pools: &BTreeSet<String>,
     nodes: &[Value],
+    speakers: &[Value],
     now: &Timestamp,
 ) -> Outcome {
     let mut out = Outcome::default();
@@ -136,7 +146,14 @@ pub(crate) fn handle(
         }
     }
     out.configurations_exist = !inputs.is_empty();
-    out.labels = membership(&inputs, &nodes);
+    let members = members(&inputs, &nodes);
+    out.labels = membership(&members, &nodes);
+    for node in node::members_without_ready_speaker(&members, speakers) {
+        out.metrics.push(
+            MetricOperation::set(GROUP, metrics::BGP_MEMBER_NODE_WITHOUT_READY_SPEAKER, 1.0)
+                .label("node", node),
+        );
+    }
     // Conditions and membership do not depend on the peers' address families.
     let peers: BTreeMap<String, Option<Family>> = peers.iter().map(|p| (p.clone(), None)).collect();
     let topology = Topology::new(&inputs, &peers, pools, &nodes);
@@ -159,17 +176,22 @@ pub(crate) fn handle(
     out
 }
 
-/// Label patches for the nodes whose BGP membership differs: a member is selected by some
-/// configuration and not excluded from external load balancers. Readiness does not count,
-/// unlike for `memberNodes`: the speaker pod stays while its node is briefly not Ready, and the
-/// announcements (which do need Ready) are decided elsewhere.
-fn membership(configurations: &[ConfigurationInput], nodes: &[NodeInput]) -> Vec<KubeOperation> {
+/// The nodes that run a BGP speaker: selected by some configuration and not excluded from
+/// external load balancers. Readiness does not count, unlike for `memberNodes`: the speaker pod
+/// stays while its node is briefly not Ready, and the announcements (which do need Ready) are
+/// decided elsewhere.
+fn members(configurations: &[ConfigurationInput], nodes: &[NodeInput]) -> BTreeSet<String> {
     let member = |node: &NodeInput| {
         !node.labels.contains_key(labels::EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS)
             && configurations
                 .iter()
                 .any(|c| c.node_selector.iter().all(|(k, v)| node.labels.get(k) == Some(v)))
     };
+    nodes.iter().filter(|n| member(n)).map(|n| n.name.clone()).collect()
+}
+
+/// Label patches for the nodes whose BGP membership label differs from `members`.
+fn membership(members: &BTreeSet<String>, nodes: &[NodeInput]) -> Vec<KubeOperation> {
     let patch = |name: &str, value: Value| {
         KubeOperation::merge_patch(
             ObjectRef::cluster("v1", "Node", name),
@@ -184,7 +206,7 @@ fn membership(configurations: &[ConfigurationInput], nodes: &[NodeInput]) -> Vec
         // DaemonSet, so it is rewritten.
         let labelled = node.labels.get(labels::BGP_MEMBER).is_some_and(String::is_empty);
         let present = node.labels.contains_key(labels::BGP_MEMBER);
-        match (member(node), labelled, present) {
+        match (members.contains(&node.name), labelled, present) {
             (true, false, _) => ops.push(patch(&node.name, Value::from(""))),
             (false, _, true) => ops.push(patch(&node.name, Value::Null)),
             _ => {}

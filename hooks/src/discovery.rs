@@ -14,7 +14,7 @@ mod failback;
 mod read;
 mod write;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use addon::{
     Hook, HookConfig, HookError, HookInput, HookOutput, KubeOperation, KubeOutput,
@@ -29,7 +29,6 @@ use metallb_planner::{
 use serde_json::Value;
 
 use read::Snapshots;
-use read::ready_speaker_nodes;
 use write::{
     CHILD_STATUS_MEMBERS, CLASS_STATUS_MEMBERS, child_object, child_status, class_status,
     service_status,
@@ -108,15 +107,6 @@ fn node_filter() -> String {
 const NAMESPACE_FILTER: &str =
     r#"if .metadata.deletionTimestamp != null then .metadata.name else null end"#;
 
-/// Speaker pods: node and readiness.
-fn speaker_filter() -> String {
-    format!(
-        r#"{{node: .spec.nodeName, ready: {}, readySince: {}}}"#,
-        node::READY,
-        node::READY_SINCE
-    )
-}
-
 pub(crate) struct Discovery;
 
 impl Hook for Discovery {
@@ -165,7 +155,7 @@ impl Hook for Discovery {
                 .on_events([]),
             )
             .kubernetes(
-                b("speakers", "v1", "Pod", &speaker_filter())
+                b("speakers", "v1", "Pod", &node::speaker_filter())
                     .in_namespaces([module::NAMESPACE])
                     .labels(LabelSelector::default().label(labels::APP, module::SPEAKER_APP)),
             )
@@ -251,19 +241,6 @@ impl Hook for Discovery {
 pub(crate) struct Outcome {
     pub(crate) class_values: Vec<ClassValue>,
     pub(crate) metrics: Vec<MetricOperation>,
-}
-
-/// Member nodes where no speaker pod is Ready. Empty while there is no speaker pod at all: the
-/// DaemonSet has not been rendered yet, which is not a node's fault.
-fn member_nodes_without_ready_speaker<'a>(
-    members: &'a BTreeSet<String>,
-    speakers: &[Value],
-) -> Vec<&'a str> {
-    if speakers.is_empty() {
-        return Vec::new();
-    }
-    let ready = ready_speaker_nodes(speakers);
-    members.iter().filter(|m| !ready.contains(*m)).map(String::as_str).collect()
 }
 
 /// What the metrics count while children and Service statuses go by one at a time.
@@ -546,7 +523,7 @@ pub(crate) fn handle(
         bgp::pool_ops(p, &bgp, ops, &mut metric_ops)?;
     }
     metric_ops.extend(tally.unassigned_ip_metrics());
-    for node in member_nodes_without_ready_speaker(&decisions.nodes.members, &s.speakers) {
+    for node in node::members_without_ready_speaker(&decisions.nodes.members, &s.speakers) {
         metric_ops.push(
             MetricOperation::set(
                 metrics::GROUP_DISCOVERY,
@@ -657,18 +634,6 @@ mod tests {
         assert_eq!(node_summary(&n(0)), "none");
         assert_eq!(node_summary(&n(2)), "n0,n1");
         assert_eq!(node_summary(&n(5)), "5 nodes");
-    }
-
-    #[test]
-    fn member_nodes_without_a_ready_speaker_are_reported_once_speakers_exist() {
-        let members: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
-        assert!(member_nodes_without_ready_speaker(&members, &[]).is_empty());
-        let speakers = [
-            json!({"node": "a", "ready": true}),
-            json!({"node": "b", "ready": false}),
-            json!({"node": "z", "ready": true}),
-        ];
-        assert_eq!(member_nodes_without_ready_speaker(&members, &speakers), ["b", "c"]);
     }
 
     #[test]

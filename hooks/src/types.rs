@@ -4,7 +4,7 @@
 //! in a field, a missing name) becomes a [`Skipped`] entry that is logged and counted, never an
 //! error that would fail the whole hook run and block the module.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use addon::{HookInput, MetricOperation};
@@ -332,6 +332,33 @@ pub(crate) mod node {
     pub(crate) fn read_all(items: &[Value], skipped: &mut Vec<Skipped>) -> Vec<NodeInput> {
         items.iter().filter_map(|v| read(v).map_err(|s| skipped.push(s)).ok()).collect()
     }
+
+    /// jq filter of a speaker pod binding (L2 or BGP): its node and readiness.
+    pub(crate) fn speaker_filter() -> String {
+        format!(r#"{{node: .spec.nodeName, ready: {READY}, readySince: {READY_SINCE}}}"#)
+    }
+
+    /// Nodes with a Ready speaker pod, from items of [`speaker_filter`].
+    pub(crate) fn ready_speaker_nodes(speakers: &[Value]) -> BTreeSet<String> {
+        speakers
+            .iter()
+            .filter(|p| opt_bool(p, "ready").unwrap_or(false))
+            .filter_map(|p| opt_str(p, "node").ok().flatten())
+            .collect()
+    }
+
+    /// Members where no speaker pod is Ready. Empty while there is no speaker pod at all: the
+    /// DaemonSet has not been rendered yet, which is not a node's fault.
+    pub(crate) fn members_without_ready_speaker<'a>(
+        members: &'a BTreeSet<String>,
+        speakers: &[Value],
+    ) -> Vec<&'a str> {
+        if speakers.is_empty() {
+            return Vec::new();
+        }
+        let ready = ready_speaker_nodes(speakers);
+        members.iter().filter(|m| !ready.contains(*m)).map(String::as_str).collect()
+    }
 }
 
 /// Settings of a ModuleConfig read leniently, for the migration, adoption and alert hooks.
@@ -428,6 +455,18 @@ pub(crate) mod module_config {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn member_nodes_without_a_ready_speaker_are_reported_once_speakers_exist() {
+        let members: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
+        assert!(node::members_without_ready_speaker(&members, &[]).is_empty());
+        let speakers = [
+            json!({"node": "a", "ready": true}),
+            json!({"node": "b", "ready": false}),
+            json!({"node": "z", "ready": true}),
+        ];
+        assert_eq!(node::members_without_ready_speaker(&members, &speakers), ["b", "c"]);
+    }
 
     #[test]
     fn names_and_label_values() {

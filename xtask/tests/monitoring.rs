@@ -12,7 +12,7 @@ use serde_json::Value;
 use xtask::repo_root;
 
 /// Series the hooks export, from the constants the hooks use.
-const HOOK_METRICS: [&str; 13] = [
+const HOOK_METRICS: [&str; 14] = [
     metrics::CLASS_POOL_SIZE,
     metrics::CLASS_ALLOCATED_IPS,
     metrics::CLASS_SERVICES_NOT_FULLY_ASSIGNED,
@@ -26,6 +26,7 @@ const HOOK_METRICS: [&str; 13] = [
     metrics::UPDATE_MC_VERSION_REQUIRED,
     metrics::OBSOLETE_LAYER2_POOLS_ARE_USED,
     metrics::BGP_CONFIGURATION_ISSUES,
+    metrics::BGP_MEMBER_NODE_WITHOUT_READY_SPEAKER,
 ];
 
 /// Prefix of every speaker metric (`metallb_speaker::metrics::PREFIX`).
@@ -155,6 +156,7 @@ fn every_alert_expression_parses_and_reads_only_exported_metrics() {
         metrics::CLASS_ALLOCATED_IPS,
         metrics::SERVICE_UNASSIGNED_IPS,
         metrics::MEMBER_NODE_WITHOUT_READY_SPEAKER,
+        metrics::BGP_MEMBER_NODE_WITHOUT_READY_SPEAKER,
         metrics::NOT_SUPPORTED_SERVICE_ANNOTATIONS,
         metrics::UPDATE_MC_VERSION_REQUIRED,
         metrics::OBSOLETE_LAYER2_POOLS_ARE_USED,

@@ -357,6 +357,11 @@ pub mod metrics {
     /// peer or pool missing, an invalid community or aggregation length; exported only while
     /// the problem exists.
     pub const BGP_CONFIGURATION_ISSUES: &str = "d8_metallb_bgp_configuration_issues";
+    /// A BGP member node (some configuration selects it, not excluded from external load
+    /// balancers) without a Ready BGP speaker pod (`node` label); exported only while such
+    /// nodes exist and once any BGP speaker pod exists at all.
+    pub const BGP_MEMBER_NODE_WITHOUT_READY_SPEAKER: &str =
+        "d8_metallb_bgp_member_node_without_ready_speaker";
     /// Group of the adoption hook's [`SKIPPED_OBJECTS`] series.
     pub const GROUP_ADOPTION: &str = "d8_metallb_adoption";
     /// Group of the node membership hook's [`SKIPPED_OBJECTS`] series.

@@ -29,7 +29,7 @@ fn status_of(out: &Outcome, name: &str) -> Value {
 fn a_valid_configuration_lists_its_members() {
     let configuration = json!({"name": "rack-a", "generation": 2, "spec": {"mode": "BGP", "nodeSelector": {"role": "front"},
         "bgp": {"peerNames": ["tor"]}, "advertisements": [{"poolNames": ["public"]}]}});
-    let out = handle(&[configuration], &set(&["tor"]), &set(&["public"]), &nodes(), &at());
+    let out = handle(&[configuration], &set(&["tor"]), &set(&["public"]), &nodes(), &[], &at());
     let status = status_of(&out, "rack-a");
     assert_eq!(status["memberNodes"], json!(["front-0"]));
     assert_eq!(status["nodeSummary"], "front-0");
@@ -44,7 +44,7 @@ fn missing_peers_and_pools_are_a_false_condition_and_metrics() {
     let configuration = json!({"name": "broken", "spec": {"mode": "BGP",
         "bgp": {"peerNames": ["gone"]},
         "advertisements": [{"poolNames": ["lost"], "bgp": {"communities": ["99999:1"], "aggregationLength": 40}}]}});
-    let out = handle(&[configuration], &set(&[]), &set(&[]), &nodes(), &at());
+    let out = handle(&[configuration], &set(&[]), &set(&[]), &nodes(), &[], &at());
     let condition = &status_of(&out, "broken")["conditions"][0];
     assert_eq!(condition["status"], "False");
     assert_eq!(condition["reason"], "PeerNotFound");
@@ -75,8 +75,14 @@ fn missing_peers_and_pools_are_a_false_condition_and_metrics() {
 #[test]
 fn an_unchanged_status_is_not_written_again() {
     let spec = json!({"mode": "BGP", "bgp": {"peerNames": ["tor"]}});
-    let first =
-        handle(&[json!({"name": "c", "spec": spec})], &set(&["tor"]), &set(&[]), &nodes(), &at());
+    let first = handle(
+        &[json!({"name": "c", "spec": spec})],
+        &set(&["tor"]),
+        &set(&[]),
+        &nodes(),
+        &[],
+        &at(),
+    );
     let status = status_of(&first, "c");
     let later = Timestamp("2026-12-03T00:00:00Z".into());
     let again = handle(
@@ -84,6 +90,7 @@ fn an_unchanged_status_is_not_written_again() {
         &set(&["tor"]),
         &set(&[]),
         &nodes(),
+        &[],
         &later,
     );
     assert!(again.ops.is_empty(), "{:?}", again.ops);
@@ -95,6 +102,7 @@ fn an_unchanged_status_is_not_written_again() {
         &set(&["tor"]),
         &set(&[]),
         &more,
+        &[],
         &later,
     );
     let status = status_of(&changed, "c");
@@ -113,6 +121,7 @@ fn a_malformed_configuration_is_skipped_and_the_others_served() {
         &set(&["tor"]),
         &set(&[]),
         &nodes(),
+        &[],
         &at(),
     );
     assert_eq!(out.skipped.len(), 2);
@@ -158,7 +167,7 @@ fn selected_nodes_get_the_member_label_ready_or_not_excluded_never() {
         configuration("front", json!({"role": "front"})),
         configuration("edge", json!({"role": "edge"})),
     ];
-    let out = handle(&configurations, &set(&[]), &set(&[]), &nodes, &at());
+    let out = handle(&configurations, &set(&[]), &set(&[]), &nodes, &[], &at());
     assert_eq!(
         label_patches(&out),
         [
@@ -185,6 +194,7 @@ fn labels_are_written_only_when_they_differ() {
         &set(&[]),
         &set(&[]),
         &nodes,
+        &[],
         &at(),
     );
     assert_eq!(
@@ -200,13 +210,13 @@ fn without_a_configuration_every_label_goes_and_nothing_bgp_renders() {
         json!({"name": "front-0", "labels": {"role": "front", labels::BGP_MEMBER: ""}, "ready": true}),
         json!({"name": "worker-0", "labels": {}, "ready": true}),
     ];
-    let out = handle(&[], &set(&[]), &set(&[]), &nodes, &at());
+    let out = handle(&[], &set(&[]), &set(&[]), &nodes, &[], &at());
     assert_eq!(label_patches(&out), [("front-0".to_owned(), None)]);
     assert!(!out.configurations_exist);
 
     // A configuration that cannot be read selects nothing and renders nothing.
     let broken = json!({"name": "broken", "spec": {"mode": "BGP", "nodeSelector": "front"}});
-    let out = handle(&[broken], &set(&[]), &set(&[]), &nodes, &at());
+    let out = handle(&[broken], &set(&[]), &set(&[]), &nodes, &[], &at());
     assert_eq!(label_patches(&out), [("front-0".to_owned(), None)]);
     assert!(!out.configurations_exist);
     assert_eq!(out.skipped.len(), 1);
@@ -218,6 +228,30 @@ fn an_empty_selector_selects_every_node_but_the_excluded() {
         json!({"name": "a", "labels": {}, "ready": true}),
         json!({"name": "b", "labels": {labels::EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS: "true"}, "ready": true}),
     ];
-    let out = handle(&[configuration("all", json!({}))], &set(&[]), &set(&[]), &nodes, &at());
+    let out = handle(&[configuration("all", json!({}))], &set(&[]), &set(&[]), &nodes, &[], &at());
     assert_eq!(label_patches(&out), [("a".to_owned(), Some(String::new()))]);
+}
+
+#[test]
+fn a_member_without_a_ready_bgp_speaker_is_a_series_once_speakers_exist() {
+    let configuration =
+        json!({"name": "front", "spec": {"mode": "BGP", "nodeSelector": {"role": "front"}}});
+    let series = |speakers: &[Value]| -> Vec<String> {
+        let out = handle(&[configuration.clone()], &set(&[]), &set(&[]), &nodes(), speakers, &at());
+        out.metrics
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap())
+            .filter(|m| m["name"] == metrics::BGP_MEMBER_NODE_WITHOUT_READY_SPEAKER)
+            .map(|m| m["labels"]["node"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // No BGP speaker pod at all: the DaemonSet is not rolled out yet, nothing is reported.
+    assert!(series(&[]).is_empty());
+    // front-0's pod is Ready; front-1 (a member though not Ready itself) has none that is.
+    let speakers = [
+        json!({"node": "front-0", "ready": true}),
+        json!({"node": "front-1", "ready": false}),
+        json!({"node": "worker-0", "ready": true}),
+    ];
+    assert_eq!(series(&speakers), ["front-1"]);
 }

@@ -383,15 +383,6 @@ fn pick(
     }
 }
 
-/// Nodes with a Ready speaker pod.
-pub(super) fn ready_speaker_nodes(speakers: &[Value]) -> BTreeSet<String> {
-    speakers
-        .iter()
-        .filter(|p| opt_bool(p, "ready").unwrap_or(false))
-        .filter_map(|p| opt_str(p, "node").ok().flatten())
-        .collect()
-}
-
 /// One `services` item, as the Service filter writes it.
 #[derive(Deserialize)]
 struct ServiceDoc<'a> {

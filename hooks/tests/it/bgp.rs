@@ -258,3 +258,39 @@ fn a_peers_session_summary_follows_what_its_speakers_report() -> Result<()> {
     assert_eq!(summary(&fw), Value::Null);
     assert_second_run_is_a_no_op(&mut fw)
 }
+
+#[test]
+fn a_bgp_member_without_a_ready_speaker_is_reported_until_one_is_ready() -> Result<()> {
+    let speaker = |node: &str, ready: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": format!("bgp-speaker-{node}"), "namespace": "d8-metallb",
+                            "labels": {"app": "bgp-speaker"}},
+               "spec": {"nodeName": node},
+               "status": {"conditions": [{"type": "Ready", "status": ready}]}})
+    };
+    let missing = |fw: &Framework, node: &str| {
+        fw.metrics().value("d8_metallb_bgp_member_node_without_ready_speaker", &[("node", node)])
+    };
+    let mut fw = started(|s| {
+        s.cluster.push(json!({
+            "apiVersion": "network.deckhouse.io/v1alpha1", "kind": CONFIGURATION, "metadata": {"name": "front"},
+            "spec": {"mode": "BGP", "nodeSelector": {"node-role.deckhouse.io/frontend": ""},
+                     "bgp": {"peerNames": []}, "advertisements": []}}));
+        s.cluster.push(speaker("front-0", "True"));
+        s.cluster.push(speaker("front-1", "False"));
+    })?;
+    assert_eq!(missing(&fw, "front-0"), None);
+    assert_eq!(missing(&fw, "front-1"), Some(1.0));
+    assert_eq!(missing(&fw, "front-2"), Some(1.0), "a member without any pod");
+    assert_eq!(missing(&fw, "worker-0"), None, "not a member");
+    assert_second_run_is_a_no_op(&mut fw)?;
+
+    // front-1's and front-2's speakers become Ready: nothing is reported any more.
+    fw.cluster_mut().insert(speaker("front-1", "True"))?;
+    fw.cluster_mut().insert(speaker("front-2", "True"))?;
+    fw.run_until_quiet()?;
+    for node in ["front-0", "front-1", "front-2"] {
+        assert_eq!(missing(&fw, node), None, "{node}");
+    }
+    assert_second_run_is_a_no_op(&mut fw)
+}
