@@ -237,7 +237,14 @@ fn a_member_without_a_ready_bgp_speaker_is_a_series_once_speakers_exist() {
     let configuration =
         json!({"name": "front", "spec": {"mode": "BGP", "nodeSelector": {"role": "front"}}});
     let series = |speakers: &[Value]| -> Vec<String> {
-        let out = handle(&[configuration.clone()], &set(&[]), &set(&[]), &nodes(), speakers, &at());
+        let out = handle(
+            std::slice::from_ref(&configuration),
+            &set(&[]),
+            &set(&[]),
+            &nodes(),
+            speakers,
+            &at(),
+        );
         out.metrics
             .iter()
             .map(|m| serde_json::to_value(m).unwrap())
