@@ -275,7 +275,9 @@ fn initial_status(discriminator: u32, params: Params, now: Instant) -> SessionSt
         remote_state: State::Down,
         local_discriminator: discriminator,
         remote_discriminator: 0,
-        tx_interval: Some(params.desired_min_tx.max(crate::session::SLOW_TX)),
+        // A passive session sends nothing until it hears the peer.
+        tx_interval: (params.role == crate::session::Role::Active)
+            .then(|| params.desired_min_tx.max(crate::session::SLOW_TX)),
         detection_time: Duration::ZERO,
         since: now,
     }

@@ -29,7 +29,7 @@ pub mod session;
 pub use driver::{Bfd, Counters, SessionKey, SessionStatus};
 
 pub use packet::{Diag, Packet, State};
-pub use session::{Event, Params, Session};
+pub use session::{Event, Params, Role, Session};
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -36,8 +36,8 @@ const INITIAL_REMOTE_MIN_RX: Duration = Duration::from_micros(1);
 /// Jitter granularity: reductions are computed in 1/10000ths of the interval.
 const JITTER_SCALE: u64 = 10_000;
 
-/// The configured timers of a session (§6.8.1 bfd.DesiredMinTxInterval,
-/// bfd.RequiredMinRxInterval, bfd.DetectMult).
+/// The configured timers and role of a session (§6.8.1 bfd.DesiredMinTxInterval,
+/// bfd.RequiredMinRxInterval, bfd.DetectMult; §6.1 the role).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
     /// How often we would like to send while Up.
@@ -46,6 +46,20 @@ pub struct Params {
     pub required_min_rx: Duration,
     /// How many missed packets of ours the peer tolerates.
     pub detect_mult: u8,
+    /// Who starts the session.
+    pub role: Role,
+}
+
+/// Who starts a session (§6.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Sends from the start.
+    #[default]
+    Active,
+    /// Sends nothing until the peer's packets tell its discriminator, and falls silent again
+    /// when they stop (§6.8.7: no packet while bfd.RemoteDiscr is zero). For routers that
+    /// want to start every session themselves.
+    Passive,
 }
 
 impl Default for Params {
@@ -56,6 +70,7 @@ impl Default for Params {
             desired_min_tx: Duration::from_millis(300),
             required_min_rx: Duration::from_millis(300),
             detect_mult: 3,
+            role: Role::Active,
         }
     }
 }
@@ -312,6 +327,10 @@ impl<J: Jitter> Session<J> {
     /// The next packet to send, if any. A Final answer goes first, on its own: P and F are
     /// never set together (§6.5).
     pub fn poll_transmit(&mut self) -> Option<Packet> {
+        if self.silent() {
+            self.tx_pending = false;
+            return None;
+        }
         if self.final_pending {
             self.final_pending = false;
             return Some(self.packet(false, true));
@@ -374,9 +393,15 @@ impl<J: Jitter> Session<J> {
     }
 
     /// The interval between our periodic packets before jitter; `None` while the peer asks for
-    /// no packets (Required Min RX 0).
+    /// no packets (Required Min RX 0) or a passive session has not heard the peer.
     pub fn tx_interval(&self) -> Option<Duration> {
-        (!self.remote_min_rx.is_zero()).then(|| self.used_tx.max(self.remote_min_rx))
+        let allowed = !self.remote_min_rx.is_zero() && !self.silent();
+        allowed.then(|| self.used_tx.max(self.remote_min_rx))
+    }
+
+    /// A passive session that has not heard the peer (§6.8.7).
+    fn silent(&self) -> bool {
+        self.params.role == Role::Passive && self.remote_discriminator == 0
     }
 
     /// How long the peer may stay silent before we declare it dead (§6.8.4).

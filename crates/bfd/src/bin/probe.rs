@@ -21,6 +21,7 @@ fn main() -> anyhow::Result<()> {
                     desired_min_tx: Duration::from_millis(tx.parse().context("TX_MS")?),
                     required_min_rx: Duration::from_millis(rx.parse().context("RX_MS")?),
                     detect_mult: mult.parse().context("DETECT_MULT")?,
+                    ..Params::default()
                 },
                 _ => bail!("usage: metallb-bfd-probe LOCAL PEER [TX_MS RX_MS DETECT_MULT]"),
             };

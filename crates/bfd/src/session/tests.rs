@@ -23,7 +23,7 @@ const OURS: u32 = 0x11;
 const THEIRS: u32 = 0x22;
 
 fn fast() -> Params {
-    Params { desired_min_tx: ms(100), required_min_rx: ms(200), detect_mult: 3 }
+    Params { desired_min_tx: ms(100), required_min_rx: ms(200), detect_mult: 3, role: Role::Active }
 }
 
 fn session(t0: Instant) -> Session<Fixed> {
@@ -322,7 +322,8 @@ proptest! {
     #[test]
     fn xorshift_jitter_stays_in_bounds(seed in any::<u64>(), detect_mult in 1u8..=5, tx in 1u64..=2000) {
         let t0 = Instant::now();
-        let params = Params { desired_min_tx: ms(tx), required_min_rx: ms(tx), detect_mult };
+        let params =
+            Params { desired_min_tx: ms(tx), required_min_rx: ms(tx), detect_mult, role: Role::Active };
         let mut s = Session::new(OURS, params, XorShift::new(seed), t0).expect("valid");
         let interval = s.tx_interval().expect("periodic");
         let top = if detect_mult == 1 { interval * 9 / 10 } else { interval };
@@ -384,7 +385,12 @@ fn arb_input() -> impl Strategy<Value = Input> {
             })
         });
     let params = (1u64..=2_000, 1u64..=2_000, 1u8..=5).prop_map(|(tx, rx, detect_mult)| {
-        Input::Params(Params { desired_min_tx: ms(tx), required_min_rx: ms(rx), detect_mult })
+        Input::Params(Params {
+            desired_min_tx: ms(tx),
+            required_min_rx: ms(rx),
+            detect_mult,
+            role: Role::Active,
+        })
     });
     prop_oneof![
         6 => packet,
@@ -440,4 +446,34 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_passive_session_sends_nothing_until_it_hears_the_peer_and_falls_silent_when_it_is_gone() {
+    let t0 = Instant::now();
+    let passive = Params { role: Role::Passive, ..fast() };
+    let mut s = Session::new(OURS, passive, Fixed(0), t0).expect("valid");
+    assert_eq!(s.tx_interval(), None);
+    // Seconds go by: not one packet (§6.8.7: none while bfd.RemoteDiscr is zero).
+    for i in 1..=5 {
+        s.handle_timeout(t0 + SLOW_TX * i);
+        assert!(drain(&mut s).0.is_empty(), "second {i}");
+    }
+    // The peer starts: the session answers at once and comes up as an active one would.
+    let t1 = t0 + SLOW_TX * 6;
+    s.handle_packet(t1, &from_peer(State::Down)).expect("accepted");
+    let (packets, _) = drain(&mut s);
+    assert_eq!(packets.len(), 1);
+    assert_eq!((packets[0].state, packets[0].your_discriminator), (State::Init, THEIRS));
+    s.handle_packet(t1, &from_peer(State::Up)).expect("accepted");
+    assert_eq!(drain(&mut s).1, [Event::Up]);
+    assert!(s.tx_interval().is_some());
+    // The peer goes quiet: detected dead, and silent again instead of calling it.
+    let dead = t1 + s.detection_time();
+    s.handle_timeout(dead);
+    let (packets, events) = drain(&mut s);
+    assert_eq!(events, [Event::Down(Diag::ControlDetectionTimeExpired)]);
+    assert!(packets.is_empty(), "{packets:?}");
+    s.handle_timeout(dead + SLOW_TX * 3);
+    assert!(drain(&mut s).0.is_empty());
 }

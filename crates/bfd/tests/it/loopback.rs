@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use metallb_bfd::driver::CONTROL_PORT;
-use metallb_bfd::{Bfd, Diag, Packet, SessionKey, SessionStatus, State, session::Params};
+use metallb_bfd::{Bfd, Diag, Packet, Role, SessionKey, SessionStatus, State, session::Params};
 use tokio::sync::watch;
 
 use crate::DEADLINE;
@@ -30,6 +30,7 @@ fn quick() -> Params {
         desired_min_tx: Duration::from_millis(100),
         required_min_rx: Duration::from_millis(100),
         detect_mult: 3,
+        role: Role::Active,
     }
 }
 

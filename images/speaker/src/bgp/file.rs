@@ -260,8 +260,16 @@ routes:
         assert_eq!(r.ignored, want);
         let bfd = r.bfd["tor"];
         assert_eq!(bfd.params.desired_min_tx, Duration::from_millis(200));
+        assert_eq!(bfd.params.role, metallb_bfd::Role::Active);
         assert_eq!(bfd.local, Some("192.0.2.11".parse().unwrap()));
         assert!(!r.bfd.contains_key("spine"));
+    }
+
+    #[test]
+    fn bfd_passive_mode_makes_the_node_wait_for_the_router() {
+        let text = FILE.replace("detectMultiplier: 3}", "detectMultiplier: 3, passiveMode: true}");
+        let r = reduce(&parse(&text), |_| None);
+        assert_eq!(r.bfd["tor"].params.role, metallb_bfd::Role::Passive);
     }
 
     #[test]

@@ -398,6 +398,7 @@ fn peer(
             b.detect_multiplier.unwrap_or(names::bgp::DEFAULT_BFD_DETECT_MULTIPLIER),
         )
         .unwrap_or(u8::MAX),
+        passive_mode: b.passive_mode.unwrap_or(false),
     });
     Ok(Peer {
         address,

@@ -82,7 +82,7 @@ pub enum Password {
     Missing,
 }
 
-/// BFD intervals, milliseconds, as in the peer object.
+/// BFD intervals, milliseconds, and the role, as in the peer object.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BfdIntervals {
@@ -92,6 +92,9 @@ pub struct BfdIntervals {
     pub transmit_interval: u32,
     /// Detection multiplier.
     pub detect_multiplier: u8,
+    /// The node waits for the router to start the session (RFC 5880 §6.1).
+    #[serde(default)]
+    pub passive_mode: bool,
 }
 
 /// One route (also the file source's format, hence serde).
@@ -218,6 +221,11 @@ fn peer_bfd(peer: &Peer, bfd: BfdIntervals) -> PeerBfd {
             desired_min_tx: Duration::from_millis(u64::from(bfd.transmit_interval)),
             required_min_rx: Duration::from_millis(u64::from(bfd.receive_interval)),
             detect_mult: bfd.detect_multiplier,
+            role: if bfd.passive_mode {
+                metallb_bfd::Role::Passive
+            } else {
+                metallb_bfd::Role::Active
+            },
         },
     }
 }

@@ -31,7 +31,8 @@ use netlab::router::{
 use nix::sys::signal::Signal;
 
 use crate::bgp_common::{
-    NODE_AS, Peer, ROUTER_AS, Route, ip, lab, node_file, signal, start_speaker, wait_routes,
+    NODE_AS, NodeBfd, Peer, ROUTER_AS, Route, ip, lab, node_file, signal, start_speaker,
+    wait_routes,
 };
 
 /// Hold time long enough that nothing here is the hold timer's doing: a dead node is BFD's.
@@ -55,7 +56,13 @@ fn has_kernel(kind: RouterKind) -> bool {
 }
 
 fn file(kind: RouterKind, node: &str, source: &str, ips: &[&str]) -> String {
-    let peer = Peer { hold: HOLD, bfd: has_bfd(kind), ..Peer::new("tor", "192.0.2.1", source) };
+    // n2 waits for the router to start BFD (passiveMode); the others start it themselves.
+    let bfd = match (has_bfd(kind), node) {
+        (false, _) => NodeBfd::Off,
+        (true, "n2") => NodeBfd::Passive,
+        (true, _) => NodeBfd::Active,
+    };
+    let peer = Peer { hold: HOLD, bfd, ..Peer::new("tor", "192.0.2.1", source) };
     let routes: Vec<Route<'_>> = ips
         .iter()
         .map(|ip| Route { pool: "public", ip, peers: &["tor"], community: "64501:10" })
@@ -131,6 +138,10 @@ fn story(test: &str, kind: RouterKind) -> Result<()> {
     if has_bfd(kind) {
         router.wait_for("BFD up with n1", || {
             Ok::<_, anyhow::Error>(router.bfd_peers()?.get(&ip(NODES[0].1)) == Some(&BfdState::Up))
+        })?;
+        // Passive on n2's side: up because the router started it.
+        router.wait_for("BFD up with n2 (passive)", || {
+            Ok::<_, anyhow::Error>(router.bfd_peers()?.get(&ip(NODES[1].1)) == Some(&BfdState::Up))
         })?;
         lab.set_link("n1", "eth0", false)?;
     } else {

@@ -50,14 +50,32 @@ pub(crate) struct Peer<'a> {
     pub(crate) hold: u16,
     pub(crate) password_file: Option<&'a Path>,
     /// BFD 100 ms × 3, as the router asks.
-    pub(crate) bfd: bool,
+    pub(crate) bfd: NodeBfd,
     pub(crate) router_id: Option<&'a str>,
+}
+
+/// The node's BFD for a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeBfd {
+    Off,
+    /// The node starts the session.
+    Active,
+    /// `passiveMode: true`: the node waits for the router to start it.
+    Passive,
 }
 
 impl<'a> Peer<'a> {
     /// Peer `name` at `address`, connected from `source`: hold time 90 s, no password, no BFD.
     pub(crate) fn new(name: &'a str, address: &'a str, source: &'a str) -> Peer<'a> {
-        Peer { name, address, source, hold: 90, password_file: None, bfd: false, router_id: None }
+        Peer {
+            name,
+            address,
+            source,
+            hold: 90,
+            password_file: None,
+            bfd: NodeBfd::Off,
+            router_id: None,
+        }
     }
 }
 
@@ -88,10 +106,15 @@ pub(crate) fn node_file(
         if let Some(file) = p.password_file {
             let _ = writeln!(s, "    passwordFile: {}", file.display());
         }
-        if p.bfd {
-            s.push_str(
-                "    bfd: {receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}\n",
-            );
+        let timers = "receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3";
+        match p.bfd {
+            NodeBfd::Off => {}
+            NodeBfd::Active => {
+                let _ = writeln!(s, "    bfd: {{{timers}}}");
+            }
+            NodeBfd::Passive => {
+                let _ = writeln!(s, "    bfd: {{{timers}, passiveMode: true}}");
+            }
         }
         if let Some(id) = p.router_id {
             let _ = writeln!(s, "    routerID: {id}");

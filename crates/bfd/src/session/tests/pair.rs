@@ -90,7 +90,7 @@ impl Sim {
 
 prop_compose! {
     fn arb_params()(tx in 10u64..=500, rx in 10u64..=500, detect_mult in 1u8..=5) -> Params {
-        Params { desired_min_tx: ms(tx), required_min_rx: ms(rx), detect_mult }
+        Params { desired_min_tx: ms(tx), required_min_rx: ms(rx), detect_mult, role: Role::Active }
     }
 }
 
