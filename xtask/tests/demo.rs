@@ -9,6 +9,17 @@ use std::collections::BTreeSet;
 
 use xtask::demo::{self, Options, Profile};
 
+/// A quiet demo with this build's binaries, its namespaces tagged `ci`.
+fn ci_options() -> Options {
+    Options {
+        quiet: true,
+        handle_signals: false,
+        tag: "ci".to_owned(),
+        helper: env!("CARGO_BIN_EXE_xtask").into(),
+        profile: Profile::Dev,
+    }
+}
+
 const TEST: &str = "demo_seed_scenario_fails_over_to_the_first_backup_and_cleans_up";
 
 #[test]
@@ -16,13 +27,7 @@ fn demo_seed_scenario_fails_over_to_the_first_backup_and_cleans_up() {
     if !netlab::gate(TEST, &[]) {
         return;
     }
-    let options = Options {
-        quiet: true,
-        handle_signals: false,
-        tag: "ci".to_owned(),
-        helper: env!("CARGO_BIN_EXE_xtask").into(),
-        profile: Profile::Dev,
-    };
+    let options = ci_options();
     let report = demo::run(&xtask::repo_root(), &options).expect("the demo runs to the end");
     println!("{}", report.summary());
 
@@ -85,13 +90,7 @@ fn demo_bgp_spreads_over_three_nodes_survives_a_death_and_a_drain() {
     if !netlab::gate(BGP_TEST, netlab::router::RouterKind::Frr.programs()) {
         return;
     }
-    let options = Options {
-        quiet: true,
-        handle_signals: false,
-        tag: "ci".to_owned(),
-        helper: env!("CARGO_BIN_EXE_xtask").into(),
-        profile: Profile::Dev,
-    };
+    let options = ci_options();
     let report = demo::bgp::run(&xtask::repo_root(), &options).expect("the BGP demo runs");
     println!("{}", report.summary());
     let fronts = ["front-0", "front-1", "front-2"];

@@ -29,7 +29,7 @@ use crate::diag::{Diagnostic, RequestRejection};
 use crate::hold_down::HoldDown;
 use crate::model::{
     AnnouncementDeletion, BgpInput, ChildAction, ChildDeletion, ChildSpec, ChildStatus, ClassInput,
-    ClassStatusPlan, ConditionStatus, DeleteReason, DesiredAnnouncement, DesiredChild,
+    ClassStatusPlan, Condition, ConditionStatus, DeleteReason, DesiredAnnouncement, DesiredChild,
     ExistingChild, Input, NodeInput, NodeMembership, PoolStatusPlan, Rendered, ServiceInput,
     ServiceRef, ServiceStatusPlan, Timestamp, TrafficPolicy,
 };
@@ -962,18 +962,11 @@ impl<'a> Planner<'a> {
             }
         }
         let counts = IpCounts { count: svc.count, assigned, announced };
-        let [assigned_cond, announced_cond] =
-            ip_conditions(counts, &svc.assign_notes, || no_candidate_text(svc));
-        let annotations_cond = annotations_condition(&svc.issues);
+        let ips = ip_conditions(counts, &svc.assign_notes, || no_candidate_text(svc));
         let class_name = self.classes[svc.class].input.name.clone();
-        let wanted = vec![
-            Wanted::new(cond::LOAD_BALANCER_CLASS, True, svc.class_reason, class_name),
-            assigned_cond,
-            announced_cond,
-            annotations_cond,
-        ];
+        let binding = Wanted::new(cond::LOAD_BALANCER_CLASS, True, svc.class_reason, class_name);
         let now = &self.input.now;
-        merged_status_without(svc.input, ingress, wanted, now, cond::LOAD_BALANCER_POOL)
+        bound_status(svc.input, ingress, binding, ips, &svc.issues, now, cond::LOAD_BALANCER_POOL)
     }
 
     /// A class's conditions and counts.
@@ -1324,15 +1317,7 @@ fn merged_status(
     wanted: Vec<Wanted>,
     now: &Timestamp,
 ) -> ServiceStatusPlan {
-    let conditions = merge(&s.conditions, wanted, now, Some(s.generation));
-    let changed = conditions != s.conditions || ingress != s.ingress;
-    ServiceStatusPlan {
-        namespace: s.namespace.clone(),
-        name: s.name.clone(),
-        ingress,
-        conditions,
-        changed,
-    }
+    merge_into(s, &s.conditions, ingress, wanted, now)
 }
 
 /// [`merged_status`] for a Service bound in one mode: the binding condition of the other mode,
@@ -1348,7 +1333,18 @@ fn merged_status_without(
         return merged_status(s, ingress, wanted, now);
     }
     let kept: Vec<_> = s.conditions.iter().filter(|c| c.type_ != stale).cloned().collect();
-    let conditions = merge(&kept, wanted, now, Some(s.generation));
+    merge_into(s, &kept, ingress, wanted, now)
+}
+
+/// `wanted` merged into `base` (the Service's conditions, or some of them) as its new status.
+fn merge_into(
+    s: &ServiceInput,
+    base: &[Condition],
+    ingress: Vec<CompactString>,
+    wanted: Vec<Wanted>,
+    now: &Timestamp,
+) -> ServiceStatusPlan {
+    let conditions = merge(base, wanted, now, Some(s.generation));
     let changed = conditions != s.conditions || ingress != s.ingress;
     ServiceStatusPlan {
         namespace: s.namespace.clone(),
@@ -1357,6 +1353,21 @@ fn merged_status_without(
         conditions,
         changed,
     }
+}
+
+/// The status of a Service bound in one mode: its binding condition, the two IP conditions and
+/// `AnnotationsValid`; the other mode's binding condition (`stale`) goes.
+fn bound_status(
+    s: &ServiceInput,
+    ingress: Vec<CompactString>,
+    binding: Wanted,
+    [assigned, announced]: [Wanted; 2],
+    issues: &[(&'static str, String)],
+    now: &Timestamp,
+    stale: &str,
+) -> ServiceStatusPlan {
+    let wanted = vec![binding, assigned, announced, annotations_condition(issues)];
+    merged_status_without(s, ingress, wanted, now, stale)
 }
 
 /// `AnnotationsValid`: true, or false with the first issue's reason and every message.

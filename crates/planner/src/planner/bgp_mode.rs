@@ -28,7 +28,7 @@ use compact_str::{CompactString, ToCompactString};
 use metallb_api::names::{annotations, conditions as cond};
 
 use super::{
-    IpCounts, Planner, annotations_condition, ip_conditions, merged_status_without, pool_disjoint,
+    IpCounts, Planner, bound_status, ip_conditions, merged_status_without, pool_disjoint,
     pool_valid, update_action,
 };
 use crate::allocate::{Claim, Claimant, Kept, Owner, Source, SourceKind, Stage, id32};
@@ -628,17 +628,10 @@ impl<'a> Planner<'a> {
         }
         let pool = self.bgp.pools[svc.pool].input.name.as_str();
         let counts = IpCounts { count: svc.count, assigned, announced };
-        let [assigned_cond, announced_cond] =
-            ip_conditions(counts, &svc.assign_notes, || no_route_text(svc, pool));
-        let annotations_cond = annotations_condition(&svc.issues);
-        let wanted = vec![
-            Wanted::new(cond::LOAD_BALANCER_POOL, True, svc.reason, pool),
-            assigned_cond,
-            announced_cond,
-            annotations_cond,
-        ];
+        let ips = ip_conditions(counts, &svc.assign_notes, || no_route_text(svc, pool));
+        let binding = Wanted::new(cond::LOAD_BALANCER_POOL, True, svc.reason, pool);
         let now = &self.input.now;
-        merged_status_without(svc.input, ingress, wanted, now, cond::LOAD_BALANCER_CLASS)
+        bound_status(svc.input, ingress, binding, ips, &svc.issues, now, cond::LOAD_BALANCER_CLASS)
     }
 
     /// The status of a Service whose pool does not exist and to which nothing else applies.
