@@ -30,8 +30,8 @@ use serde_json::{Value, json};
 
 use crate::order;
 use crate::types::{
-    SkipReason, Skipped, items, node, now, opt_str, req_str, skipped_metrics, string_list,
-    string_map,
+    SkipReason, Skipped, items, node, now, opt_str, peer_families, req_str, skipped_metrics,
+    string_list, string_map,
 };
 
 const GROUP: &str = metrics::GROUP_BGP_STATUS;
@@ -88,16 +88,17 @@ impl Hook for BgpStatus {
                 .collect())
         };
         let nodes = items(&input, "nodes")?;
+        let peers = items(&input, "peers")?;
         let outcome = handle(
             &items(&input, "configurations")?,
-            &names("peers")?,
+            &peer_families(&peers),
             &names("pools")?,
             &nodes,
             &items(&input, "speakers")?,
             &now(),
         );
         let node_names = nodes.iter().filter_map(|n| n.get("name")?.as_str()).collect();
-        let summaries = sessions::summary_patches(&items(&input, "peers")?, &node_names);
+        let summaries = sessions::summary_patches(&peers, &node_names);
         let mut out = input.output();
         out.kubernetes.extend(outcome.ops);
         out.kubernetes.extend(outcome.labels);
@@ -126,7 +127,7 @@ pub(crate) struct Outcome {
 /// Status patches for the configurations whose status differs, and one series per problem.
 pub(crate) fn handle(
     configurations: &[Value],
-    peers: &BTreeSet<String>,
+    peers: &BTreeMap<String, Option<Family>>,
     pools: &BTreeSet<String>,
     nodes: &[Value],
     speakers: &[Value],
@@ -154,9 +155,7 @@ pub(crate) fn handle(
                 .label("node", node),
         );
     }
-    // Conditions and membership do not depend on the peers' address families.
-    let peers: BTreeMap<String, Option<Family>> = peers.iter().map(|p| (p.clone(), None)).collect();
-    let topology = Topology::new(&inputs, &peers, pools, &nodes);
+    let topology = Topology::new(&inputs, peers, pools, &nodes);
     for state in topology.configurations() {
         let Some((_, object)) = written.iter().find(|(name, _)| *name == state.name) else {
             continue;

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use addon::{HookInput, MetricOperation};
 use metallb_api::names::{api, labels, metrics};
 use metallb_planner::Timestamp;
+use metallb_planner::pool::Family;
 use serde_json::{Map, Value};
 
 /// Why an object was left out of a hook's work.
@@ -359,6 +360,20 @@ pub(crate) mod node {
         let ready = ready_speaker_nodes(speakers);
         members.iter().filter(|m| !ready.contains(*m)).map(String::as_str).collect()
     }
+}
+
+/// Every `MetalLoadBalancerBGPPeer` of a binding whose filter keeps `name` and `address`
+/// (`spec.peerAddress`), with the family of its address (`None` when it does not parse: the
+/// speakers open no session to it).
+pub(crate) fn peer_families(peers: &[Value]) -> BTreeMap<String, Option<Family>> {
+    peers
+        .iter()
+        .filter_map(|v| {
+            let name = v.get("name")?.as_str()?.to_owned();
+            let address = v.get("address").and_then(Value::as_str);
+            Some((name, address.and_then(|a| a.trim().parse().ok()).map(Family::of_ip)))
+        })
+        .collect()
 }
 
 /// Settings of a ModuleConfig read leniently, for the migration, adoption and alert hooks.

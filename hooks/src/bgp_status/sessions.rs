@@ -11,8 +11,9 @@ use addon::{KubeOperation, ObjectRef};
 use metallb_api::names::api;
 use serde_json::{Value, json};
 
-/// What the peers binding keeps: the name, each entry's node and state, and the summary.
-pub(super) const PEER_FILTER: &str = r#"{name: .metadata.name,
+/// What the peers binding keeps: the name and address (for the routes' families, see
+/// `types::peer_families`), each entry's node and state, and the summary.
+pub(super) const PEER_FILTER: &str = r#"{name: .metadata.name, address: .spec.peerAddress,
     sessions: [.status.sessions[]? | {node: .node, state: .state}],
     summary: .status.sessionSummary}"#;
 

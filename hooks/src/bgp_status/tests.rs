@@ -8,6 +8,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// Peers with IPv4 addresses.
+fn peers(names: &[&str]) -> BTreeMap<String, Option<Family>> {
+    names.iter().map(|n| ((*n).to_owned(), Some(Family::V4))).collect()
+}
+
 fn nodes() -> Vec<Value> {
     vec![
         json!({"name": "front-0", "labels": {"role": "front"}, "ready": true}),
@@ -29,7 +34,7 @@ fn status_of(out: &Outcome, name: &str) -> Value {
 fn a_valid_configuration_lists_its_members() {
     let configuration = json!({"name": "rack-a", "generation": 2, "spec": {"mode": "BGP", "nodeSelector": {"role": "front"},
         "bgp": {"peerNames": ["tor"]}, "advertisements": [{"poolNames": ["public"]}]}});
-    let out = handle(&[configuration], &set(&["tor"]), &set(&["public"]), &nodes(), &[], &at());
+    let out = handle(&[configuration], &peers(&["tor"]), &set(&["public"]), &nodes(), &[], &at());
     let status = status_of(&out, "rack-a");
     assert_eq!(status["memberNodes"], json!(["front-0"]));
     assert_eq!(status["nodeSummary"], "front-0");
@@ -44,7 +49,7 @@ fn missing_peers_and_pools_are_a_false_condition_and_metrics() {
     let configuration = json!({"name": "broken", "spec": {"mode": "BGP",
         "bgp": {"peerNames": ["gone"]},
         "advertisements": [{"poolNames": ["lost"], "bgp": {"communities": ["99999:1"], "aggregationLength": 40}}]}});
-    let out = handle(&[configuration], &set(&[]), &set(&[]), &nodes(), &[], &at());
+    let out = handle(&[configuration], &peers(&[]), &set(&[]), &nodes(), &[], &at());
     let condition = &status_of(&out, "broken")["conditions"][0];
     assert_eq!(condition["status"], "False");
     assert_eq!(condition["reason"], "PeerNotFound");
@@ -77,7 +82,7 @@ fn an_unchanged_status_is_not_written_again() {
     let spec = json!({"mode": "BGP", "bgp": {"peerNames": ["tor"]}});
     let first = handle(
         &[json!({"name": "c", "spec": spec})],
-        &set(&["tor"]),
+        &peers(&["tor"]),
         &set(&[]),
         &nodes(),
         &[],
@@ -87,7 +92,7 @@ fn an_unchanged_status_is_not_written_again() {
     let later = Timestamp("2026-12-03T00:00:00Z".into());
     let again = handle(
         &[json!({"name": "c", "spec": spec, "status": status})],
-        &set(&["tor"]),
+        &peers(&["tor"]),
         &set(&[]),
         &nodes(),
         &[],
@@ -99,7 +104,7 @@ fn an_unchanged_status_is_not_written_again() {
     more.push(json!({"name": "worker-1", "labels": {}, "ready": true}));
     let changed = handle(
         &[json!({"name": "c", "spec": spec, "status": status})],
-        &set(&["tor"]),
+        &peers(&["tor"]),
         &set(&[]),
         &more,
         &[],
@@ -118,7 +123,7 @@ fn a_malformed_configuration_is_skipped_and_the_others_served() {
             json!({"spec": {}}),
             json!({"name": "good", "spec": {"mode": "BGP", "bgp": {"peerNames": ["tor"]}}}),
         ],
-        &set(&["tor"]),
+        &peers(&["tor"]),
         &set(&[]),
         &nodes(),
         &[],
@@ -167,7 +172,7 @@ fn selected_nodes_get_the_member_label_ready_or_not_excluded_never() {
         configuration("front", json!({"role": "front"})),
         configuration("edge", json!({"role": "edge"})),
     ];
-    let out = handle(&configurations, &set(&[]), &set(&[]), &nodes, &[], &at());
+    let out = handle(&configurations, &peers(&[]), &set(&[]), &nodes, &[], &at());
     assert_eq!(
         label_patches(&out),
         [
@@ -191,7 +196,7 @@ fn labels_are_written_only_when_they_differ() {
     ];
     let out = handle(
         &[configuration("front", json!({"role": "front"}))],
-        &set(&[]),
+        &peers(&[]),
         &set(&[]),
         &nodes,
         &[],
@@ -210,13 +215,13 @@ fn without_a_configuration_every_label_goes_and_nothing_bgp_renders() {
         json!({"name": "front-0", "labels": {"role": "front", labels::BGP_MEMBER: ""}, "ready": true}),
         json!({"name": "worker-0", "labels": {}, "ready": true}),
     ];
-    let out = handle(&[], &set(&[]), &set(&[]), &nodes, &[], &at());
+    let out = handle(&[], &peers(&[]), &set(&[]), &nodes, &[], &at());
     assert_eq!(label_patches(&out), [("front-0".to_owned(), None)]);
     assert!(!out.configurations_exist);
 
     // A configuration that cannot be read selects nothing and renders nothing.
     let broken = json!({"name": "broken", "spec": {"mode": "BGP", "nodeSelector": "front"}});
-    let out = handle(&[broken], &set(&[]), &set(&[]), &nodes, &[], &at());
+    let out = handle(&[broken], &peers(&[]), &set(&[]), &nodes, &[], &at());
     assert_eq!(label_patches(&out), [("front-0".to_owned(), None)]);
     assert!(!out.configurations_exist);
     assert_eq!(out.skipped.len(), 1);
@@ -228,7 +233,8 @@ fn an_empty_selector_selects_every_node_but_the_excluded() {
         json!({"name": "a", "labels": {}, "ready": true}),
         json!({"name": "b", "labels": {labels::EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS: "true"}, "ready": true}),
     ];
-    let out = handle(&[configuration("all", json!({}))], &set(&[]), &set(&[]), &nodes, &[], &at());
+    let out =
+        handle(&[configuration("all", json!({}))], &peers(&[]), &set(&[]), &nodes, &[], &at());
     assert_eq!(label_patches(&out), [("a".to_owned(), Some(String::new()))]);
 }
 
@@ -239,7 +245,7 @@ fn a_member_without_a_ready_bgp_speaker_is_a_series_once_speakers_exist() {
     let series = |speakers: &[Value]| -> Vec<String> {
         let out = handle(
             std::slice::from_ref(&configuration),
-            &set(&[]),
+            &peers(&[]),
             &set(&[]),
             &nodes(),
             speakers,

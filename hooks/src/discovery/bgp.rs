@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use addon::{KubeOperation, MetricOperation, ObjectRef, RawJson};
 use metallb_api::names::{api, labels, metrics};
-use metallb_planner::pool::Family;
 use metallb_planner::{
     AnnouncementDeletion, AnnouncementSpec, AnnouncementStatus, BgpInput, ChildAction, Condition,
     DesiredAnnouncement, ExistingAnnouncement, PoolInput, PoolStatusPlan,
@@ -89,15 +88,7 @@ pub(super) fn read(s: &BgpSnapshots, skipped: &mut Vec<Skipped>) -> BgpRead {
         .iter()
         .filter_map(|v| crate::bgp_status::read(v).map_err(|e| skipped.push(e)).ok())
         .collect();
-    let peers = s
-        .peers
-        .iter()
-        .filter_map(|v| {
-            let name = v.get("name")?.as_str()?.to_owned();
-            let address = v.get("address").and_then(Value::as_str);
-            Some((name, address.and_then(|a| a.trim().parse().ok()).map(Family::of_ip)))
-        })
-        .collect();
+    let peers = crate::types::peer_families(&s.peers);
     let status: BTreeMap<(String, String), &Value> = s
         .announcement_status
         .iter()
